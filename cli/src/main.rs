@@ -1,0 +1,109 @@
+//! The `trailguard` command line: the library, offline.
+//!
+//! Exit codes: 0 the command ran (findings or not); 1 `check-policy` found a grant the rules flag;
+//! 2 input or configuration could not be read (for `scan`, after scanning everything that could be read).
+
+mod check_policy;
+mod scan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use trailguard_core::{Config, Engine};
+
+/// trailguard: find dangerous IAM activity in CloudTrail records.
+#[derive(Parser)]
+#[command(name = "trailguard", version, about)]
+struct Cli {
+    /// Configuration file (JSON; see README). Defaults apply when absent.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scan CloudTrail records: files, directories (recursively), or `-` for standard input. Reads log files
+    /// (`{"Records": [...]}`, gzipped or not), EventBridge events, bare records and JSON lines of either.
+    Scan {
+        /// Where to read.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output: a readable summary, or one JSON finding per line.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Say what an IAM policy document grants; exit 1 when it grants what the rules flag.
+    CheckPolicy {
+        /// The policy document (JSON, possibly URL-encoded), or `-` for standard input.
+        file: PathBuf,
+        /// Whether it is an identity policy or a role trust policy (default: guessed from its statements).
+        #[arg(long, value_enum, default_value_t = PolicyKind::Auto)]
+        kind: PolicyKind,
+        /// The role's own account, for trust policies (principals in it are not outsiders).
+        #[arg(long, value_name = "ACCOUNT")]
+        account: Option<String>,
+    },
+    /// List the rules.
+    Rules,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Jsonl,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PolicyKind {
+    Auto,
+    Identity,
+    Trust,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trailguard: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Config::from_json(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    match cli.command {
+        Command::Scan { paths, format } => scan::run(&Engine::new(config), &paths, format),
+        Command::CheckPolicy { file, kind, account } => check_policy::run(&config, &file, kind, account.as_deref()),
+        Command::Rules => {
+            let engine = Engine::new(config);
+            for rule in trailguard_core::rules::registry() {
+                let state = if engine.rules().iter().any(|r| r.id() == rule.id()) { "" } else { " (off)" };
+                println!("{}{state}\n  {}\n  response: {}\n", rule.id(), rule.description(), rule.response());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads a file, or standard input for `-`.
+fn read_input(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+        Ok(bytes)
+    } else {
+        std::fs::read(path)
+    }
+}

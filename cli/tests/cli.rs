@@ -1,0 +1,164 @@
+//! The `trailguard` binary as a user runs it: arguments in, text and exit codes out.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn trailguard(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailguard"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const ADMIN_ATTACH: &str = r#"{"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLEID:agent-run-1",
+ "arn":"arn:aws:sts::123456789012:assumed-role/dev/agent-run-1","accountId":"123456789012","accessKeyId":"ASIAEXAMPLE",
+ "sessionContext":{"sessionIssuer":{"type":"Role","principalId":"AROAEXAMPLEID","arn":"arn:aws:iam::123456789012:role/dev","accountId":"123456789012","userName":"dev"}}},
+ "eventTime":"2026-11-27T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"AttachRolePolicy","awsRegion":"us-east-1",
+ "requestParameters":{"roleName":"dev","policyArn":"arn:aws:iam::aws:policy/AdministratorAccess"},"responseElements":null,
+ "eventID":"3a1b7c9e-0000-4000-8000-000000000001","recipientAccountId":"123456789012"}"#;
+
+#[test]
+fn scan_prints_jsonl_findings_from_stdin() {
+    let out = trailguard(&["scan", "--format", "jsonl", "-"], Some(ADMIN_ATTACH.replace('\n', "").as_bytes()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["rule"], "admin-policy-grant");
+    assert_eq!(lines[0]["severity"], "critical");
+    assert_eq!(lines[0]["actor"]["agent"]["signal"], "session_name");
+    assert_eq!(lines[0]["remediation"][0]["action"], "detach_managed_policy");
+    assert_eq!(lines[0]["remediation"][1]["action"], "revoke_session");
+}
+
+#[test]
+fn scan_of_the_fixture_tree_summarises_and_reports_counts() {
+    let out = trailguard(
+        &[
+            "--config",
+            fixtures().join("config.json").to_str().unwrap(),
+            "scan",
+            fixtures().join("events").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("[CRITICAL]"), "{stdout}");
+    assert!(stdout.contains("root-usage"));
+    assert!(text(&out.stderr).contains("0 unreadable file(s), 0 unreadable record(s)"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn scan_reports_unreadable_input_and_goes_on() {
+    let dir = std::env::temp_dir().join(format!("trailguard-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a-broken.json"), b"{\"Records\": [").unwrap();
+    std::fs::write(
+        dir.join("b-bad-record.json"),
+        br#"{"Records":[{"eventSource":"iam.amazonaws.com","eventName":7}]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("c-good.json"), ADMIN_ATTACH.as_bytes()).unwrap();
+    let out = trailguard(&["scan", "--format", "jsonl", dir.to_str().unwrap()], None);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("a-broken.json: input is not JSON"), "{stderr}");
+    assert!(stderr.contains("b-bad-record.json: record 0: `eventName`: invalid type: integer `7`"), "{stderr}");
+    assert!(stderr.contains("skipped 1 unreadable file(s), 1 unreadable record(s)"), "{stderr}");
+    assert_eq!(text(&out.stdout).lines().count(), 1, "the good file was still scanned");
+}
+
+#[test]
+fn missing_path_and_bad_config_fail_clearly() {
+    let out = trailguard(&["scan", "/nonexistent/trail.json"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("skipped /nonexistent/trail.json"));
+    let dir = std::env::temp_dir().join(format!("trailguard-cfg-{}.json", std::process::id()));
+    std::fs::write(&dir, br#"{"rules":{"root-usge":{}}}"#).unwrap();
+    let out = trailguard(&["--config", dir.to_str().unwrap(), "rules"], None);
+    std::fs::remove_file(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown rule `root-usge`"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_policy_exit_codes_follow_the_verdict() {
+    let cases: &[(&str, &str, i32, &str)] = &[
+        (
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+            "identity",
+            1,
+            "full administrator access",
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Action":"iam:Pass*","Resource":"*"}]}"#,
+            "identity",
+            1,
+            "iam:PassRole on any role",
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#,
+            "identity",
+            0,
+            "Nothing the rules flag",
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#,
+            "auto",
+            1,
+            "any AWS principal",
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+            "auto",
+            0,
+            "No outsider",
+        ),
+    ];
+    for (doc, kind, code, says) in cases {
+        let out = trailguard(&["check-policy", "--kind", kind, "-"], Some(doc.as_bytes()));
+        assert_eq!(out.status.code(), Some(*code), "{doc}: {}", text(&out.stdout));
+        assert!(text(&out.stdout).contains(says), "{doc}: {}", text(&out.stdout));
+    }
+    let out = trailguard(&["check-policy", "-"], Some(b"{\"Statement\":[{\"Effect\":\"Perhaps\",\"Action\":\"*\"}]}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("statement 0 has unknown `Effect` `Perhaps`"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn rules_lists_every_rule() {
+    let out = trailguard(&["rules"], None);
+    assert!(out.status.success());
+    for id in [
+        "root-usage",
+        "admin-policy-grant",
+        "wildcard-policy-grant",
+        "passrole-grant",
+        "trust-policy-grant",
+        "agent-sensitive-call",
+        "audit-tampering",
+        "guardrail-tampering",
+    ] {
+        assert!(text(&out.stdout).contains(id), "{id}");
+    }
+}

@@ -1,0 +1,36 @@
+//! The detector Lambda: an EventBridge event carrying a CloudTrail record in, findings out to SNS and the
+//! findings bus. `main` wires (environment: see `trailguard_core::aws::lambda::Settings`); the handler only
+//! translates between Lambda and the library.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use serde_json::Value;
+use trailguard_core::aws::lambda::{sdk_config, Settings};
+use trailguard_core::aws::Detector;
+use trailguard_core::Engine;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt().json().with_env_filter(filter()).without_time().init();
+    let settings = Settings::from_env()?;
+    let sdk = sdk_config().await;
+    let detector = Detector::new(
+        Engine::new(settings.config.clone()),
+        settings.accounts(&sdk, "trailguard-detect"),
+        settings.delivery(&sdk),
+    );
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(&detector, event))).await
+}
+
+async fn handle(detector: &Detector, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    match detector.handle(&event.payload.to_string()).await {
+        Ok(outcome) => Ok(serde_json::to_value(outcome)?),
+        Err(e) => {
+            tracing::error!(request_id = %event.context.request_id, error = %e, "event not handled");
+            Err(e.into())
+        }
+    }
+}
+
+fn filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+}

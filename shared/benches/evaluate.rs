@@ -1,0 +1,90 @@
+//! Per-event evaluation on a realistic mix, against plain JSON parsing of the same events.
+//!
+//! The mix is built from the fixture events under `tests/fixtures/events`: 95% harmless events (reads, KMS,
+//! S3, service activity), as real accounts produce, and 5% drawn from the rules' positives and near misses.
+//! `baseline/json-value` parses each event into `serde_json::Value`, the least any JSON tool does;
+//! `trailguard/evaluate` reads each event and runs every rule offline. Report the ratio of the two.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use trailguard_core::event::read_event;
+use trailguard_core::{Config, Engine};
+
+/// One-line JSON of every fixture event, split into harmless and the rest.
+fn fixture_events() -> (Vec<String>, Vec<String>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/events");
+    let (mut harmless, mut flagged) = (Vec::new(), Vec::new());
+    let mut groups: Vec<_> = std::fs::read_dir(&root).into_iter().flatten().flatten().map(|e| e.path()).collect();
+    groups.sort();
+    for group in groups {
+        let mut files: Vec<_> = std::fs::read_dir(&group).into_iter().flatten().flatten().map(|e| e.path()).collect();
+        files.sort();
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            // Log files hold several records; the bench wants one event per item.
+            let events = match value.get("Records").and_then(|r| r.as_array()) {
+                Some(records) => records.iter().map(|r| r.to_string()).collect(),
+                None => vec![value.to_string()],
+            };
+            if group.ends_with("harmless") {
+                harmless.extend(events);
+            } else {
+                flagged.extend(events);
+            }
+        }
+    }
+    (harmless, flagged)
+}
+
+fn mix() -> Vec<String> {
+    let (harmless, flagged) = fixture_events();
+    assert!(!harmless.is_empty() && !flagged.is_empty(), "fixtures missing");
+    (0..2000)
+        .map(
+            |i| {
+                if i % 20 == 0 {
+                    flagged[(i / 20) % flagged.len()].clone()
+                } else {
+                    harmless[i % harmless.len()].clone()
+                }
+            },
+        )
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let events = mix();
+    let bytes: usize = events.iter().map(String::len).sum();
+    let engine = Engine::new(Config::default());
+    let mut group = c.benchmark_group("mixed-2000-events");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("baseline/json-value", |b| {
+        b.iter(|| {
+            for event in &events {
+                black_box(serde_json::from_str::<serde_json::Value>(event).ok());
+            }
+        })
+    });
+    group.bench_function("trailguard/evaluate", |b| {
+        b.iter(|| {
+            let mut findings = 0;
+            for event in &events {
+                if let Ok(record) = read_event(event) {
+                    findings += engine.evaluate_offline(&record).findings.len();
+                }
+            }
+            black_box(findings)
+        })
+    });
+    group.finish();
+    eprintln!("mix: {} events, {} bytes", events.len(), bytes);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

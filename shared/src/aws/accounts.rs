@@ -1,0 +1,73 @@
+//! SDK configuration per account: the function's own credentials at home, an assumed member role elsewhere.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::SdkConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+/// Hands out an SDK configuration for any account of the organisation.
+///
+/// In the home account the function's own role is used. In any other account trailguard assumes the member
+/// role (`arn:aws:iam::<account>:role/<member role>`) with the external id; the provider caches and refreshes
+/// the credentials, and is itself cached for the life of the Lambda environment.
+pub struct Accounts {
+    base: SdkConfig,
+    home_account: String,
+    member_role: String,
+    external_id: Option<String>,
+    session_name: String,
+    assumed: Mutex<HashMap<String, SdkConfig>>,
+}
+
+impl Accounts {
+    /// `session_name` shows in the member account's CloudTrail as the session of trailguard's calls.
+    pub fn new(
+        base: SdkConfig,
+        home_account: &str,
+        member_role: &str,
+        external_id: Option<String>,
+        session_name: &str,
+    ) -> Accounts {
+        Accounts {
+            base,
+            home_account: home_account.to_owned(),
+            member_role: member_role.to_owned(),
+            external_id,
+            session_name: session_name.to_owned(),
+            assumed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The account the function runs in.
+    pub fn home_account(&self) -> &str {
+        &self.home_account
+    }
+
+    /// The home configuration.
+    pub fn base(&self) -> &SdkConfig {
+        &self.base
+    }
+
+    /// The configuration to act in `account` (the home one when the account is unknown or the home account).
+    pub async fn config_for(&self, account: &str) -> SdkConfig {
+        if account.is_empty() || account == self.home_account {
+            return self.base.clone();
+        }
+        if let Some(config) = self.assumed.lock().ok().and_then(|m| m.get(account).cloned()) {
+            return config;
+        }
+        let role_arn = format!("arn:aws:iam::{account}:role/{}", self.member_role);
+        let mut builder = AssumeRoleProvider::builder(role_arn).session_name(&self.session_name).configure(&self.base);
+        if let Some(id) = &self.external_id {
+            builder = builder.external_id(id);
+        }
+        let provider = builder.build().await;
+        let config = self.base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
+        if let Ok(mut map) = self.assumed.lock() {
+            map.insert(account.to_owned(), config.clone());
+        }
+        config
+    }
+}

@@ -1,0 +1,74 @@
+//! What both Lambdas read at start-up: logging, configuration and destinations, failing fast on mistakes.
+
+use aws_config::SdkConfig;
+
+use super::accounts::Accounts;
+use super::delivery::Delivery;
+use crate::config::Config;
+
+/// The settings a Lambda is started with, from its environment.
+///
+/// `TRAILGUARD_CONFIG` (JSON, optional), `HOME_ACCOUNT_ID`, `ALERT_TOPIC_ARN`, `FINDINGS_BUS_NAME` (required),
+/// `EXTERNAL_ID` (optional, for member accounts), `DRY_RUN` (`true` forces a dry run whatever the config says).
+pub struct Settings {
+    /// The configuration.
+    pub config: Config,
+    /// The account the function runs in.
+    pub home_account: String,
+    /// The alert topic.
+    pub topic_arn: String,
+    /// The findings bus.
+    pub bus_name: String,
+    /// The external id for member roles.
+    pub external_id: Option<String>,
+}
+
+impl Settings {
+    /// Reads the environment; an error names the variable.
+    pub fn from_env() -> Result<Settings, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let required = |name: &str| var(name).ok_or_else(|| format!("environment variable {name} is required"));
+        let mut config = match var("TRAILGUARD_CONFIG") {
+            Some(text) => Config::from_json(&text).map_err(|e| format!("TRAILGUARD_CONFIG: {e}"))?,
+            None => Config::default(),
+        };
+        if var("DRY_RUN").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            config.remediation.dry_run = true;
+        }
+        Ok(Settings {
+            config,
+            home_account: required("HOME_ACCOUNT_ID")?,
+            topic_arn: required("ALERT_TOPIC_ARN")?,
+            bus_name: required("FINDINGS_BUS_NAME")?,
+            external_id: var("EXTERNAL_ID"),
+        })
+    }
+
+    /// Account access for this function; `session_name` marks its calls in member accounts' CloudTrail.
+    pub fn accounts(&self, sdk: &SdkConfig, session_name: &str) -> Accounts {
+        Accounts::new(
+            sdk.clone(),
+            &self.home_account,
+            &self.config.remediation.member_role_name,
+            self.external_id.clone(),
+            session_name,
+        )
+    }
+
+    /// Delivery to the topic and bus.
+    pub fn delivery(&self, sdk: &SdkConfig) -> Delivery {
+        Delivery::new(
+            aws_sdk_sns::Client::new(sdk),
+            aws_sdk_eventbridge::Client::new(sdk),
+            &self.topic_arn,
+            &self.bus_name,
+        )
+    }
+}
+
+/// Loads the SDK configuration once, with retries on throttling and transient errors (standard mode,
+/// exponential backoff with jitter).
+pub async fn sdk_config() -> SdkConfig {
+    let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(5);
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry).load().await
+}

@@ -1,0 +1,336 @@
+//! The engine: from one record to its findings.
+//!
+//! Evaluation runs in two pure steps around an optional look-up, so that the library never calls AWS:
+//! 1. [`Engine::prepare`] reads the actor, picks the rules whose triggers match (most events match none and
+//!    stop here, at the cost of a hash look-up), and reads the grant or trust change the event makes.
+//! 2. [`Engine::needs`] lists what must be looked up in IAM (a customer managed policy's document, the actor
+//!    role's tags); the detector Lambda fetches them, the offline scanner does not.
+//! 3. [`Engine::evaluate`] runs the rules with whatever was resolved and turns verdicts into findings.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::change::{self, DocumentSource, Grant, TrustChange};
+use crate::config::{Config, Mode};
+use crate::event::{Actor, CloudTrailRecord};
+use crate::finding::{Evidence, Finding, Remediation, SCHEMA_VERSION};
+use crate::policy::{analyze, analyze_trust, managed, PolicyDocument};
+use crate::rules::{registry, Context, GrantView, Name, Rule, Trigger, TrustView};
+
+/// Something the rules need from IAM for one event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Need {
+    /// A managed policy's document: the given version, or the default version.
+    Policy {
+        /// The account to ask in.
+        account: String,
+        /// The policy.
+        arn: String,
+        /// The version, or `None` for the default.
+        version: Option<String>,
+    },
+    /// The tags of the role that issued the actor's session.
+    RoleTags {
+        /// The role's account.
+        account: String,
+        /// The role's name.
+        role_name: String,
+    },
+}
+
+/// The answers to [`Need`]s. What is missing counts as "not available", never as harmless.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resolved {
+    /// Policy documents by `(arn, version)`: the document text, or why it could not be read.
+    pub policies: HashMap<(String, Option<String>), Result<String, String>>,
+    /// The actor role's tags, or why they could not be read.
+    pub role_tags: Option<Result<Vec<(String, String)>, String>>,
+}
+
+/// A record the engine has read and found worth evaluating.
+#[derive(Debug)]
+pub struct Prepared<'r> {
+    /// The record.
+    pub record: &'r CloudTrailRecord,
+    /// The actor, before agent recognition.
+    pub actor: Actor,
+    rules: Vec<usize>,
+    params: Option<Value>,
+    grant: Option<Grant>,
+    trust: Option<TrustChange>,
+}
+
+/// The result of evaluating one record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evaluation {
+    /// The findings, in rule order.
+    pub findings: Vec<Finding>,
+    /// Things a person should know that are not findings (a policy that could not be read, unknown actions).
+    pub warnings: Vec<String>,
+}
+
+/// Where each trigger points, so that picking the rules for an event is a hash look-up.
+#[derive(Default)]
+struct TriggerIndex {
+    exact: HashMap<(Option<String>, String), Vec<usize>>,
+    prefixes: Vec<(Option<String>, String, usize)>,
+    root: Vec<usize>,
+}
+
+/// The rules with their configuration.
+pub struct Engine {
+    config: Config,
+    rules: Vec<&'static dyn Rule>,
+    index: TriggerIndex,
+}
+
+impl Engine {
+    /// An engine with every rule that the configuration does not switch off.
+    pub fn new(config: Config) -> Engine {
+        let rules: Vec<&'static dyn Rule> =
+            registry().into_iter().filter(|r| config.rule(r.id()).mode != Some(Mode::Off)).collect();
+        let mut index = TriggerIndex::default();
+        for (i, rule) in rules.iter().enumerate() {
+            for trigger in rule.triggers(&config) {
+                match trigger {
+                    Trigger::RootActor => index.root.push(i),
+                    Trigger::Calls { source, names, .. } => {
+                        for name in names {
+                            match name {
+                                Name::Exact(n) => index.exact.entry((source.clone(), n)).or_default().push(i),
+                                Name::Prefix(p) => index.prefixes.push((source.clone(), p, i)),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Engine { config, rules, index }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &[&'static dyn Rule] {
+        &self.rules
+    }
+
+    /// Reads what the rules need from a record, or `None` when no rule applies (the common, cheap case):
+    /// no rule is triggered, AWS itself acted, or trailguard's own role made the call.
+    pub fn prepare<'r>(&self, record: &'r CloudTrailRecord) -> Option<Prepared<'r>> {
+        let mut rules = self.triggered(record);
+        if rules.is_empty() {
+            return None;
+        }
+        let actor = Actor::from_record(record);
+        if actor.aws_service || self.config.is_own_actor(&actor) {
+            return None;
+        }
+        rules.sort_unstable();
+        rules.dedup();
+        let params = record.params();
+        let (grant, trust) = match (&params, record.event_source.as_str()) {
+            (Some(p), "iam.amazonaws.com") => (
+                change::grant(&record.event_name, p, record.response().as_ref()),
+                change::trust_change(&record.event_name, p),
+            ),
+            _ => (None, None),
+        };
+        Some(Prepared { record, actor, rules, params, grant, trust })
+    }
+
+    fn triggered(&self, record: &CloudTrailRecord) -> Vec<usize> {
+        let mut hits = Vec::new();
+        let name = &record.event_name;
+        for key in [(Some(record.event_source.clone()), name.clone()), (None, name.clone())] {
+            if let Some(rules) = self.index.exact.get(&key) {
+                hits.extend(rules);
+            }
+        }
+        for (source, prefix, rule) in &self.index.prefixes {
+            if source.as_deref().is_none_or(|s| s == record.event_source) && name.starts_with(prefix.as_str()) {
+                hits.push(*rule);
+            }
+        }
+        if !self.index.root.is_empty() && record.identity().kind.as_deref() == Some("Root") {
+            hits.extend(&self.index.root);
+        }
+        hits
+    }
+
+    /// What must be looked up in IAM before [`Engine::evaluate`] can judge the event fully.
+    pub fn needs(&self, prepared: &Prepared) -> Vec<Need> {
+        let mut needs = Vec::new();
+        if let Some(Grant { source: DocumentSource::Managed { arn, version }, .. }) = &prepared.grant {
+            if managed::summary(arn).is_none() {
+                let account = prepared.record.account().unwrap_or_default().to_owned();
+                needs.push(Need::Policy { account, arn: arn.clone(), version: version.clone() });
+            }
+        }
+        let actor = &prepared.actor;
+        let mut recognised = actor.clone();
+        recognised.agent = self.config.agents.recognise(actor, None);
+        if self.config.agents.needs_role_tags(&recognised) {
+            if let (Some(role_name), Some(account)) = (&actor.role_name, &actor.account) {
+                needs.push(Need::RoleTags { account: account.clone(), role_name: role_name.clone() });
+            }
+        }
+        needs
+    }
+
+    /// Runs the triggered rules. Anything in `resolved` is used; anything missing is reported as unavailable.
+    pub fn evaluate(&self, prepared: &Prepared, resolved: &Resolved) -> Evaluation {
+        let record = prepared.record;
+        let mut actor = prepared.actor.clone();
+        let tags = resolved.role_tags.as_ref().and_then(|t| t.as_ref().ok());
+        actor.agent = self.config.agents.recognise(&actor, tags.map(Vec::as_slice));
+        let mut warnings = Vec::new();
+        if let Some(Err(e)) = &resolved.role_tags {
+            warnings.push(format!("role tags could not be read, agent recognition used other signals only: {e}"));
+        }
+        let grant = prepared.grant.as_ref().map(|g| self.view_grant(g, resolved));
+        if let Some(view) = &grant {
+            if let Some(reason) = &view.unavailable {
+                warnings.push(format!("{}: {reason}", view.subject()));
+            }
+            if let Some(g) = view.grants.as_ref().filter(|g| !g.unknown_actions.is_empty()) {
+                warnings.push(format!("unknown actions in {}: {}", view.subject(), g.unknown_actions.join(", ")));
+            }
+        }
+        let trust = prepared.trust.as_ref().map(|change| TrustView {
+            change: change.clone(),
+            issues: match &change.document {
+                Ok(doc) => Ok(analyze_trust(doc, record.account(), &self.config.trusted_accounts)),
+                Err(e) => Err(e.to_string()),
+            },
+        });
+        if let Some(TrustView { issues: Err(e), change }) = &trust {
+            warnings.push(format!("trust policy of role {} could not be read: {e}", change.role_name));
+        }
+        let ctx = Context {
+            record,
+            actor: &actor,
+            params: prepared.params.as_ref(),
+            grant: grant.as_ref(),
+            trust: trust.as_ref(),
+            config: &self.config,
+        };
+        let account = record.account();
+        let mut verdicts = Vec::new();
+        for &i in &prepared.rules {
+            let Some(rule) = self.rules.get(i) else { continue };
+            if self.config.allows(rule.id(), &actor, account) {
+                continue;
+            }
+            verdicts.extend(rule.evaluate(&ctx).into_iter().map(|v| (*rule, v)));
+        }
+        if verdicts.iter().any(|(r, _)| !r.yields_to_others()) {
+            verdicts.retain(|(r, _)| !r.yields_to_others());
+        }
+        let findings =
+            verdicts.into_iter().map(|(rule, verdict)| self.finding(record, &actor, rule, verdict)).collect();
+        Evaluation { findings, warnings }
+    }
+
+    /// Prepares and evaluates with nothing looked up: what the offline scanner sees.
+    pub fn evaluate_offline(&self, record: &CloudTrailRecord) -> Evaluation {
+        match self.prepare(record) {
+            Some(prepared) => self.evaluate(&prepared, &Resolved::default()),
+            None => Evaluation::default(),
+        }
+    }
+
+    fn view_grant(&self, grant: &Grant, resolved: &Resolved) -> GrantView {
+        let (parsed, raw, unavailable) = match &grant.source {
+            DocumentSource::Request(Ok(doc), raw) => (Some(doc.clone()), Some(raw.clone()), None),
+            DocumentSource::Request(Err(e), raw) => {
+                (None, Some(raw.clone()), Some(format!("document could not be read: {e}")))
+            }
+            DocumentSource::Managed { arn, version } => {
+                let text = managed::summary(arn)
+                    .map(|s| Ok(s.to_owned()))
+                    .or_else(|| resolved.policies.get(&(arn.clone(), version.clone())).cloned());
+                match text {
+                    Some(Ok(text)) => match crate::policy::document::decode_json_text(&text) {
+                        Ok(json) => match PolicyDocument::from_value(&json) {
+                            Ok(doc) => (Some(doc), Some(json), None),
+                            Err(e) => (None, Some(json), Some(format!("document could not be read: {e}"))),
+                        },
+                        Err(e) => (None, None, Some(format!("document could not be read: {e}"))),
+                    },
+                    Some(Err(e)) => (None, None, Some(format!("document not available: {e}"))),
+                    None => (None, None, Some("document not available (not looked up)".to_owned())),
+                }
+            }
+            DocumentSource::None => (None, None, None),
+        };
+        GrantView { grant: grant.clone(), grants: parsed.as_ref().map(analyze), document: parsed, raw, unavailable }
+    }
+
+    fn finding(
+        &self,
+        record: &CloudTrailRecord,
+        actor: &Actor,
+        rule: &dyn Rule,
+        verdict: crate::rules::Verdict,
+    ) -> Finding {
+        let attempt = record.failed();
+        let mut remediation = verdict.remediation;
+        let mut title = verdict.title;
+        let mut severity = verdict.severity;
+        if attempt {
+            // A failed call changed nothing: there is nothing to undo, only an actor to stop.
+            remediation
+                .retain(|r| matches!(r, Remediation::RevokeSession { .. } | Remediation::DeactivateAccessKey { .. }));
+            severity = severity.lowered();
+            title = format!("Attempt: {title}");
+        }
+        Finding {
+            schema_version: SCHEMA_VERSION,
+            id: finding_id(record, rule.id(), &verdict.target),
+            rule: rule.id().to_owned(),
+            severity,
+            title,
+            description: rule.description().to_owned(),
+            attempt,
+            account: record.account().map(str::to_owned),
+            region: record.aws_region.clone(),
+            time: record.event_time.clone(),
+            event_id: record.event_id.clone(),
+            event_source: record.event_source.clone(),
+            event_name: record.event_name.clone(),
+            error_code: record.error_code.clone(),
+            actor: actor.clone(),
+            target: verdict.target,
+            evidence: Evidence { notes: verdict.notes, statements: verdict.statements, document: verdict.document },
+            remediation,
+        }
+    }
+}
+
+/// Same event, rule and target: same id. Without an event id, the event's own fields stand in for it.
+fn finding_id(record: &CloudTrailRecord, rule: &str, target: &crate::finding::Target) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        rule,
+        record.event_id.as_deref().unwrap_or_default(),
+        record.event_time.as_deref().unwrap_or_default(),
+        &record.event_source,
+        &record.event_name,
+        record.identity().arn.as_deref().unwrap_or_default(),
+        record.request_parameters.as_ref().map(|r| r.get()).unwrap_or_default(),
+        &target.kind,
+        target.name.as_deref().unwrap_or_default(),
+        target.policy_arn.as_deref().unwrap_or_default(),
+        target.policy_name.as_deref().unwrap_or_default(),
+    ] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}

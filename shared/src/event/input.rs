@@ -1,0 +1,160 @@
+//! Reading records out of whatever carries them.
+//!
+//! trailguard meets CloudTrail records in four wrappings: an EventBridge event (the record under `detail`), a
+//! bare record, a CloudTrail log file (`{"Records": [...]}`, usually gzipped), and JSON lines of either of the
+//! first two. Each record is parsed on its own, so one bad record is reported with its position and the rest
+//! are still read.
+
+use std::io::Read;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::error::{InputError, RecordError};
+use super::record::CloudTrailRecord;
+
+/// A record, or why the record at that place could not be read.
+pub type RecordResult = Result<CloudTrailRecord, RecordError>;
+
+/// Just enough of a JSON object to tell the wrappings apart.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "Records", borrow, default)]
+    records: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    detail: Option<&'a RawValue>,
+    #[serde(rename = "detail-type", default)]
+    detail_type: Option<&'a RawValue>,
+}
+
+/// Reads every record in `bytes`, which may be gzipped. Fails only when the input as a whole is unreadable
+/// (bad gzip, not JSON at all); a bad record inside good input comes back as an `Err` item.
+pub fn read_records(bytes: &[u8]) -> Result<Vec<RecordResult>, InputError> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text).map_err(|e| InputError::Gzip(e.to_string()))?;
+        return read_plain(&text);
+    }
+    read_plain(bytes)
+}
+
+fn read_plain(bytes: &[u8]) -> Result<Vec<RecordResult>, InputError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| InputError::Utf8 { offset: e.valid_up_to() })?;
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() {
+        return Ok(Vec::new());
+    }
+    match serde_json::from_str::<Probe>(trimmed) {
+        Ok(probe) => Ok(unwrap_document(probe, trimmed, 0)),
+        Err(e) if e.is_syntax() && e.line() > 1 => Ok(read_lines(trimmed)),
+        Err(e) if e.is_data() && trimmed.starts_with('{') => Ok(vec![Err(RecordError::new(None, e.to_string()))]),
+        Err(e) => Err(InputError::Json(e.to_string())),
+    }
+}
+
+/// JSON lines: one record or event per line; blank lines are skipped.
+fn read_lines(text: &str) -> Vec<RecordResult> {
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Probe>(line) {
+            Ok(probe) => out.extend(unwrap_document(probe, line, number + 1)),
+            Err(e) => out.push(Err(RecordError::new(Some(number + 1), e.to_string()))),
+        }
+    }
+    out
+}
+
+fn unwrap_document(probe: Probe, whole: &str, line: usize) -> Vec<RecordResult> {
+    let at = (line > 0).then_some(line);
+    if let Some(records) = probe.records {
+        return records
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| parse_record(raw.get()).map_err(|e| e.at_record(at, i)))
+            .collect();
+    }
+    if let (Some(detail), Some(_)) = (probe.detail, probe.detail_type) {
+        return vec![parse_record(detail.get()).map_err(|e| e.in_detail(at))];
+    }
+    vec![parse_record(whole).map_err(|e| e.at_line(at))]
+}
+
+/// Parses one record; a wrong type names the field's path (`userIdentity.type`).
+pub fn parse_record(json: &str) -> Result<CloudTrailRecord, RecordError> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let path = (path != ".").then_some(path);
+        RecordError { line: None, record: None, in_detail: false, field: path, message }
+    })
+}
+
+/// Reads one EventBridge event (as the detector Lambda receives it) or a bare record.
+pub fn read_event(json: &str) -> Result<CloudTrailRecord, RecordError> {
+    let probe: Probe = serde_json::from_str(json).map_err(|e| RecordError::new(None, e.to_string()))?;
+    match (probe.detail, probe.detail_type) {
+        (Some(detail), Some(_)) => parse_record(detail.get()).map_err(|e| e.in_detail(None)),
+        _ => parse_record(json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const RECORD: &str = r#"{"eventVersion":"1.08","userIdentity":{"type":"Root","arn":"arn:aws:iam::123456789012:root"},
+        "eventSource":"signin.amazonaws.com","eventName":"ConsoleLogin","awsRegion":"us-east-1","unknownField":[1,2]}"#;
+
+    #[test]
+    fn every_wrapping_is_read() {
+        let event =
+            format!(r#"{{"version":"0","detail-type":"AWS Console Sign In via CloudTrail","detail":{RECORD}}}"#);
+        let log = format!(r#"{{"Records":[{RECORD},{RECORD}]}}"#);
+        let lines = format!("{}\n\n{}\n", RECORD.replace('\n', ""), event.replace('\n', ""));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(log.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        for (input, count) in
+            [(RECORD.as_bytes(), 1), (event.as_bytes(), 1), (log.as_bytes(), 2), (lines.as_bytes(), 2), (&gz[..], 2)]
+        {
+            let records = read_records(input).unwrap();
+            assert_eq!(records.len(), count);
+            for r in records {
+                assert_eq!(r.unwrap().event_name, "ConsoleLogin");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let bad = r#"{"eventSource":"iam.amazonaws.com","eventName":"GetUser","userIdentity":{"type":5}}"#;
+        let err = parse_record(bad).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("userIdentity.type"));
+        assert!(err.to_string().starts_with("`userIdentity.type`: invalid type: integer `5`"), "{err}");
+        let missing = parse_record(r#"{"eventSource":"iam.amazonaws.com"}"#).unwrap_err();
+        assert!(missing.to_string().contains("missing field `eventName`"), "{missing}");
+    }
+
+    #[test]
+    fn one_bad_record_does_not_hide_the_others() {
+        let log = format!(r#"{{"Records":[{RECORD},{{"eventName":3}},{RECORD}]}}"#);
+        let records = read_records(log.as_bytes()).unwrap();
+        assert_eq!(records.iter().filter(|r| r.is_ok()).count(), 2);
+        let err = records[1].as_ref().unwrap_err();
+        assert_eq!(err.record, Some(1));
+    }
+
+    #[test]
+    fn unreadable_input_is_an_error() {
+        assert!(matches!(read_records(b"\x1f\x8b\x08garbage"), Err(InputError::Gzip(_))));
+        assert!(matches!(read_records(b"\xff\xfe"), Err(InputError::Utf8 { .. })));
+        assert!(matches!(read_records(b"[1,2"), Err(InputError::Json(_))));
+        assert!(read_records(b"  ").unwrap().is_empty());
+    }
+}

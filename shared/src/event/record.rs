@@ -1,0 +1,221 @@
+//! The CloudTrail record, as CloudTrail writes it.
+//!
+//! Only the fields trailguard reads are typed; every other field is ignored. Almost everything is optional,
+//! because CloudTrail leaves fields out (no `sessionContext` for long-term keys, no `errorCode` on success, no
+//! `userIdentity.arn` for some AWS services). `requestParameters` and `responseElements` are kept as raw JSON and
+//! read only when a rule needs them, since most events never need them.
+//! Field reference: <https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html>.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// One CloudTrail event record.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudTrailRecord {
+    /// Who made the call; absent only in malformed or very unusual records.
+    #[serde(default)]
+    pub user_identity: Option<UserIdentity>,
+    /// When the call completed, in UTC (`2026-11-27T10:00:00Z`).
+    #[serde(default)]
+    pub event_time: Option<String>,
+    /// The service endpoint, such as `iam.amazonaws.com`.
+    pub event_source: String,
+    /// The API action, such as `AttachRolePolicy`.
+    pub event_name: String,
+    /// The region the call was made to (IAM, STS global endpoint and sign-in record `us-east-1`).
+    #[serde(default)]
+    pub aws_region: Option<String>,
+    /// The caller's address, or the service name when an AWS service called.
+    #[serde(default)]
+    pub source_ip_address: Option<String>,
+    /// The caller's user agent.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Present when the call failed: the call changed nothing.
+    #[serde(default)]
+    pub error_code: Option<String>,
+    /// The error's message, when there is one.
+    #[serde(default)]
+    pub error_message: Option<String>,
+    /// The request's parameters, raw.
+    #[serde(default)]
+    pub request_parameters: Option<Box<RawValue>>,
+    /// The response's elements, raw.
+    #[serde(default)]
+    pub response_elements: Option<Box<RawValue>>,
+    /// Extra data some events carry (console sign-in: `MFAUsed`, `LoginTo`).
+    #[serde(default)]
+    pub additional_event_data: Option<Box<RawValue>>,
+    /// CloudTrail's id for the event; the same event delivered twice has the same id.
+    #[serde(default, rename = "eventID")]
+    pub event_id: Option<String>,
+    /// `AwsApiCall`, `AwsServiceEvent`, `AwsConsoleAction`, `AwsConsoleSignIn`, ...
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// Whether the call only read.
+    #[serde(default, deserialize_with = "loose_bool")]
+    pub read_only: Option<bool>,
+    /// The account that received the event.
+    #[serde(default)]
+    pub recipient_account_id: Option<String>,
+}
+
+/// The `userIdentity` block.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity {
+    /// `Root`, `IAMUser`, `AssumedRole`, `FederatedUser`, `AWSService`, `AWSAccount`, `IdentityCenterUser`, ...
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// For an assumed role, `<role id>:<session name>`: the value IAM compares with `aws:userid`.
+    #[serde(default)]
+    pub principal_id: Option<String>,
+    /// The principal's ARN.
+    #[serde(default)]
+    pub arn: Option<String>,
+    /// The principal's account.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// The access key used to sign the call.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// For IAM users and root sign-ins, the name.
+    #[serde(default)]
+    pub user_name: Option<String>,
+    /// The AWS service that made the call on the principal's behalf, such as `cloudformation.amazonaws.com`.
+    #[serde(default)]
+    pub invoked_by: Option<String>,
+    /// Temporary-credential details.
+    #[serde(default)]
+    pub session_context: Option<SessionContext>,
+}
+
+/// The `userIdentity.sessionContext` block.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContext {
+    /// The role or user that issued the session.
+    #[serde(default)]
+    pub session_issuer: Option<SessionIssuer>,
+    /// Creation time and MFA.
+    #[serde(default)]
+    pub attributes: Option<SessionAttributes>,
+    /// Set by the first `AssumeRole` of a chain; survives chaining and cannot be changed by the session.
+    #[serde(default)]
+    pub source_identity: Option<String>,
+}
+
+/// The `sessionContext.sessionIssuer` block.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIssuer {
+    /// `Role`, `IAMUser` or `Root`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The role's unique id (`AROA...`).
+    #[serde(default)]
+    pub principal_id: Option<String>,
+    /// The issuing role's ARN, with its path.
+    #[serde(default)]
+    pub arn: Option<String>,
+    /// The issuing role's account.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// The issuing role's name.
+    #[serde(default)]
+    pub user_name: Option<String>,
+}
+
+/// The `sessionContext.attributes` block.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionAttributes {
+    /// When the session's credentials were issued.
+    #[serde(default)]
+    pub creation_date: Option<String>,
+    /// Whether the session was created with MFA (CloudTrail writes `"true"` / `"false"` as strings).
+    #[serde(default, deserialize_with = "loose_bool")]
+    pub mfa_authenticated: Option<bool>,
+}
+
+impl CloudTrailRecord {
+    /// The identity block, or an empty one.
+    pub fn identity(&self) -> &UserIdentity {
+        static EMPTY: UserIdentity = UserIdentity {
+            kind: None,
+            principal_id: None,
+            arn: None,
+            account_id: None,
+            access_key_id: None,
+            user_name: None,
+            invoked_by: None,
+            session_context: None,
+        };
+        self.user_identity.as_ref().unwrap_or(&EMPTY)
+    }
+
+    /// The account the event belongs to: the recipient account, else the caller's.
+    pub fn account(&self) -> Option<&str> {
+        self.recipient_account_id.as_deref().or(self.identity().account_id.as_deref())
+    }
+
+    /// Whether the call failed. API calls carry `errorCode`; console sign-ins record
+    /// `responseElements.ConsoleLogin = "Failure"` instead.
+    pub fn failed(&self) -> bool {
+        self.error_code.is_some()
+            || (self.event_name == "ConsoleLogin"
+                && self.response().and_then(|r| r.get("ConsoleLogin").cloned()) == Some(Value::from("Failure")))
+    }
+
+    /// Whether AWS itself generated the event (not a call by a principal).
+    pub fn is_aws_service_event(&self) -> bool {
+        self.event_type.as_deref() == Some("AwsServiceEvent")
+    }
+
+    /// `requestParameters`, parsed; `None` when absent, null or not JSON.
+    pub fn params(&self) -> Option<Value> {
+        parse_raw(self.request_parameters.as_deref())
+    }
+
+    /// `responseElements`, parsed.
+    pub fn response(&self) -> Option<Value> {
+        parse_raw(self.response_elements.as_deref())
+    }
+
+    /// `additionalEventData`, parsed.
+    pub fn additional_data(&self) -> Option<Value> {
+        parse_raw(self.additional_event_data.as_deref())
+    }
+
+    /// `service:EventName`, where the service is the first label of `eventSource` (`iam:AttachRolePolicy`).
+    pub fn action(&self) -> String {
+        let service = self.event_source.split('.').next().unwrap_or_default();
+        format!("{service}:{}", self.event_name)
+    }
+}
+
+fn parse_raw(raw: Option<&RawValue>) -> Option<Value> {
+    let value: Value = serde_json::from_str(raw?.get()).ok()?;
+    (!value.is_null()).then_some(value)
+}
+
+/// CloudTrail writes some booleans as strings (`"mfaAuthenticated": "false"`); accept both spellings.
+fn loose_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Loose {
+        Bool(bool),
+        Text(String),
+    }
+    match Option::<Loose>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Loose::Bool(b)) => Ok(Some(b)),
+        Some(Loose::Text(t)) => match t.to_ascii_lowercase().as_str() {
+            "true" | "yes" => Ok(Some(true)),
+            "false" | "no" => Ok(Some(false)),
+            _ => Err(serde::de::Error::custom(format!("expected a boolean, found `{t}`"))),
+        },
+    }
+}

@@ -1,0 +1,23 @@
+//! trailguard's library: everything the Lambdas and the command line share.
+//!
+//! A CloudTrail record goes in ([`event`]); the [`engine`] picks the [`rules`] it triggers, reads the policy
+//! change it makes ([`change`]), has the [`policy`] analyzer say what the policy grants, and turns the rules'
+//! verdicts into [`finding`]s. **Invariant:** nothing here calls AWS, reads the environment or the clock; look-ups
+//! are declared by [`engine::Engine::needs`] and answered by the caller.
+#![warn(missing_docs)]
+
+#[cfg(feature = "aws")]
+pub mod aws;
+pub mod change;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod finding;
+pub mod policy;
+pub mod remediation;
+pub mod rules;
+pub mod wildcard;
+
+pub use config::Config;
+pub use engine::{Engine, Evaluation, Need, Resolved};
+pub use finding::{Finding, Severity};

@@ -1,0 +1,10 @@
+//! Remediation: from a finding's suggested steps to a plan (pure), and from a plan to IAM calls.
+
+pub mod execute;
+pub mod plan;
+pub mod report;
+pub mod revocation;
+
+pub use execute::{execute, IamActions, IamError, IamErrorKind, Status, StepOutcome};
+pub use plan::{plan, Decision, Plan};
+pub use report::Report;

@@ -1,0 +1,220 @@
+//! The rules: one file each, one small trait, one registry.
+//!
+//! **Invariant:** a rule is pure and deterministic. It reads the [`Context`] the engine prepared (record, actor,
+//! parsed parameters, the policy a grant applies with its analysis) and returns zero or more [`Verdict`]s. It
+//! never calls AWS, reads the clock or the environment; look-ups are declared by the engine and their answers
+//! arrive in the context. The engine turns verdicts into findings (stable id, actor, time, attempt handling).
+
+mod admin_policy_grant;
+mod agent_sensitive_call;
+mod audit_tampering;
+mod grant_view;
+mod guardrail_tampering;
+mod passrole_grant;
+mod root_usage;
+mod trust_policy_grant;
+mod wildcard_policy_grant;
+
+use serde_json::Value;
+
+pub use grant_view::{GrantView, TrustView};
+
+use crate::config::Config;
+use crate::event::{Actor, CloudTrailRecord};
+use crate::finding::{Remediation, Severity, Target};
+
+/// A detection rule.
+///
+/// Every rule: has a stable kebab-case id (used in configuration, findings and alerts); declares the events it
+/// needs, so that the engine skips it for every other event and the infrastructure can derive EventBridge
+/// patterns; is pure; returns verdicts, not errors (an unreadable policy is a note in a verdict or nothing).
+pub trait Rule: Send + Sync {
+    /// The stable id, such as `root-usage`.
+    fn id(&self) -> &'static str;
+    /// What the rule catches and why it matters, one or two sentences.
+    fn description(&self) -> &'static str;
+    /// What the rule suggests doing about its findings, in one sentence.
+    fn response(&self) -> &'static str;
+    /// The events the rule needs. An event matching none of them never reaches [`Rule::evaluate`].
+    fn triggers(&self, config: &Config) -> Vec<Trigger>;
+    /// Judges one event.
+    fn evaluate(&self, ctx: &Context<'_>) -> Vec<Verdict>;
+    /// Whether the rule's findings are dropped when another rule flagged the same event (a general rule
+    /// that a specific one supersedes, so one event pages once).
+    fn yields_to_others(&self) -> bool {
+        false
+    }
+}
+
+/// Which events a rule needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// Calls to one event source (`None`: any source) whose names match.
+    Calls {
+        /// `eventSource`, such as `iam.amazonaws.com`.
+        source: Option<String>,
+        /// Event names.
+        names: Vec<Name>,
+        /// Whether some of the calls are read-only (their EventBridge rule must receive read events).
+        read_only: bool,
+    },
+    /// Any event whose `userIdentity.type` is `Root`.
+    RootActor,
+}
+
+/// An event name, exactly or by prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Name {
+    /// Exactly this name.
+    Exact(String),
+    /// Any name starting with this (Lambda's event names carry API version suffixes).
+    Prefix(String),
+}
+
+impl Trigger {
+    /// Calls to `source` with exactly these names.
+    pub fn exact(source: &str, names: &[&str]) -> Trigger {
+        Trigger::Calls {
+            source: Some(source.to_owned()),
+            names: names.iter().map(|n| Name::Exact((*n).to_owned())).collect(),
+            read_only: false,
+        }
+    }
+
+    /// Calls to `source` (or any source) whose names start with one of `prefixes`.
+    pub fn prefixed(source: Option<&str>, prefixes: &[&str]) -> Trigger {
+        Trigger::Calls {
+            source: source.map(str::to_owned),
+            names: prefixes.iter().map(|n| Name::Prefix((*n).to_owned())).collect(),
+            read_only: false,
+        }
+    }
+
+    /// Marks the trigger as including read-only calls.
+    pub fn reading(mut self) -> Trigger {
+        if let Trigger::Calls { read_only, .. } = &mut self {
+            *read_only = true;
+        }
+        self
+    }
+
+    /// Whether a record matches.
+    pub fn matches(&self, record: &CloudTrailRecord) -> bool {
+        match self {
+            Trigger::RootActor => record.identity().kind.as_deref() == Some("Root"),
+            Trigger::Calls { source, names, .. } => {
+                source.as_deref().is_none_or(|s| s == record.event_source)
+                    && names.iter().any(|n| match n {
+                        Name::Exact(name) => *name == record.event_name,
+                        Name::Prefix(prefix) => record.event_name.starts_with(prefix.as_str()),
+                    })
+            }
+        }
+    }
+}
+
+/// What a rule sees of one event.
+pub struct Context<'a> {
+    /// The record.
+    pub record: &'a CloudTrailRecord,
+    /// The actor, with agent recognition done.
+    pub actor: &'a Actor,
+    /// `requestParameters`, parsed once.
+    pub params: Option<&'a Value>,
+    /// The permissions grant the event makes, with its document and analysis, if it makes one.
+    pub grant: Option<&'a GrantView>,
+    /// The trust policy the event writes, with its analysis, if it writes one.
+    pub trust: Option<&'a TrustView>,
+    /// The configuration.
+    pub config: &'a Config,
+}
+
+impl Context<'_> {
+    /// A string request parameter.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params.and_then(|p| p.get(key)).and_then(Value::as_str)
+    }
+
+    /// The account the event belongs to.
+    pub fn account(&self) -> String {
+        self.record.account().unwrap_or_default().to_owned()
+    }
+
+    /// Steps that stop the actor from going on: revoke its session, or deactivate its long-term key. Empty for
+    /// root (alert only), AWS services and identities trailguard cannot act on.
+    pub fn contain_actor(&self) -> Vec<Remediation> {
+        let actor = self.actor;
+        let account = actor.account.clone().unwrap_or_else(|| self.account());
+        match actor.kind.as_str() {
+            "AssumedRole" => actor
+                .role_name
+                .clone()
+                .map(|role_name| Remediation::RevokeSession {
+                    account,
+                    role_name,
+                    user_id: actor.principal_id.clone(),
+                    source_identity: actor.source_identity.clone(),
+                })
+                .into_iter()
+                .collect(),
+            "IAMUser" => match (&actor.user_name, &actor.access_key_id) {
+                // Only long-term keys (AKIA...) can be deactivated; ASIA... keys are sessions of the console.
+                (Some(user_name), Some(key)) if key.starts_with("AKIA") => vec![Remediation::DeactivateAccessKey {
+                    account,
+                    user_name: user_name.clone(),
+                    access_key_id: key.clone(),
+                }],
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A rule's judgement of one event; the engine makes it a finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// How urgent, for a call that succeeded (the engine lowers it for an attempt).
+    pub severity: Severity,
+    /// One line saying what happened.
+    pub title: String,
+    /// What it touched.
+    pub target: Target,
+    /// Sentences explaining the danger.
+    pub notes: Vec<String>,
+    /// The offending statements, as written.
+    pub statements: Vec<Value>,
+    /// The whole document, kept for the record.
+    pub document: Option<Value>,
+    /// What would undo it, in order.
+    pub remediation: Vec<Remediation>,
+}
+
+impl Verdict {
+    /// A verdict with a severity, title and target; the rest empty.
+    pub fn new(severity: Severity, title: impl Into<String>, target: Target) -> Verdict {
+        Verdict {
+            severity,
+            title: title.into(),
+            target,
+            notes: Vec::new(),
+            statements: Vec::new(),
+            document: None,
+            remediation: Vec::new(),
+        }
+    }
+}
+
+/// Every rule, in the order findings are reported.
+pub fn registry() -> Vec<&'static dyn Rule> {
+    vec![
+        &root_usage::RootUsage,
+        &admin_policy_grant::AdminPolicyGrant,
+        &wildcard_policy_grant::WildcardPolicyGrant,
+        &passrole_grant::PassRoleGrant,
+        &trust_policy_grant::TrustPolicyGrant,
+        &audit_tampering::AuditTampering,
+        &guardrail_tampering::GuardrailTampering,
+        &agent_sensitive_call::AgentSensitiveCall,
+    ]
+}
