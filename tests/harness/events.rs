@@ -1,0 +1,80 @@
+//! CloudTrail records in their real format, wrapped in EventBridge events as the default bus delivers them.
+
+use serde_json::{json, Value};
+
+/// An AI agent's session of a role (recognised by its session name `agent-*`).
+pub fn session(account: &str, role: &str, role_id: &str, session: &str) -> Value {
+    json!({
+        "type": "AssumedRole",
+        "principalId": format!("{role_id}:{session}"),
+        "arn": format!("arn:aws:sts::{account}:assumed-role/{role}/{session}"),
+        "accountId": account,
+        "accessKeyId": "ASIAIOSFODNN7EXAMPLE",
+        "sessionContext": {
+            "sessionIssuer": {"type": "Role", "principalId": role_id, "arn": format!("arn:aws:iam::{account}:role/{role}"),
+                              "accountId": account, "userName": role},
+            "webIdFederationData": {},
+            "attributes": {"creationDate": "2026-11-27T09:00:00Z", "mfaAuthenticated": "false"}
+        }
+    })
+}
+
+/// The root user signing in.
+pub fn root(account: &str) -> Value {
+    json!({"type": "Root", "principalId": account, "arn": format!("arn:aws:iam::{account}:root"), "accountId": account})
+}
+
+/// An API call recorded by CloudTrail, inside the EventBridge event that carries it.
+pub fn api_call(
+    identity: Value,
+    source: &str,
+    name: &str,
+    params: Value,
+    response: Value,
+    account: &str,
+    event_id: &str,
+) -> Value {
+    let detail = json!({
+        "eventVersion": "1.09",
+        "userIdentity": identity,
+        "eventTime": "2026-11-27T10:00:00Z",
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.10",
+        "userAgent": "aws-cli/2.17.0",
+        "requestParameters": params,
+        "responseElements": response,
+        "requestID": format!("req-{event_id}"),
+        "eventID": event_id,
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "managementEvent": true,
+        "recipientAccountId": account,
+        "eventCategory": "Management"
+    });
+    json!({
+        "version": "0", "id": format!("eb-{event_id}"), "detail-type": "AWS API Call via CloudTrail",
+        "source": format!("aws.{}", source.split('.').next().unwrap_or("iam")), "account": account,
+        "time": "2026-11-27T10:00:00Z", "region": "us-east-1", "resources": [], "detail": detail
+    })
+}
+
+/// A console sign-in.
+pub fn console_login(identity: Value, account: &str, event_id: &str, mfa: bool) -> Value {
+    let mut event = api_call(
+        identity,
+        "signin.amazonaws.com",
+        "ConsoleLogin",
+        Value::Null,
+        json!({"ConsoleLogin": "Success"}),
+        account,
+        event_id,
+    );
+    event["detail-type"] = json!("AWS Console Sign In via CloudTrail");
+    event["source"] = json!("aws.signin");
+    event["detail"]["eventType"] = json!("AwsConsoleSignIn");
+    event["detail"]["additionalEventData"] = json!({"LoginTo": "https://console.aws.amazon.com/console/home",
+        "MobileVersion": "No", "MFAUsed": if mfa { "Yes" } else { "No" }});
+    event
+}
