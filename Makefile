@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test lint unit venv demo bench catalogue clean
+.PHONY: help test lint unit venv demo scan-demo bench catalogue clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -20,7 +20,11 @@ unit: venv ## All Rust tests: unit, fixtures, properties, CLI, and the Lambdas e
 	$(CARGO) build --workspace --locked --bins
 	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) test --workspace --locked
 
-demo: ## Scan the bundled sample trail and print what on-call would read
+demo: venv ## A misbehaving agent and a human mistake through the real Lambdas on local emulated AWS
+	$(CARGO) build --quiet --locked --bins
+	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) run --quiet --locked -p trailguard-tests --example demo
+
+scan-demo: ## Scan the bundled fixture trail offline and print the summary
 	$(CARGO) run --quiet --locked -p trailguard-cli -- --config tests/fixtures/config.json scan tests/fixtures/events
 
 bench: ## Per-event evaluation against plain JSON parsing (criterion), printed as a ratio

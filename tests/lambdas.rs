@@ -134,3 +134,282 @@ async fn agent_attaching_admin_to_its_role_is_undone_and_only_its_session_revoke
     assert!(!denies(&doc, &request("agent-run-43", "2026-11-27T09:00:00Z")), "another session of the role works");
     assert!(!denies(&doc, &request("agent-run-42", "2099-01-01T00:00:00Z")), "a fresh session works");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_doing_the_same_gets_an_alert_and_nothing_is_touched() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "ops", "/").await;
+    stage.iam.attach_role_policy().role_name("ops").policy_arn(ADMIN).send().await.unwrap();
+    let event =
+        attach_event(session(HOME_ACCOUNT, "ops", &role_id, "alice@example.com"), "ops", ADMIN, "e-human-admin");
+
+    let (_, findings) = stage.detect(vec![event], &[]).await;
+    assert_eq!(findings.len(), 1);
+    let alerts = stage.out.alerts().await;
+    assert_eq!(alerts[0].attributes["agent"]["Value"], "false");
+
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["skipped", "skipped"]);
+    assert!(reports[0]["steps"][0]["detail"].as_str().unwrap().contains("people"), "{}", reports[0]);
+    assert_eq!(attached(&stage.iam, "ops").await, [ADMIN], "people are alert-only by default");
+    assert!(inline_policy(&stage.iam, "ops", REVOCATIONS).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn root_console_sign_in_is_a_critical_alert_and_nothing_is_touched() {
+    let stage = Stage::new().await;
+    let (run, findings) =
+        stage.detect(vec![console_login(root(HOME_ACCOUNT), HOME_ACCOUNT, "e-root", false)], &[]).await;
+    assert_eq!(ok(&run)[0]["rules"], json!(["root-usage"]));
+    let alerts = stage.out.alerts().await;
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].subject.starts_with("[CRITICAL] Root user console sign-in"), "{}", alerts[0].subject);
+    assert!(alerts[0].subject.contains("WITHOUT MFA"));
+    assert_eq!(findings[0]["detail"]["remediation"], json!([]));
+
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(reports[0]["steps"], json!([]));
+    assert_eq!(reports[0]["status"], "skipped");
+    let roles = stage.iam.list_roles().send().await.unwrap();
+    assert!(roles.roles().is_empty(), "no IAM change at all");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inline_passrole_on_every_role_is_deleted_and_its_document_kept() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "builder-agent", "/").await;
+    let document = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "PassAnything", "Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"},
+        {"Effect": "Allow", "Action": "lambda:CreateFunction", "Resource": "*"}]});
+    stage
+        .iam
+        .put_role_policy()
+        .role_name("builder-agent")
+        .policy_name("deploy")
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .unwrap();
+    let event = api_call(
+        session(HOME_ACCOUNT, "builder-agent", &role_id, "agent-build-7"),
+        "iam.amazonaws.com",
+        "PutRolePolicy",
+        json!({"roleName": "builder-agent", "policyName": "deploy", "policyDocument": document.to_string()}),
+        Value::Null,
+        HOME_ACCOUNT,
+        "e-passrole",
+    );
+    let (run, findings) = stage.detect(vec![event], &[]).await;
+    assert_eq!(ok(&run)[0]["rules"], json!(["passrole-grant"]));
+    assert!(stage.out.alerts().await[0].message.contains("lambda:CreateFunction"), "the escalation path is named");
+
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done", "done"]);
+    assert_eq!(reports[0]["steps"][0]["removed"], document, "the deleted document is kept in the outcome");
+    assert!(inline_policy(&stage.iam, "builder-agent", "deploy").await.is_none());
+    let alerts = stage.out.alerts().await;
+    assert!(alerts.iter().any(|a| a.message.contains("removed (kept for restore)")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_version_made_default_is_rolled_back() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "platform-agent", "/").await;
+    let v1 = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::artifacts/*"}]});
+    let v2 = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    let arn = stage
+        .iam
+        .create_policy()
+        .policy_name("ci")
+        .policy_document(v1.to_string())
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+        .arn
+        .unwrap();
+    stage
+        .iam
+        .create_policy_version()
+        .policy_arn(&arn)
+        .policy_document(v2.to_string())
+        .set_as_default(true)
+        .send()
+        .await
+        .unwrap();
+    let event = api_call(
+        session(HOME_ACCOUNT, "platform-agent", &role_id, "agent-ci-1"),
+        "iam.amazonaws.com",
+        "CreatePolicyVersion",
+        json!({"policyArn": arn, "policyDocument": v2.to_string(), "setAsDefault": true}),
+        json!({"policyVersion": {"versionId": "v2", "isDefaultVersion": true, "createDate": "Nov 27, 2026 10:00:00 AM"}}),
+        HOME_ACCOUNT,
+        "e-version",
+    );
+    let (_, findings) = stage.detect(vec![event], &[]).await;
+    assert_eq!(findings[0]["detail"]["severity"], "critical");
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done", "done"]);
+    let policy = stage.iam.get_policy().policy_arn(&arn).send().await.unwrap().policy.unwrap();
+    assert_eq!(policy.default_version_id(), Some("v1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trust_policy_opened_to_anyone_loses_that_statement_only() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "partner-agent", "/").await;
+    create_role(&stage.iam, "reports", "/").await;
+    let own = json!({"Sid": "Team", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole"});
+    let open = json!({"Sid": "Anyone", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"});
+    let trust = json!({"Version": "2012-10-17", "Statement": [own, open]});
+    stage.iam.update_assume_role_policy().role_name("reports").policy_document(trust.to_string()).send().await.unwrap();
+    let event = api_call(
+        session(HOME_ACCOUNT, "partner-agent", &role_id, "agent-sync"),
+        "iam.amazonaws.com",
+        "UpdateAssumeRolePolicy",
+        json!({"roleName": "reports", "policyDocument": trust.to_string()}),
+        Value::Null,
+        HOME_ACCOUNT,
+        "e-trust",
+    );
+    let (_, findings) = stage.detect(vec![event], &[]).await;
+    assert_eq!(findings[0]["detail"]["rule"], "trust-policy-grant");
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done", "done"]);
+    let role = stage.iam.get_role().role_name("reports").send().await.unwrap().role.unwrap();
+    let now = trailguard_core::policy::document::decode_json_text(role.assume_role_policy_document().unwrap()).unwrap();
+    assert_eq!(now["Statement"], json!([own]), "the open statement is gone, the team's kept");
+    assert_eq!(reports[0]["steps"][0]["removed"], json!([open]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finding_in_another_account_is_acted_on_there_through_sts() {
+    const MEMBER: &str = "111122223333";
+    let stage = Stage::new().await;
+    let member = aws_sdk_iam::Client::new(&stage.moto.sdk_in_account(MEMBER).await);
+    create_role(&member, "trailguard-member", "/").await;
+    let role_id = create_role(&member, "dev-agent", "/").await;
+    member.attach_role_policy().role_name("dev-agent").policy_arn(ADMIN).send().await.unwrap();
+    create_role(&stage.iam, "dev-agent", "/").await;
+    stage.iam.attach_role_policy().role_name("dev-agent").policy_arn(ADMIN).send().await.unwrap();
+
+    let mut event = attach_event(session(MEMBER, "dev-agent", &role_id, "agent-run-9"), "dev-agent", ADMIN, "e-member");
+    event["account"] = json!(MEMBER);
+    event["detail"]["recipientAccountId"] = json!(MEMBER);
+    let (_, findings) = stage.detect(vec![event], &[]).await;
+    assert_eq!(findings[0]["detail"]["account"], MEMBER);
+    let (run, reports) = stage.remediate(findings, &[("EXTERNAL_ID", "trailguard-test-external-id")]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done", "done"]);
+    assert!(attached(&member, "dev-agent").await.is_empty(), "detached in the member account");
+    assert!(inline_policy(&member, "dev-agent", REVOCATIONS).await.is_some(), "revoked in the member account");
+    assert_eq!(attached(&stage.iam, "dev-agent").await, [ADMIN], "the home account's same-named role is untouched");
+    assert!(inline_policy(&stage.iam, "dev-agent", REVOCATIONS).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_writes_nothing_and_reports_the_plan() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "dev-agent", "/").await;
+    stage.iam.attach_role_policy().role_name("dev-agent").policy_arn(ADMIN).send().await.unwrap();
+    let event = attach_event(session(HOME_ACCOUNT, "dev-agent", &role_id, "agent-run-1"), "dev-agent", ADMIN, "e-dry");
+    let (_, findings) = stage.detect(vec![event], &[]).await;
+    let (run, reports) = stage.remediate(findings, &[("DRY_RUN", "true")]).await;
+    ok(&run);
+    assert_eq!(reports[0]["dry_run"], true);
+    assert_eq!(step_statuses(&reports[0]), ["dry_run", "dry_run"]);
+    assert_eq!(
+        reports[0]["steps"][1]["written"]["Statement"][0]["Effect"], "Deny",
+        "the policy it would write is shown"
+    );
+    assert_eq!(attached(&stage.iam, "dev-agent").await, [ADMIN]);
+    assert!(inline_policy(&stage.iam, "dev-agent", REVOCATIONS).await.is_none());
+    let alerts = stage.out.alerts().await;
+    assert!(alerts.iter().any(|a| a.subject.starts_with("trailguard dry run") && a.message.contains("would write")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protected_roles_are_never_touched_and_the_report_says_why() {
+    let stage = Stage::new().await;
+    let sso = "AWSReservedSSO_AdministratorAccess_0123456789abcdef";
+    let sso_id = create_role(&stage.iam, sso, "/aws-reserved/sso.amazonaws.com/").await;
+    let glass_id = create_role(&stage.iam, "break-glass-admin", "/").await;
+    for role in [sso, "break-glass-admin"] {
+        stage.iam.attach_role_policy().role_name(role).policy_arn(ADMIN).send().await.unwrap();
+    }
+    let events = vec![
+        attach_event(session(HOME_ACCOUNT, sso, &sso_id, "agent-sso"), sso, ADMIN, "e-sso"),
+        attach_event(
+            session(HOME_ACCOUNT, "break-glass-admin", &glass_id, "agent-glass"),
+            "break-glass-admin",
+            ADMIN,
+            "e-glass",
+        ),
+    ];
+    let config = r#"{"remediation": {"protected_principals": ["break-glass-*"]}}"#;
+    let (_, findings) = stage.detect(events, &[("TRAILGUARD_CONFIG", config)]).await;
+    assert_eq!(findings.len(), 2);
+    let (run, reports) = stage.remediate(findings, &[("TRAILGUARD_CONFIG", config)]).await;
+    ok(&run);
+    for report in &reports {
+        assert_eq!(step_statuses(report), ["skipped", "skipped"], "{report}");
+    }
+    let details: String =
+        reports.iter().flat_map(|r| r["steps"].as_array().unwrap().clone()).map(|s| s["detail"].to_string()).collect();
+    assert!(details.contains("IAM Identity Center"), "{details}");
+    assert!(details.contains("protected by configuration"), "{details}");
+    assert_eq!(attached(&stage.iam, sso).await, [ADMIN]);
+    assert_eq!(attached(&stage.iam, "break-glass-admin").await, [ADMIN]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_event_twice_changes_things_once() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "dev-agent", "/").await;
+    stage.iam.attach_role_policy().role_name("dev-agent").policy_arn(ADMIN).send().await.unwrap();
+    let event =
+        attach_event(session(HOME_ACCOUNT, "dev-agent", &role_id, "agent-run-2"), "dev-agent", ADMIN, "e-twice");
+    let (_, findings) = stage.detect(vec![event.clone(), event], &[]).await;
+    assert_eq!(findings.len(), 2);
+    assert_eq!(
+        findings[0]["detail"]["id"], findings[1]["detail"]["id"],
+        "a stable id lets subscribers drop the repeat"
+    );
+
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done", "done"]);
+    assert_eq!(step_statuses(&reports[1]), ["already_done", "already_done"]);
+    assert_eq!(reports[1]["status"], "already_done");
+    let written = inline_policy(&stage.iam, "dev-agent", REVOCATIONS).await.unwrap();
+    assert_eq!(written["Statement"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreadable_events_and_failed_alerts_fail_the_invocation_and_lose_nothing() {
+    let stage = Stage::new().await;
+    let bad = json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "detail": {"eventSource": "iam.amazonaws.com", "eventName": 5}});
+    let run = stage.run("detect", vec![bad], &[]).await;
+    let error = run.invocations[0].result.clone().unwrap_err();
+    let message = error["errorMessage"].as_str().unwrap();
+    assert!(message.contains("event could not be read") && message.contains("`eventName`"), "{message}");
+
+    let event = console_login(root(HOME_ACCOUNT), HOME_ACCOUNT, "e-sns-down", true);
+    let missing_topic = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
+    let run = stage.run("detect", vec![event.clone()], &[("ALERT_TOPIC_ARN", missing_topic)]).await;
+    let message = run.invocations[0].result.clone().unwrap_err()["errorMessage"].as_str().unwrap().to_owned();
+    assert!(message.contains("alert not published to SNS"), "{message}");
+    assert!(stage.out.bus_events().await.is_empty(), "no half-delivered finding");
+
+    // Lambda retries a failed invocation: once SNS is back, the same event is delivered.
+    let (run, findings) = stage.detect(vec![event], &[]).await;
+    ok(&run);
+    assert_eq!(findings.len(), 1);
+    assert_eq!(stage.out.alerts().await.len(), 1);
+}

@@ -99,7 +99,10 @@ impl Delivery {
             ("account", report.account.as_deref().unwrap_or("unknown")),
             ("remediation", status.as_str()),
         ];
-        self.publish(&report.subject(), &report.to_text(), &attributes).await?;
+        // A finding with nothing to undo (root usage) was alert enough: the follow-up goes to machines only.
+        if !report.steps.is_empty() {
+            self.publish(&report.subject(), &report.to_text(), &attributes).await?;
+        }
         let detail = serde_json::to_value(report).unwrap_or(Value::Null);
         self.put_event(REPORT_DETAIL_TYPE, &trim_to(detail, MAX_DETAIL_BYTES)).await
     }

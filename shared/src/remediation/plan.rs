@@ -57,7 +57,7 @@ impl Plan {
 
     /// A readable rendering, one line per step.
     pub fn to_text(&self) -> String {
-        let mut out = format!("Plan for finding {} ({}), mode {:?}:\n", self.finding_id, self.rule, self.mode);
+        let mut out = format!("Plan for finding {} ({}), {}:\n", self.finding_id, self.rule, mode_name(self.mode));
         if self.steps.is_empty() {
             out.push_str("  nothing to undo (alert only)\n");
         }
@@ -77,11 +77,17 @@ impl Plan {
 /// Builds the plan for a finding.
 pub fn plan(finding: &Finding, config: &Config) -> Plan {
     let settings = &config.remediation;
-    let mode = config.rule(&finding.rule).mode.unwrap_or(if finding.actor.is_agent() {
-        settings.agents
+    let rule_mode = config.rule(&finding.rule).mode;
+    let (actor_mode, who) = if finding.actor.is_agent() {
+        (settings.agents, "agents (remediation.agents)")
     } else {
-        settings.humans
-    });
+        (settings.humans, "people (remediation.humans)")
+    };
+    let mode = rule_mode.unwrap_or(actor_mode);
+    let why_not = match rule_mode {
+        Some(_) => format!("rule {} is in {} mode", finding.rule, mode_name(mode)),
+        None => format!("{} mode for {who}", mode_name(mode)),
+    };
     let steps = finding
         .remediation
         .iter()
@@ -89,8 +95,7 @@ pub fn plan(finding: &Finding, config: &Config) -> Plan {
             let decision = if let Some(reason) = protected(step, config) {
                 Decision::Skip { reason }
             } else if mode != Mode::Enforce {
-                let who = if finding.actor.is_agent() { "agents" } else { "people" };
-                Decision::Skip { reason: format!("mode is {mode:?} for this rule and {who}").to_lowercase() }
+                Decision::Skip { reason: why_not.clone() }
             } else if settings.dry_run {
                 Decision::DryRun
             } else {
@@ -100,6 +105,14 @@ pub fn plan(finding: &Finding, config: &Config) -> Plan {
         })
         .collect();
     Plan { finding_id: finding.id.clone(), rule: finding.rule.clone(), account: finding.account.clone(), mode, steps }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Off => "off",
+        Mode::Alert => "alert-only",
+        Mode::Enforce => "enforce",
+    }
 }
 
 /// The principal a step acts on, if it acts on one.
@@ -133,4 +146,92 @@ pub fn protected(step: &Remediation, config: &Config) -> Option<String> {
         return Some(format!("{} {name} is protected by configuration", kind.as_str()));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Actor, AgentMatch};
+    use crate::finding::{Evidence, Severity, Target, SCHEMA_VERSION};
+
+    fn finding(agent: bool, role: &str) -> Finding {
+        let actor = Actor {
+            kind: "AssumedRole".into(),
+            agent: agent.then(|| AgentMatch {
+                signal: "session_name".into(),
+                pattern: "agent-*".into(),
+                value: "agent-1".into(),
+            }),
+            ..Actor::default()
+        };
+        let steps = vec![
+            Remediation::DetachManagedPolicy {
+                account: "123456789012".into(),
+                principal_kind: PrincipalKind::Role,
+                principal_name: role.into(),
+                policy_arn: "arn:aws:iam::aws:policy/AdministratorAccess".into(),
+            },
+            Remediation::RevokeSession {
+                account: "123456789012".into(),
+                role_name: role.into(),
+                user_id: Some("AROA:agent-1".into()),
+                source_identity: None,
+            },
+        ];
+        Finding {
+            schema_version: SCHEMA_VERSION,
+            id: "f".into(),
+            rule: "admin-policy-grant".into(),
+            severity: Severity::Critical,
+            title: "t".into(),
+            description: "d".into(),
+            attempt: false,
+            account: Some("123456789012".into()),
+            region: None,
+            time: None,
+            event_id: None,
+            event_source: "iam.amazonaws.com".into(),
+            event_name: "AttachRolePolicy".into(),
+            error_code: None,
+            actor,
+            target: Target::default(),
+            evidence: Evidence::default(),
+            remediation: steps,
+        }
+    }
+
+    fn decisions(plan: &Plan) -> Vec<&Decision> {
+        plan.steps.iter().map(|s| &s.decision).collect()
+    }
+
+    #[test]
+    fn agents_are_enforced_and_people_alerted_by_default() {
+        let config = Config::default();
+        assert_eq!(decisions(&plan(&finding(true, "dev"), &config)), [&Decision::Execute, &Decision::Execute]);
+        let human = plan(&finding(false, "dev"), &config);
+        assert!(matches!(human.steps[0].decision, Decision::Skip { ref reason } if reason.contains("people")));
+        assert!(!human.acts());
+    }
+
+    #[test]
+    fn rule_mode_and_dry_run_override() {
+        let mut config = Config::from_json(r#"{"rules":{"admin-policy-grant":{"mode":"enforce"}}}"#).unwrap();
+        assert!(plan(&finding(false, "dev"), &config).acts(), "a rule in enforce mode acts for people too");
+        config.remediation.dry_run = true;
+        assert_eq!(decisions(&plan(&finding(true, "dev"), &config)), [&Decision::DryRun, &Decision::DryRun]);
+    }
+
+    #[test]
+    fn protected_principals_are_skipped_in_every_mode() {
+        let mut config = Config::from_json(r#"{"remediation":{"protected_principals":["break-glass-*"]}}"#).unwrap();
+        config.remediation.humans = Mode::Enforce;
+        for role in
+            ["AWSReservedSSO_Admin_0123", "AWSServiceRoleForSupport", "trailguard-remediate", "break-glass-admin"]
+        {
+            for agent in [true, false] {
+                let p = plan(&finding(agent, role), &config);
+                assert!(!p.acts(), "{role} must never be touched");
+            }
+        }
+    }
 }

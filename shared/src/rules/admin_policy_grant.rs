@@ -56,12 +56,21 @@ impl Rule for AdminPolicyGrant {
             let what = format!("grants {:.0}% of all AWS actions on every resource (admin-equivalent)", share * 100.0);
             grant_verdict(ctx, view, Severity::High, &what, statements, Vec::new())
         } else if !grants.escalation.is_empty() {
-            let actions: Vec<&str> = grants.escalation.iter().map(|(a, _)| a.as_str()).collect();
+            let mut actions: Vec<&str> = grants.escalation.iter().map(|(a, _)| a.as_str()).collect();
+            let more = actions.len().saturating_sub(3);
+            actions.truncate(3);
+            if more > 0 {
+                actions.push("...");
+            }
             let mut statements: Vec<usize> = grants.escalation.iter().flat_map(|(_, s)| s.iter().copied()).collect();
             statements.sort_unstable();
             statements.dedup();
             let what = format!("grants privilege escalation on any resource ({})", actions.join(", "));
-            let note = "each of these lets the principal give itself, or take over, any other permission".to_owned();
+            let all: Vec<&str> = grants.escalation.iter().map(|(a, _)| a.as_str()).collect();
+            let note = format!(
+                "each of these lets the principal give itself, or take over, any other permission: {}",
+                all.join(", ")
+            );
             grant_verdict(ctx, view, Severity::High, &what, &statements, vec![note])
         } else {
             return Vec::new();

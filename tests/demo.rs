@@ -1,0 +1,155 @@
+//! `make demo`: a short story of a misbehaving AI agent and a human mistake, played through the real
+//! `detect` and `remediate` binaries against a local AWS emulator (moto on 127.0.0.1), printed as on-call
+//! would read it. Everything it starts, it stops.
+
+// A demo: a failed unwrap is a failed demo, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "harness/mod.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use harness::aws::{attached, create_role, inline_policy, Outputs};
+use harness::events::{api_call, console_login, root, session};
+use harness::moto::{Moto, HOME_ACCOUNT};
+use harness::runtime::{binary, run_lambda};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+const IAM_FULL: &str = "arn:aws:iam::aws:policy/IAMFullAccess";
+
+struct Demo {
+    moto: Moto,
+    out: Outputs,
+    iam: aws_sdk_iam::Client,
+}
+
+impl Demo {
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.moto.env();
+        env.extend(self.out.env());
+        env
+    }
+
+    /// One act: the CloudTrail event goes through detect; the findings through remediate; print what people see.
+    async fn act(&self, title: &str, event: Value) {
+        println!("\n━━━ {title} ━━━");
+        let detail = &event["detail"];
+        println!(
+            "CloudTrail: {} called {} {}",
+            detail["userIdentity"]["arn"].as_str().unwrap_or("?"),
+            detail["eventName"].as_str().unwrap_or("?"),
+            detail["requestParameters"]
+        );
+        let env = self.env();
+        let run = tokio::task::spawn_blocking(move || {
+            run_lambda(&binary("detect"), &env, vec![event], Duration::from_secs(60))
+        })
+        .await
+        .unwrap();
+        for invocation in &run.invocations {
+            if let Err(e) = &invocation.result {
+                println!("detect failed: {e}");
+            }
+        }
+        for alert in self.out.alerts().await {
+            println!("\n  📟 SNS alert  Subject: {}", alert.subject);
+            for line in alert.message.lines() {
+                println!("  │ {line}");
+            }
+        }
+        let findings: Vec<Value> = self.out.bus_events().await;
+        if findings.is_empty() {
+            println!("  (no finding)");
+            return;
+        }
+        let env = self.env();
+        let run = tokio::task::spawn_blocking(move || {
+            run_lambda(&binary("remediate"), &env, findings, Duration::from_secs(60))
+        })
+        .await
+        .unwrap();
+        for invocation in &run.invocations {
+            if let Err(e) = &invocation.result {
+                println!("remediate failed: {e}");
+            }
+        }
+        for alert in self.out.alerts().await {
+            println!("\n  🛠  SNS follow-up  Subject: {}", alert.subject);
+            for line in alert.message.lines() {
+                println!("  │ {line}");
+            }
+        }
+        self.out.bus_events().await;
+    }
+
+    async fn state(&self, when: &str) {
+        println!("\n━━━ IAM state {when} ━━━");
+        for role in ["dev-agent", "ops"] {
+            let inline = self.iam.list_role_policies().role_name(role).send().await.unwrap();
+            println!(
+                "  role {role}: managed {:?}, inline {:?}",
+                attached(&self.iam, role).await,
+                inline.policy_names()
+            );
+        }
+        if let Some(revocations) = inline_policy(&self.iam, "dev-agent", "trailguard-revocations").await {
+            println!("  dev-agent's trailguard-revocations: {revocations}");
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    println!("Starting a local AWS emulator (moto) on 127.0.0.1 ...");
+    let moto = Moto::start();
+    let sdk = moto.sdk();
+    let demo = Demo { out: Outputs::create(&sdk).await, iam: aws_sdk_iam::Client::new(&sdk), moto };
+    let agent_id = create_role(&demo.iam, "dev-agent", "/").await;
+    let ops_id = create_role(&demo.iam, "ops", "/").await;
+    demo.state("before").await;
+
+    // Act 1: an AI coding agent, stuck on an AccessDenied, makes itself administrator.
+    demo.iam.attach_role_policy().role_name("dev-agent").policy_arn(ADMIN).send().await.unwrap();
+    let mut agent = session(HOME_ACCOUNT, "dev-agent", &agent_id, "agent-run-42");
+    agent["sessionContext"]["sourceIdentity"] = json!("claude-code");
+    let act1 = api_call(
+        agent.clone(),
+        "iam.amazonaws.com",
+        "AttachRolePolicy",
+        json!({"roleName": "dev-agent", "policyArn": ADMIN}),
+        Value::Null,
+        HOME_ACCOUNT,
+        "demo-0001",
+    );
+    demo.act("1. The agent attaches AdministratorAccess to its own role", act1).await;
+
+    // Act 2: a person grants a team role full IAM: alert only, a human decides.
+    demo.iam.attach_role_policy().role_name("ops").policy_arn(IAM_FULL).send().await.unwrap();
+    let alice = session(HOME_ACCOUNT, "ops", &ops_id, "alice@example.com");
+    let act2 = api_call(
+        alice,
+        "iam.amazonaws.com",
+        "AttachRolePolicy",
+        json!({"roleName": "ops", "policyArn": IAM_FULL}),
+        Value::Null,
+        HOME_ACCOUNT,
+        "demo-0002",
+    );
+    demo.act("2. Alice attaches IAMFullAccess to the ops role", act2).await;
+
+    // Act 3: the root user signs in without MFA.
+    demo.act(
+        "3. Someone signs in as root without MFA",
+        console_login(root(HOME_ACCOUNT), HOME_ACCOUNT, "demo-0003", false),
+    )
+    .await;
+
+    demo.state("after").await;
+    println!(
+        "\nThe agent lost AdministratorAccess and its session agent-run-42 is denied (only credentials issued before"
+    );
+    println!("the revocation; a new session of dev-agent works). Alice's change waits for a person. Root cannot be");
+    println!("touched by IAM: the alert is the response. The emulator is stopped now.");
+}
