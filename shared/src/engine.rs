@@ -151,6 +151,14 @@ impl Engine {
         Some(Prepared { record, actor, rules, params, grant, trust })
     }
 
+    /// The ids of the rules whose triggers the record matches (before any other check).
+    pub fn triggered_rules(&self, record: &CloudTrailRecord) -> Vec<&'static str> {
+        let mut hits = self.triggered(record);
+        hits.sort_unstable();
+        hits.dedup();
+        hits.into_iter().filter_map(|i| self.rules.get(i).map(|r| r.id())).collect()
+    }
+
     fn triggered(&self, record: &CloudTrailRecord) -> Vec<usize> {
         let mut hits = Vec::new();
         let name = &record.event_name;

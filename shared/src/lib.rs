@@ -13,6 +13,8 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod finding;
+pub mod iam;
+pub mod patterns;
 pub mod policy;
 pub mod remediation;
 pub mod rules;

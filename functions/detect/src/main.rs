@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let sdk = sdk_config().await;
     let detector = Detector::new(
         Engine::new(settings.config.clone()),
-        settings.accounts(&sdk, "trailguard-detect"),
+        settings.accounts(&sdk, &settings.config.remediation.member_reader_role_name, "trailguard-detect"),
         settings.delivery(&sdk),
     );
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(&detector, event))).await

@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().with_env_filter(filter()).without_time().init();
     let settings = Settings::from_env()?;
     let sdk = sdk_config().await;
-    let accounts = settings.accounts(&sdk, "trailguard-remediate");
+    let accounts = settings.accounts(&sdk, &settings.config.remediation.member_role_name, "trailguard-remediate");
     let remediator = Remediator::new(settings.config.clone(), accounts, settings.delivery(&sdk));
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(&remediator, event))).await
 }

@@ -11,8 +11,9 @@ use thiserror::Error;
 
 use super::error::classify;
 use crate::finding::Finding;
+use crate::iam::IamError;
 use crate::remediation::report::truncate;
-use crate::remediation::{IamError, Report};
+use crate::remediation::Report;
 
 /// The `source` of trailguard's events on the findings bus.
 pub const EVENT_SOURCE: &str = "trailguard";
@@ -118,7 +119,7 @@ impl Delivery {
             let value =
                 MessageAttributeValue::builder().data_type("String").string_value(*value).build().map_err(|e| {
                     DeliveryError::Sns(IamError {
-                        kind: crate::remediation::IamErrorKind::Other,
+                        kind: crate::iam::IamErrorKind::Other,
                         action: "sns:Publish".into(),
                         message: e.to_string(),
                     })

@@ -10,9 +10,9 @@ use thiserror::Error;
 use super::accounts::Accounts;
 use super::delivery::{Delivery, DeliveryError};
 use super::iam::SdkIam;
-use crate::engine::{Engine, Need, Resolved};
+use crate::engine::Engine;
 use crate::event::{read_event, RecordError};
-use crate::remediation::IamError;
+use crate::iam::{resolve, IamError, IamReader};
 
 /// Role tags change rarely; a warm Lambda reuses them for this long.
 const TAG_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -72,7 +72,7 @@ impl Detector {
         let record = read_event(event).map_err(DetectError::Unreadable)?;
         // Most events stop here, before any AWS call.
         let Some(prepared) = self.engine.prepare(&record) else { return Ok(DetectOutcome::default()) };
-        let resolved = self.resolve(&self.engine.needs(&prepared)).await?;
+        let resolved = resolve(&self.engine.needs(&prepared), self).await.map_err(DetectError::Lookup)?;
         let evaluation = self.engine.evaluate(&prepared, &resolved);
         for warning in &evaluation.warnings {
             tracing::warn!(event_id = record.event_id.as_deref().unwrap_or_default(), %warning, "evaluation warning");
@@ -93,44 +93,27 @@ impl Detector {
         Ok(outcome)
     }
 
-    async fn resolve(&self, needs: &[Need]) -> Result<Resolved, DetectError> {
-        let mut resolved = Resolved::default();
-        for need in needs {
-            match need {
-                Need::Policy { account, arn, version } => {
-                    let iam = self.iam(account).await;
-                    let answer = match iam.policy_document(arn, version.as_deref()).await {
-                        Ok(document) => Ok(document),
-                        Err(e) if e.retryable() => return Err(DetectError::Lookup(e)),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    resolved.policies.insert((arn.clone(), version.clone()), answer);
-                }
-                Need::RoleTags { account, role_name } => {
-                    let key = (account.clone(), role_name.clone());
-                    let cached = self.tags.lock().ok().and_then(|m| m.get(&key).cloned());
-                    if let Some((_, tags)) = cached.filter(|(at, _)| at.elapsed() < TAG_CACHE_TTL) {
-                        resolved.role_tags = Some(Ok(tags));
-                        continue;
-                    }
-                    let answer = match self.iam(account).await.role_tags(role_name).await {
-                        Ok(tags) => {
-                            if let Ok(mut m) = self.tags.lock() {
-                                m.insert(key, (Instant::now(), tags.clone()));
-                            }
-                            Ok(tags)
-                        }
-                        Err(e) if e.retryable() => return Err(DetectError::Lookup(e)),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    resolved.role_tags = Some(answer);
-                }
-            }
-        }
-        Ok(resolved)
-    }
-
     async fn iam(&self, account: &str) -> SdkIam {
         SdkIam::new(aws_sdk_iam::Client::new(&self.accounts.config_for(account).await))
+    }
+}
+
+impl IamReader for Detector {
+    async fn policy_document(&self, account: &str, arn: &str, version: Option<&str>) -> Result<String, IamError> {
+        self.iam(account).await.policy_document(arn, version).await
+    }
+
+    /// Tags are cached per role for a few minutes: agents' sessions call often, tags change rarely.
+    async fn role_tags(&self, account: &str, role: &str) -> Result<Vec<(String, String)>, IamError> {
+        let key = (account.to_owned(), role.to_owned());
+        let cached = self.tags.lock().ok().and_then(|m| m.get(&key).cloned());
+        if let Some((_, tags)) = cached.filter(|(at, _)| at.elapsed() < TAG_CACHE_TTL) {
+            return Ok(tags);
+        }
+        let tags = self.iam(account).await.role_tags(role).await?;
+        if let Ok(mut m) = self.tags.lock() {
+            m.insert(key, (Instant::now(), tags.clone()));
+        }
+        Ok(tags)
     }
 }

@@ -2,7 +2,7 @@
 
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::remediation::{IamError, IamErrorKind};
+use crate::iam::{IamError, IamErrorKind};
 
 /// Classifies a failed call by its error code: throttling and server faults are retryable, missing entities
 /// and denied permissions are not. A response without a code (a proxy's 5xx page, a cut connection) is treated

@@ -5,8 +5,7 @@ use aws_sdk_iam::Client;
 
 use super::error::classify;
 use crate::finding::PrincipalKind;
-use crate::remediation::execute::{PolicyVersion, RoleInfo};
-use crate::remediation::{IamActions, IamError, IamErrorKind};
+use crate::iam::{IamActions, IamError, IamErrorKind, PolicyVersion, RoleInfo};
 
 /// An IAM client of one account.
 #[derive(Clone, Debug)]

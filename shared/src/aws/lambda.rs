@@ -9,7 +9,9 @@ use crate::config::Config;
 /// The settings a Lambda is started with, from its environment.
 ///
 /// `TRAILGUARD_CONFIG` (JSON, optional), `HOME_ACCOUNT_ID`, `ALERT_TOPIC_ARN`, `FINDINGS_BUS_NAME` (required),
-/// `EXTERNAL_ID` (optional, for member accounts), `DRY_RUN` (`true` forces a dry run whatever the config says).
+/// `EXTERNAL_ID` (optional, for member accounts), `DRY_RUN` (`true` forces a dry run whatever the config says),
+/// `TRAILGUARD_MODE` (the deployment's mode: `enforce` keeps the configuration, `alert-only` makes every
+/// finding alert-only, `dry-run` plans and reports without changing anything).
 pub struct Settings {
     /// The configuration.
     pub config: Config,
@@ -35,6 +37,20 @@ impl Settings {
         if var("DRY_RUN").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             config.remediation.dry_run = true;
         }
+        match var("TRAILGUARD_MODE").as_deref() {
+            None | Some("enforce") => {}
+            Some("dry-run") => config.remediation.dry_run = true,
+            Some("alert-only") => {
+                config.remediation.agents = crate::config::Mode::Alert;
+                config.remediation.humans = crate::config::Mode::Alert;
+                for settings in config.rules.values_mut() {
+                    if settings.mode == Some(crate::config::Mode::Enforce) {
+                        settings.mode = Some(crate::config::Mode::Alert);
+                    }
+                }
+            }
+            Some(other) => return Err(format!("TRAILGUARD_MODE `{other}` is not enforce, alert-only or dry-run")),
+        }
         Ok(Settings {
             config,
             home_account: required("HOME_ACCOUNT_ID")?,
@@ -44,15 +60,10 @@ impl Settings {
         })
     }
 
-    /// Account access for this function; `session_name` marks its calls in member accounts' CloudTrail.
-    pub fn accounts(&self, sdk: &SdkConfig, session_name: &str) -> Accounts {
-        Accounts::new(
-            sdk.clone(),
-            &self.home_account,
-            &self.config.remediation.member_role_name,
-            self.external_id.clone(),
-            session_name,
-        )
+    /// Account access for this function: `role` is the role it assumes in member accounts, `session_name`
+    /// marks its calls in their CloudTrail.
+    pub fn accounts(&self, sdk: &SdkConfig, role: &str, session_name: &str) -> Accounts {
+        Accounts::new(sdk.clone(), &self.home_account, role, self.external_id.clone(), session_name)
     }
 
     /// Delivery to the topic and bus.

@@ -29,9 +29,11 @@ pub const ESCALATION_ACTIONS: &[&str] = &[
     "iam:UpdateLoginProfile",
     "iam:DeleteRolePermissionsBoundary",
     "iam:DeleteUserPermissionsBoundary",
-    "iam:DeleteRolePolicy",
-    "iam:DetachRolePolicy",
 ];
+
+/// Escalation actions that need a second grant to be one: rewriting a role's trust policy helps only a principal
+/// that can then assume that role.
+const ESCALATION_NEEDS: &[(&str, &str)] = &[("iam:UpdateAssumeRolePolicy", "sts:AssumeRole")];
 
 /// Actions that run code or infrastructure under a role passed with `iam:PassRole`.
 pub const PASSROLE_COMPUTE_ACTIONS: &[&str] = &[
@@ -163,6 +165,13 @@ pub fn analyze(doc: &PolicyDocument) -> Grants {
 
     for action in ESCALATION_ACTIONS {
         let Some(index) = catalogue.index_of(action) else { continue };
+        let partner_missing = ESCALATION_NEEDS
+            .iter()
+            .filter(|(a, _)| a == action)
+            .any(|(_, needed)| !catalogue.index_of(needed).is_some_and(|i| union.contains(i)));
+        if partner_missing {
+            continue;
+        }
         let statements: Vec<usize> = broad
             .iter()
             .filter(|a| a.actions.contains(index) && !escalation_narrowed(&a.statement.conditions))
@@ -465,6 +474,13 @@ mod tests {
                 "Condition":{"ArnLike":{"iam:PolicyARN":"arn:aws:iam::aws:policy/Admin*"}}}]}"#,
         );
         assert_eq!(admin_only.escalation.len(), 1, "a limit to admin policies is no limit");
+    }
+
+    #[test]
+    fn trust_rewriting_needs_assume_role_to_escalate() {
+        assert!(grants(&allow(r#""iam:UpdateAssumeRolePolicy""#, r#""*""#)).escalation.is_empty());
+        let both = grants(&allow(r#"["iam:UpdateAssumeRolePolicy","sts:AssumeRole"]"#, r#""*""#));
+        assert_eq!(both.escalation.len(), 1);
     }
 
     #[test]

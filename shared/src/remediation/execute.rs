@@ -5,11 +5,8 @@
 //! second run of the same plan finds nothing to do and says so. What a step removes is kept in its outcome.
 //! IAM is reached through [`IamActions`], which the AWS module implements with the SDK; tests can record calls.
 
-use std::future::Future;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use thiserror::Error;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
@@ -17,119 +14,8 @@ use super::plan::{Decision, Plan};
 use super::revocation::{merge, Revocation};
 use crate::config::Config;
 use crate::finding::{Finding, PrincipalKind, Remediation};
+use crate::iam::{IamActions, IamError, IamErrorKind, PolicyVersion, RoleInfo};
 use crate::policy::{analyze, PolicyDocument};
-
-/// What kind of failure an IAM call had; decides whether a retry can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IamErrorKind {
-    /// The entity does not exist.
-    NotFound,
-    /// trailguard's role lacks the permission.
-    AccessDenied,
-    /// IAM throttled the call.
-    Throttled,
-    /// A network error, timeout or 5xx.
-    Transient,
-    /// Anything else (a malformed request, a limit).
-    Other,
-}
-
-/// A failed IAM call.
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("`{action}` failed ({kind:?}): {message}")]
-pub struct IamError {
-    /// What kind of failure.
-    pub kind: IamErrorKind,
-    /// The IAM action, such as `iam:DetachRolePolicy`.
-    pub action: String,
-    /// The service's message.
-    pub message: String,
-}
-
-impl IamError {
-    /// Whether retrying later may succeed.
-    pub fn retryable(&self) -> bool {
-        matches!(self.kind, IamErrorKind::Throttled | IamErrorKind::Transient)
-    }
-}
-
-/// What trailguard needs to know of a role.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleInfo {
-    /// The role's path (`/aws-service-role/...` for service-linked roles).
-    pub path: String,
-    /// The role's maximum session duration in seconds.
-    pub max_session_seconds: i64,
-    /// The trust policy, as IAM returns it (URL-encoded on real AWS).
-    pub trust_policy: Option<String>,
-}
-
-/// One version of a managed policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyVersion {
-    /// `v1`, `v2`, ...
-    pub id: String,
-    /// Whether it is the default.
-    pub is_default: bool,
-}
-
-/// The IAM calls remediation makes. Documents go in as JSON text and come back as IAM returns them.
-pub trait IamActions {
-    /// `GetRole`; `None` when the role does not exist.
-    fn get_role(&self, role: &str) -> impl Future<Output = Result<Option<RoleInfo>, IamError>> + Send;
-    /// `Get{Role,User,Group}Policy`; `None` when there is no such inline policy.
-    fn get_inline_policy(
-        &self,
-        kind: PrincipalKind,
-        principal: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<Option<String>, IamError>> + Send;
-    /// `PutRolePolicy`.
-    fn put_role_policy(
-        &self,
-        role: &str,
-        name: &str,
-        document: &str,
-    ) -> impl Future<Output = Result<(), IamError>> + Send;
-    /// `Delete{Role,User,Group}Policy`.
-    fn delete_inline_policy(
-        &self,
-        kind: PrincipalKind,
-        principal: &str,
-        name: &str,
-    ) -> impl Future<Output = Result<(), IamError>> + Send;
-    /// `ListAttached{Role,User,Group}Policies`: the ARNs.
-    fn attached_policies(
-        &self,
-        kind: PrincipalKind,
-        principal: &str,
-    ) -> impl Future<Output = Result<Vec<String>, IamError>> + Send;
-    /// `Detach{Role,User,Group}Policy`.
-    fn detach_policy(
-        &self,
-        kind: PrincipalKind,
-        principal: &str,
-        arn: &str,
-    ) -> impl Future<Output = Result<(), IamError>> + Send;
-    /// `ListPolicyVersions`, newest first.
-    fn policy_versions(&self, arn: &str) -> impl Future<Output = Result<Vec<PolicyVersion>, IamError>> + Send;
-    /// `GetPolicyVersion`: the document.
-    fn policy_version_document(
-        &self,
-        arn: &str,
-        version: &str,
-    ) -> impl Future<Output = Result<String, IamError>> + Send;
-    /// `SetDefaultPolicyVersion`.
-    fn set_default_policy_version(&self, arn: &str, version: &str)
-        -> impl Future<Output = Result<(), IamError>> + Send;
-    /// `UpdateAssumeRolePolicy`.
-    fn update_trust_policy(&self, role: &str, document: &str) -> impl Future<Output = Result<(), IamError>> + Send;
-    /// `ListAccessKeys`: `(key id, active)`.
-    fn access_keys(&self, user: &str) -> impl Future<Output = Result<Vec<(String, bool)>, IamError>> + Send;
-    /// `UpdateAccessKey` to `Inactive`.
-    fn deactivate_access_key(&self, user: &str, key: &str) -> impl Future<Output = Result<(), IamError>> + Send;
-}
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

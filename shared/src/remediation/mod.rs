@@ -5,6 +5,6 @@ pub mod plan;
 pub mod report;
 pub mod revocation;
 
-pub use execute::{execute, IamActions, IamError, IamErrorKind, Status, StepOutcome};
+pub use execute::{execute, Status, StepOutcome};
 pub use plan::{plan, Decision, Plan};
 pub use report::Report;

@@ -1,0 +1,102 @@
+//! `trailguard patterns`: the EventBridge patterns the rules need, as JSON or as the CloudFormation resources
+//! pasted (by `make patterns`) between the markers of the templates in `infra/`.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use trailguard_core::patterns::{patterns, RulePattern};
+use trailguard_core::Engine;
+
+use crate::PatternOutput;
+
+pub fn run(engine: &Engine, output: PatternOutput) -> anyhow::Result<ExitCode> {
+    let all = patterns(engine);
+    let text = match output {
+        PatternOutput::Json => serde_json::to_string_pretty(&all)? + "\n",
+        PatternOutput::AccountStack => account_rules(&all),
+        PatternOutput::Forwarder => forward_rules(&all),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state(p: &RulePattern) -> &'static str {
+    if p.read_only {
+        "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+    } else {
+        "ENABLED"
+    }
+}
+
+/// Rules on the default bus that invoke the detector, each with a retry policy, a dead-letter queue and the
+/// permission that lets that one rule invoke the function.
+fn account_rules(all: &[RulePattern]) -> String {
+    let mut out = String::new();
+    for p in all {
+        let _ = write!(
+            out,
+            "  Rule{name}:
+    Type: AWS::Events::Rule
+    Properties:
+      Description: trailguard {rules}
+      EventBusName: default
+      State: {state}
+      EventPattern: {pattern}
+      Targets:
+        - Id: detect
+          Arn: !GetAtt DetectFunction.Arn
+          RetryPolicy:
+            MaximumRetryAttempts: 8
+            MaximumEventAgeInSeconds: 3600
+          DeadLetterConfig:
+            Arn: !GetAtt RuleDeadLetterQueue.Arn
+  Permission{name}:
+    Type: AWS::Lambda::Permission
+    Properties:
+      FunctionName: !Ref DetectFunction
+      Action: lambda:InvokeFunction
+      Principal: events.amazonaws.com
+      SourceArn: !GetAtt Rule{name}.Arn
+",
+            name = p.name,
+            rules = p.rules.join(", "),
+            state = state(p),
+            pattern = p.pattern,
+        );
+    }
+    out
+}
+
+/// Rules that forward events to the home bus: regional groups always, the IAM group only where it is asked
+/// for (a member account's us-east-1 stack).
+fn forward_rules(all: &[RulePattern]) -> String {
+    let mut out = String::new();
+    for p in all {
+        let condition = if p.regional { String::new() } else { "    Condition: ForwardGlobal\n".to_owned() };
+        let _ = write!(
+            out,
+            "  Forward{name}:
+    Type: AWS::Events::Rule
+{condition}    Properties:
+      Description: trailguard forwards {rules}
+      EventBusName: default
+      State: {state}
+      EventPattern: {pattern}
+      Targets:
+        - Id: home
+          Arn: !Ref TargetBusArn
+          RoleArn: !GetAtt ForwardRole.Arn
+          RetryPolicy:
+            MaximumRetryAttempts: 8
+            MaximumEventAgeInSeconds: 3600
+          DeadLetterConfig:
+            Arn: !GetAtt ForwardDeadLetterQueue.Arn
+",
+            name = p.name,
+            rules = p.rules.join(", "),
+            state = state(p),
+            pattern = p.pattern,
+        );
+    }
+    out
+}

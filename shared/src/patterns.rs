@@ -1,0 +1,196 @@
+//! EventBridge patterns derived from the rules' triggers: the single source of what trailguard subscribes to.
+//!
+//! Each group of triggers (one per event source, one for "any source", one for root) becomes one EventBridge
+//! rule on the default bus. A group that includes read-only calls needs its rule in state
+//! `ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS`, since read-only management events reach only such rules.
+//! IAM's events arrive in us-east-1 only; every other group also happens in other regions and is forwarded
+//! from there.
+//!
+//! **Invariant:** no event matches two patterns. EventBridge invokes the target once per matching rule, so an
+//! overlap would page twice for one event: names the any-source prefixes cover are left out of the per-source
+//! groups, and every group but `Root` excludes root's events (keeping events that carry no identity type). <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail.html>
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::rules::{Name, Trigger};
+
+/// EventBridge's default limit on the size of one pattern, in characters.
+pub const MAX_PATTERN_CHARS: usize = 2048;
+
+/// The detail-type of CloudTrail API calls on EventBridge.
+pub const API_CALL: &str = "AWS API Call via CloudTrail";
+/// The detail-type of console sign-ins.
+pub const CONSOLE_SIGN_IN: &str = "AWS Console Sign In via CloudTrail";
+
+/// One EventBridge rule to create.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RulePattern {
+    /// A name for the rule, unique among the patterns: `Iam`, `Ec2`, `AnySource`, `Root`.
+    pub name: String,
+    /// The event pattern.
+    pub pattern: Value,
+    /// Whether the rule must receive read-only management events.
+    pub read_only: bool,
+    /// Whether the events also happen outside us-east-1 (and must be forwarded from other regions).
+    pub regional: bool,
+    /// The rules that need it.
+    pub rules: Vec<String>,
+}
+
+/// A group's names, each with the rule that needs it.
+#[derive(Default)]
+struct Group {
+    exact: Vec<(String, String)>,
+    prefixes: Vec<(String, String)>,
+    read_only: bool,
+}
+
+impl Group {
+    fn rules(&self) -> Vec<String> {
+        let mut rules: Vec<String> = self.exact.iter().chain(&self.prefixes).map(|(_, rule)| rule.clone()).collect();
+        rules.sort();
+        rules.dedup();
+        rules
+    }
+}
+
+/// The patterns for the engine's rules (those not switched off), sorted by name.
+pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
+    let config: &Config = engine.config();
+    let mut groups: BTreeMap<Option<String>, Group> = BTreeMap::new();
+    let mut has_root = false;
+    for rule in engine.rules() {
+        for trigger in rule.triggers(config) {
+            match trigger {
+                Trigger::RootActor => has_root = true,
+                Trigger::Calls { source, names, read_only } => {
+                    let group = groups.entry(source).or_default();
+                    group.read_only |= read_only;
+                    for name in names {
+                        match name {
+                            Name::Exact(n) => group.exact.push((n, rule.id().to_owned())),
+                            Name::Prefix(p) => group.prefixes.push((p, rule.id().to_owned())),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Names an any-source prefix covers move to the any-source group, rules and all.
+    let any_prefixes: Vec<String> =
+        groups.get(&None).map(|g| g.prefixes.iter().map(|(p, _)| p.clone()).collect()).unwrap_or_default();
+    let covered = |name: &str| any_prefixes.iter().any(|a| name.starts_with(a.as_str()));
+    let mut absorbed = Vec::new();
+    for group in groups.iter_mut().filter(|(s, _)| s.is_some()).map(|(_, g)| g) {
+        absorbed.extend(group.exact.iter().chain(&group.prefixes).filter(|(n, _)| covered(n)).cloned());
+        group.exact.retain(|(n, _)| !covered(n));
+        group.prefixes.retain(|(n, _)| !covered(n));
+    }
+    if let Some(any) = groups.get_mut(&None) {
+        // Kept as exact names only to say which rules the group serves; the prefix already matches them.
+        any.exact.extend(absorbed);
+    }
+    let not_root = json!([{"userIdentity": {"type": [{"anything-but": "Root"}]}}, {"userIdentity": {"type": [{"exists": false}]}}]);
+    let all_rules: Vec<String> = engine.rules().iter().map(|r| r.id().to_owned()).collect();
+    let mut out: Vec<RulePattern> = groups
+        .into_iter()
+        .filter(|(_, group)| !group.exact.is_empty() || !group.prefixes.is_empty())
+        .map(|(source, group)| {
+            let rules = group.rules();
+            let mut prefixes: Vec<&String> = group.prefixes.iter().map(|(p, _)| p).collect();
+            prefixes.sort();
+            prefixes.dedup();
+            // An exact name that a prefix already covers adds nothing.
+            let mut exact: Vec<&String> = group
+                .exact
+                .iter()
+                .map(|(n, _)| n)
+                .filter(|n| !prefixes.iter().any(|p| n.starts_with(p.as_str())))
+                .collect();
+            exact.sort();
+            exact.dedup();
+            let mut names: Vec<Value> = exact.iter().map(|n| json!(n)).collect();
+            names.extend(prefixes.iter().map(|p| json!({"prefix": p})));
+            let (detail, name) = match &source {
+                Some(source) => (
+                    json!({"eventSource": [source], "eventName": names, "$or": not_root}),
+                    camel(source.trim_end_matches(".amazonaws.com")),
+                ),
+                None => (json!({"eventName": names, "$or": not_root}), "AnySource".to_owned()),
+            };
+            RulePattern {
+                regional: source.as_deref() != Some("iam.amazonaws.com"),
+                name,
+                pattern: json!({"detail-type": [API_CALL], "detail": detail}),
+                read_only: group.read_only,
+                rules,
+            }
+        })
+        .collect();
+    if has_root {
+        // Root may call anything, and every rule judges root's calls.
+        out.push(RulePattern {
+            name: "Root".to_owned(),
+            pattern: json!({"detail-type": [API_CALL, CONSOLE_SIGN_IN], "detail": {"userIdentity": {"type": ["Root"]}}}),
+            read_only: true,
+            regional: true,
+            rules: all_rules,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// `access-analyzer` gives `AccessAnalyzer`.
+fn camel(text: &str) -> String {
+    text.split(['-', '.'])
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_is_subscribed_and_patterns_fit_eventbridge() {
+        let engine = Engine::new(Config::default());
+        let patterns = patterns(&engine);
+        for rule in engine.rules() {
+            assert!(patterns.iter().any(|p| p.rules.iter().any(|r| r == rule.id())), "{} has no pattern", rule.id());
+        }
+        for p in &patterns {
+            assert!(p.pattern.to_string().len() <= MAX_PATTERN_CHARS, "{} is too long", p.name);
+        }
+        let iam = patterns.iter().find(|p| p.name == "Iam").unwrap();
+        assert!(!iam.regional && !iam.read_only);
+        let names = iam.pattern["detail"]["eventName"].as_array().unwrap();
+        assert!(names.contains(&json!("AttachRolePolicy")) || names.contains(&json!({"prefix": "Attach"})));
+        assert!(patterns.iter().find(|p| p.name == "Sts").unwrap().read_only);
+        let cloudtrail = patterns.iter().find(|p| p.name == "Cloudtrail").unwrap();
+        assert!(!cloudtrail.pattern.to_string().contains("\"DeleteTrail\""), "the any-source rule covers it");
+    }
+
+    #[test]
+    fn configured_calls_extend_the_patterns() {
+        let engine = Engine::new(Config::from_json(r#"{"sensitive_calls": ["kms:ScheduleKeyDeletion"]}"#).unwrap());
+        let kms = patterns(&engine).into_iter().find(|p| p.name == "Kms").unwrap();
+        assert_eq!(kms.pattern["detail"]["eventName"], json!(["ScheduleKeyDeletion"]));
+        let patterns = patterns(&engine);
+        let any = patterns.iter().find(|p| p.name == "AnySource").unwrap();
+        assert!(
+            !patterns
+                .iter()
+                .any(|p| p.name != "AnySource" && p.pattern["detail"]["eventName"].to_string().contains("Delete")),
+            "{any:?}"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The EventBridge patterns the rules derive, tested where patterns are evaluated: every fixture event is put
+//! on a moto event bus whose rules carry the patterns, each rule delivering to its own SQS queue.
+//!
+//! Each event a rule needs must arrive exactly once (an event matching two rules would invoke the detector
+//! twice and page twice), at a rule that serves that rule; every other event, and AWS service events, must not
+//! arrive at all.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "harness/mod.rs"]
+mod harness;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+use harness::moto::Moto;
+use serde_json::Value;
+use trailguard_core::event::read_records;
+use trailguard_core::patterns::patterns;
+use trailguard_core::{Config, Engine};
+
+/// Every record of every fixture file, as JSON.
+fn fixture_records() -> Vec<Value> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events");
+    let mut out = Vec::new();
+    for group in std::fs::read_dir(root).unwrap() {
+        for file in std::fs::read_dir(group.unwrap().path()).unwrap() {
+            let value: Value = serde_json::from_slice(&std::fs::read(file.unwrap().path()).unwrap()).unwrap();
+            match (value.get("Records"), value.get("detail")) {
+                (Some(Value::Array(records)), _) => out.extend(records.iter().cloned()),
+                (_, Some(detail)) => out.push(detail.clone()),
+                _ => out.push(value),
+            }
+        }
+    }
+    out
+}
+
+fn detail_type(record: &Value) -> &'static str {
+    match record["eventType"].as_str() {
+        Some("AwsServiceEvent") => "AWS Service Event via CloudTrail",
+        Some("AwsConsoleSignIn") => "AWS Console Sign In via CloudTrail",
+        Some("AwsConsoleAction") => "AWS Console Action via CloudTrail",
+        _ => "AWS API Call via CloudTrail",
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_needed_event_arrives_exactly_once_and_nothing_else_arrives() {
+    let config = Config::from_json(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config.json")).unwrap(),
+    )
+    .unwrap();
+    let engine = Engine::new(config);
+    let moto = Moto::start();
+    let sdk = moto.sdk();
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let mut queues = BTreeMap::new();
+    let all = patterns(&engine);
+    for p in &all {
+        let url = sqs.create_queue().queue_name(&p.name).send().await.unwrap().queue_url.unwrap();
+        events.put_rule().name(&p.name).event_pattern(p.pattern.to_string()).send().await.unwrap();
+        let target =
+            Target::builder().id("q").arn(format!("arn:aws:sqs:us-east-1:123456789012:{}", p.name)).build().unwrap();
+        events.put_targets().rule(&p.name).targets(target).send().await.unwrap();
+        queues.insert(p.name.clone(), url);
+    }
+
+    let records = fixture_records();
+    assert!(records.len() > 100);
+    for chunk in records.chunks(10) {
+        let entries: Vec<PutEventsRequestEntry> = chunk
+            .iter()
+            .map(|r| {
+                let service = r["eventSource"].as_str().unwrap().split('.').next().unwrap();
+                PutEventsRequestEntry::builder()
+                    .source(format!("aws.{service}"))
+                    .detail_type(detail_type(r))
+                    .detail(r.to_string())
+                    .build()
+            })
+            .collect();
+        let out = events.put_events().set_entries(Some(entries)).send().await.unwrap();
+        assert_eq!(out.failed_entry_count(), 0);
+    }
+
+    // event id -> the rules (patterns) it arrived at
+    let mut arrived: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, url) in &queues {
+        loop {
+            let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            for m in messages {
+                let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                let id = event["detail"]["eventID"].as_str().unwrap_or_default().to_owned();
+                arrived.entry(id).or_default().push(name.clone());
+                sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            }
+        }
+    }
+
+    let mut failures = Vec::new();
+    let mut needed = 0;
+    for raw in &records {
+        let id = raw["eventID"].as_str().unwrap_or_default();
+        let record = read_records(raw.to_string().as_bytes()).unwrap().remove(0).unwrap();
+        let at = arrived.get(id).cloned().unwrap_or_default();
+        let triggered = engine.triggered_rules(&record);
+        let service_event = record.event_type.as_deref() == Some("AwsServiceEvent");
+        if triggered.is_empty() || service_event {
+            if !at.is_empty() {
+                failures.push(format!("{id} {} arrived at {at:?} but no rule needs it", record.event_name));
+            }
+            continue;
+        }
+        needed += 1;
+        let [pattern] = at.as_slice() else {
+            failures.push(format!("{id} {} needed by {triggered:?} arrived at {at:?}", record.event_name));
+            continue;
+        };
+        let serves = &all.iter().find(|p| &p.name == pattern).unwrap().rules;
+        for finding in engine.evaluate_offline(&record).findings {
+            if !serves.contains(&finding.rule) {
+                failures.push(format!(
+                    "{id}: {} arrived at {pattern}, which does not serve {}",
+                    record.event_name, finding.rule
+                ));
+            }
+        }
+    }
+    assert!(needed > 60, "only {needed} fixture events are needed by a rule");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
