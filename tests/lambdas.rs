@@ -7,94 +7,13 @@
 #[path = "harness/mod.rs"]
 mod harness;
 
-use std::time::Duration;
-
-use harness::aws::{attached, create_role, inline_policy, settle, Outputs};
+use harness::aws::{attached, create_role, inline_policy};
 use harness::events::{api_call, console_login, root, session};
-use harness::moto::{Moto, HOME_ACCOUNT};
-use harness::runtime::{binary, run_lambda, Run};
+use harness::moto::HOME_ACCOUNT;
+use harness::stage::{attach_event, ok, step_statuses, Stage, ADMIN, REVOCATIONS};
 use serde_json::{json, Value};
 use trailguard_core::policy::eval::{denies, Request};
 use trailguard_core::policy::PolicyDocument;
-
-const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
-const REVOCATIONS: &str = "trailguard-revocations";
-
-/// One emulated account with trailguard's destinations.
-struct Stage {
-    moto: Moto,
-    out: Outputs,
-    iam: aws_sdk_iam::Client,
-}
-
-impl Stage {
-    async fn new() -> Stage {
-        let moto = Moto::start();
-        let sdk = moto.sdk();
-        let out = Outputs::create(&sdk).await;
-        Stage { iam: aws_sdk_iam::Client::new(&sdk), moto, out }
-    }
-
-    fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut env = self.moto.env();
-        env.extend(self.out.env());
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        env
-    }
-
-    async fn run(&self, name: &'static str, events: Vec<Value>, extra: &[(&str, &str)]) -> Run {
-        let env = self.env(extra);
-        let run = tokio::task::spawn_blocking(move || run_lambda(&binary(name), &env, events, Duration::from_secs(60)))
-            .await
-            .unwrap();
-        assert!(run.init_error.is_none(), "{name} failed to start: {:?}\n{}", run.init_error, run.logs);
-        settle().await;
-        run
-    }
-
-    /// Runs the detector on events; returns the finding events it put on the bus.
-    async fn detect(&self, events: Vec<Value>, extra: &[(&str, &str)]) -> (Run, Vec<Value>) {
-        let run = self.run("detect", events, extra).await;
-        let bus = self.out.bus_events().await;
-        (run, bus.into_iter().filter(|e| e["detail-type"] == "Trailguard Finding").collect())
-    }
-
-    /// Runs the remediator on finding events; returns the reports it put on the bus.
-    async fn remediate(&self, findings: Vec<Value>, extra: &[(&str, &str)]) -> (Run, Vec<Value>) {
-        let run = self.run("remediate", findings, extra).await;
-        let bus = self.out.bus_events().await;
-        (
-            run,
-            bus.into_iter()
-                .filter(|e| e["detail-type"] == "Trailguard Remediation")
-                .map(|e| e["detail"].clone())
-                .collect(),
-        )
-    }
-}
-
-fn ok(run: &Run) -> Vec<Value> {
-    run.invocations
-        .iter()
-        .map(|i| i.result.clone().unwrap_or_else(|e| panic!("invocation failed: {e}\n{}", run.logs)))
-        .collect()
-}
-
-fn attach_event(identity: Value, role: &str, policy: &str, event_id: &str) -> Value {
-    api_call(
-        identity,
-        "iam.amazonaws.com",
-        "AttachRolePolicy",
-        json!({"roleName": role, "policyArn": policy}),
-        Value::Null,
-        HOME_ACCOUNT,
-        event_id,
-    )
-}
-
-fn step_statuses(report: &Value) -> Vec<String> {
-    report["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap().to_owned()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_attaching_admin_to_its_role_is_undone_and_only_its_session_revoked() {

@@ -3,5 +3,7 @@
 
 pub mod aws;
 pub mod events;
+pub mod faults;
 pub mod moto;
 pub mod runtime;
+pub mod stage;

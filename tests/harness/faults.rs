@@ -1,0 +1,258 @@
+//! A fault-injecting HTTP proxy on 127.0.0.1 between the AWS SDK and moto.
+//!
+//! It reads each request's API action (the `X-Amz-Target` header of JSON protocols, or the `Action` form field
+//! of query protocols such as IAM, STS and SNS), and for an action with a fault injected answers as AWS would
+//! when throttling, failing or denying, waits before forwarding, or drops the connection. Everything else is
+//! forwarded to moto unchanged. It counts the requests it saw per action, so a test can tell how often a call
+//! was made (retried, or not repeated).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What to do to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 400 `Throttling` (retryable).
+    Throttle,
+    /// 503 `ServiceUnavailable` (retryable).
+    Unavailable,
+    /// 403 `AccessDenied` (not retryable).
+    Deny,
+    /// Wait this long, then forward.
+    Slow(Duration),
+    /// Close the connection without an answer.
+    Drop,
+}
+
+#[derive(Default)]
+struct State {
+    /// action -> (fault, how many more times)
+    faults: HashMap<String, (Fault, usize)>,
+    seen: HashMap<String, usize>,
+}
+
+pub struct FaultProxy {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: u16) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let st = Arc::clone(&shared);
+                std::thread::spawn(move || serve(stream, upstream, &st));
+            }
+        });
+        FaultProxy { port, state }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Injects `fault` into the next `times` requests for `action` (`usize::MAX`: all of them).
+    pub fn inject(&self, action: &str, fault: Fault, times: usize) {
+        self.state.lock().unwrap().faults.insert(action.to_owned(), (fault, times));
+    }
+
+    pub fn clear(&self) {
+        self.state.lock().unwrap().faults.clear();
+    }
+
+    /// How many requests for `action` the proxy saw (faulted or forwarded).
+    pub fn seen(&self, action: &str) -> usize {
+        self.state.lock().unwrap().seen.get(action).copied().unwrap_or(0)
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn action(&self) -> String {
+        if let Some(target) = self.header("x-amz-target") {
+            return target.rsplit('.').next().unwrap_or(target).to_owned();
+        }
+        let body = String::from_utf8_lossy(&self.body);
+        body.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or("unknown").to_owned()
+    }
+
+    fn json_protocol(&self) -> bool {
+        self.header("x-amz-target").is_some()
+    }
+}
+
+fn serve(stream: TcpStream, upstream: u16, state: &Arc<Mutex<State>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut client = stream;
+    while let Some(request) = read_request(&mut reader) {
+        let action = request.action();
+        let fault = {
+            let mut s = state.lock().unwrap();
+            *s.seen.entry(action.clone()).or_default() += 1;
+            match s.faults.get_mut(&action) {
+                Some((fault, times)) if *times > 0 => {
+                    *times = times.saturating_sub(1);
+                    Some(*fault)
+                }
+                _ => None,
+            }
+        };
+        let response = match fault {
+            Some(Fault::Drop) => return,
+            Some(Fault::Slow(delay)) => {
+                std::thread::sleep(delay);
+                forward(&request, upstream)
+            }
+            Some(Fault::Throttle) => error(&request, 400, "Throttling", "Rate exceeded"),
+            Some(Fault::Unavailable) => error(&request, 503, "ServiceUnavailable", "Service is unavailable, try again"),
+            Some(Fault::Deny) => error(
+                &request,
+                403,
+                "AccessDenied",
+                &format!("User: arn:aws:sts::123456789012:assumed-role/trailguard-remediate/x is not authorized to perform: {}", action),
+            ),
+            None => forward(&request, upstream),
+        };
+        let Some(response) = response else { return };
+        if client.write_all(&response).and_then(|_| client.flush()).is_err() {
+            return;
+        }
+    }
+}
+
+/// An error as the service would send it, in the request's protocol.
+fn error(request: &Request, status: u16, code: &str, message: &str) -> Option<Vec<u8>> {
+    let (content_type, body) = if request.json_protocol() {
+        ("application/x-amz-json-1.1", format!(r#"{{"__type":"{code}","message":"{message}"}}"#))
+    } else {
+        (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+                 <RequestId>fault-injected</RequestId></ErrorResponse>"
+            ),
+        )
+    };
+    let reason = match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        _ => "Service Unavailable",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nx-amzn-ErrorType: {code}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    Some([head.into_bytes(), body.into_bytes()].concat())
+}
+
+/// Sends the request to moto on a fresh connection and returns moto's response, re-framed with a length.
+fn forward(request: &Request, upstream: u16) -> Option<Vec<u8>> {
+    let mut up = TcpStream::connect(("127.0.0.1", upstream)).ok()?;
+    let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.path);
+    for (k, v) in &request.headers {
+        if !matches!(k.to_ascii_lowercase().as_str(), "connection" | "content-length" | "transfer-encoding") {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", request.body.len()));
+    up.write_all(head.as_bytes()).ok()?;
+    up.write_all(&request.body).ok()?;
+    let mut reader = BufReader::new(up);
+    let mut status = String::new();
+    reader.read_line(&mut status).ok()?;
+    let mut headers = Vec::new();
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end().to_owned();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            match k.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = v.trim().parse::<usize>().ok(),
+                "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+                "connection" => {}
+                _ => headers.push(line.clone()),
+            }
+        }
+    }
+    let body = read_body(&mut reader, length, chunked)?;
+    let mut out = status.trim_end().to_owned() + "\r\n";
+    for h in headers {
+        out.push_str(&h);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    Some([out.into_bytes(), body].concat())
+}
+
+fn read_body(reader: &mut impl BufRead, length: Option<usize>, chunked: bool) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(length) = length {
+        body.resize(length, 0);
+        reader.read_exact(&mut body).ok()?;
+    } else {
+        reader.read_to_end(&mut body).ok()?;
+    }
+    Some(body)
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (k, v) = header.split_once(':')?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = v.trim().parse().ok(),
+            "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+            _ => {}
+        }
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    let body = read_body(reader, Some(length.unwrap_or(0)).filter(|_| !chunked), chunked)?;
+    Some(Request { method, path, headers, body })
+}
