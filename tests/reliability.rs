@@ -78,7 +78,10 @@ async fn an_interrupted_remediation_is_finished_by_the_retry_and_nothing_is_done
     assert!(message.contains("remediation incomplete, will be retried"), "{message}");
     assert_eq!(step_statuses(&reports[0]), ["done", "failed"]);
     assert_eq!(reports[0]["status"], "failed");
-    assert!(stage.out.alerts().await.iter().any(|a| a.subject.contains("REMEDIATION FAILED")), "the partial failure is reported");
+    assert!(
+        stage.out.alerts().await.iter().any(|a| a.subject.contains("REMEDIATION FAILED")),
+        "the partial failure is reported"
+    );
     assert!(attached(&stage.iam, "dev-agent").await.is_empty());
     assert!(inline_policy(&stage.iam, "dev-agent", REVOCATIONS).await.is_none());
 

@@ -99,6 +99,7 @@ impl Request {
 }
 
 fn serve(stream: TcpStream, upstream: u16, state: &Arc<Mutex<State>>) {
+    let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut client = stream;
     while let Some(request) = read_request(&mut reader) {

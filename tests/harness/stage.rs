@@ -93,4 +93,3 @@ pub fn attach_event(identity: Value, role: &str, policy: &str, event_id: &str) -
 pub fn step_statuses(report: &Value) -> Vec<String> {
     report["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap().to_owned()).collect()
 }
-
