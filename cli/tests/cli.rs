@@ -162,3 +162,25 @@ fn rules_lists_every_rule() {
         assert!(text(&out.stdout).contains(id), "{id}");
     }
 }
+
+#[test]
+fn the_bad_input_corpus_gives_each_documented_outcome_through_the_cli() {
+    let dir = fixtures().join("bad-input");
+    let expected = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
+    let mut failures = Vec::new();
+    for line in expected.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (file, outcome) = line.split_once('\t').unwrap();
+        let out = trailguard(&["scan", "--format", "jsonl", dir.join("cases").join(file).to_str().unwrap()], None);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        let (kind, what) = outcome.split_once(':').unwrap_or((outcome, ""));
+        let good = match kind {
+            "input-error" | "record-error" => out.status.code() == Some(2) && stderr.contains(what),
+            "finding" => out.status.success() && stdout.lines().any(|l| l.contains(&format!("\"rule\":\"{what}\""))),
+            _ => out.status.success() && stdout.is_empty(),
+        };
+        if !good || stderr.contains("panicked") {
+            failures.push(format!("{file}: expected {outcome}, exit {:?}, stderr {stderr}", out.status.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -58,6 +58,8 @@ pub struct Prepared<'r> {
     pub actor: Actor,
     rules: Vec<usize>,
     params: Option<Value>,
+    /// Why `requestParameters` could not be read, when it is there but unreadable.
+    params_error: Option<String>,
     grant: Option<Grant>,
     trust: Option<TrustChange>,
 }
@@ -140,7 +142,12 @@ impl Engine {
         }
         rules.sort_unstable();
         rules.dedup();
-        let params = record.params();
+        let (params, params_error) =
+            match record.request_parameters.as_deref().map(|raw| serde_json::from_str::<Value>(raw.get())) {
+                Some(Err(e)) => (None, Some(e.to_string())),
+                Some(Ok(value)) => (Some(value).filter(|v| !v.is_null()), None),
+                None => (None, None),
+            };
         let (grant, trust) = match (&params, record.event_source.as_str()) {
             (Some(p), "iam.amazonaws.com") => (
                 change::grant(&record.event_name, p, record.response().as_ref()),
@@ -148,7 +155,7 @@ impl Engine {
             ),
             _ => (None, None),
         };
-        Some(Prepared { record, actor, rules, params, grant, trust })
+        Some(Prepared { record, actor, rules, params, params_error, grant, trust })
     }
 
     /// The ids of the rules whose triggers the record matches (before any other check).
@@ -205,6 +212,9 @@ impl Engine {
         let tags = resolved.role_tags.as_ref().and_then(|t| t.as_ref().ok());
         actor.agent = self.config.agents.recognise(&actor, tags.map(Vec::as_slice));
         let mut warnings = Vec::new();
+        if let Some(e) = &prepared.params_error {
+            warnings.push(format!("`requestParameters` could not be read, rules judged the event without them: {e}"));
+        }
         if let Some(Err(e)) = &resolved.role_tags {
             warnings.push(format!("role tags could not be read, agent recognition used other signals only: {e}"));
         }

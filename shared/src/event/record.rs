@@ -15,7 +15,7 @@ use serde_json::Value;
 #[serde(rename_all = "camelCase")]
 pub struct CloudTrailRecord {
     /// Who made the call; absent only in malformed or very unusual records.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub user_identity: Option<UserIdentity>,
     /// When the call completed, in UTC (`2026-11-27T10:00:00Z`).
     #[serde(default)]
@@ -28,7 +28,7 @@ pub struct CloudTrailRecord {
     #[serde(default)]
     pub aws_region: Option<String>,
     /// The caller's address, or the service name when an AWS service called.
-    #[serde(default)]
+    #[serde(default, rename = "sourceIPAddress")]
     pub source_ip_address: Option<String>,
     /// The caller's user agent.
     #[serde(default)]
@@ -88,7 +88,7 @@ pub struct UserIdentity {
     #[serde(default)]
     pub invoked_by: Option<String>,
     /// Temporary-credential details.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub session_context: Option<SessionContext>,
 }
 
@@ -97,10 +97,10 @@ pub struct UserIdentity {
 #[serde(rename_all = "camelCase")]
 pub struct SessionContext {
     /// The role or user that issued the session.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub session_issuer: Option<SessionIssuer>,
     /// Creation time and MFA.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub attributes: Option<SessionAttributes>,
     /// Set by the first `AssumeRole` of a chain; survives chaining and cannot be changed by the session.
     #[serde(default)]
@@ -199,6 +199,42 @@ impl CloudTrailRecord {
 fn parse_raw(raw: Option<&RawValue>) -> Option<Value> {
     let value: Value = serde_json::from_str(raw?.get()).ok()?;
     (!value.is_null()).then_some(value)
+}
+
+/// A block that must be a JSON object (or null). serde would otherwise also accept an array, read by position,
+/// and a malformed `userIdentity: []` would pass as an empty identity instead of an error naming the field.
+fn object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectOnly<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object or null")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(self)
+        }
+
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    deserializer.deserialize_option(ObjectOnly(std::marker::PhantomData))
 }
 
 /// CloudTrail writes some booleans as strings (`"mfaAuthenticated": "false"`); accept both spellings.

@@ -140,6 +140,10 @@ pub fn analyze(doc: &PolicyDocument) -> Grants {
             && s.conditions.iter().any(|c| c.key.eq_ignore_ascii_case("iam:PassedToService"))
     });
 
+    // Unknown actions are worth a word wherever they are, broad resources or not.
+    for statement in doc.allows().filter(|s| !is_broad(&s.resources)) {
+        expand_actions(catalogue, &statement.actions, &mut grants.unknown_actions);
+    }
     let broad: Vec<Allowed> = doc
         .allows()
         .filter(|s| is_broad(&s.resources))

@@ -86,6 +86,8 @@ const NAME_KEYS: &[&str] = &[
     "changeSetName",
     "stackSetName",
     "logGroupName",
+    // The revocation policy trailguard writes on roles: removing it would un-revoke sessions.
+    "policyName",
 ];
 
 /// An attacker who can quietly change or delete the guard, or take on its roles, has switched it off.
