@@ -143,3 +143,108 @@ fn deeply_nested_input_is_an_error_not_a_crash() {
     let deep_doc = format!(r#"{{"Statement":{}}}"#, deep);
     assert!(PolicyDocument::parse(&deep_doc).is_err());
 }
+
+mod wrong_target {
+    use proptest::prelude::*;
+    use trailguard_core::config::{Config, Mode};
+    use trailguard_core::event::{Actor, AgentMatch};
+    use trailguard_core::finding::{Evidence, Finding, PrincipalKind, Remediation, Severity, Target, SCHEMA_VERSION};
+    use trailguard_core::policy::eval::{denies, Request};
+    use trailguard_core::policy::PolicyDocument;
+    use trailguard_core::remediation::plan::{plan, Decision};
+    use trailguard_core::remediation::revocation::{merge, rfc3339, Revocation};
+
+    fn time(minutes: i64) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(1_795_000_000).unwrap() + time::Duration::minutes(minutes)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The deny written for one session denies exactly that session's credentials issued before the
+        /// revocation: not its role's other sessions, not other roles' sessions of the same name, not later ones.
+        #[test]
+        fn a_session_revocation_hits_only_its_session(
+            role in "AROA[A-Z0-9]{4}", other_role in "AROA[A-Z0-9]{4}",
+            session in "[a-z0-9@.-]{1,12}", other_session in "[a-z0-9@.-]{1,12}",
+            revoked_at in 0i64..600, issued in -720i64..1200,
+        ) {
+            let target = format!("{role}:{session}");
+            let merged = merge(None, &Revocation::Session(target.clone()), Some(time(revoked_at - 1)), time(revoked_at), time::Duration::hours(12));
+            let doc = PolicyDocument::from_value(&merged.document).unwrap();
+            for (who_role, who_session) in [(&role, &session), (&role, &other_session), (&other_role, &session)] {
+                let user_id = format!("{who_role}:{who_session}");
+                let request = Request::new("s3:GetObject", "arn:aws:s3:::b/k")
+                    .with("aws:userid", &user_id)
+                    .with("aws:TokenIssueTime", &rfc3339(time(issued)));
+                let should = user_id == target && issued < revoked_at;
+                prop_assert_eq!(denies(&doc, &request), should, "{} issued at {} vs {} revoked at {}", user_id, issued, target, revoked_at);
+            }
+        }
+
+        /// Protected principals are skipped whatever the modes, the actor and dry run say.
+        #[test]
+        fn protected_principals_are_never_touched_in_any_mode(
+            agents in prop::sample::select(vec![Mode::Off, Mode::Alert, Mode::Enforce]),
+            humans in prop::sample::select(vec![Mode::Off, Mode::Alert, Mode::Enforce]),
+            rule_mode in prop::option::of(prop::sample::select(vec![Mode::Alert, Mode::Enforce])),
+            dry_run in any::<bool>(), agent in any::<bool>(),
+            role in prop::sample::select(vec![
+                "AWSReservedSSO_Admin_0123abcd", "AWSServiceRoleForSupport", "trailguard-remediate", "trailguard-member", "break-glass-1",
+            ]),
+        ) {
+            let mut config = Config::from_json(r#"{"remediation":{"protected_principals":["break-glass-*"]}}"#).unwrap();
+            config.remediation.agents = agents;
+            config.remediation.humans = humans;
+            config.remediation.dry_run = dry_run;
+            if let Some(mode) = rule_mode {
+                config.rules.entry("admin-policy-grant".into()).or_default().mode = Some(mode);
+            }
+            let actor = Actor {
+                kind: "AssumedRole".into(),
+                agent: agent.then(|| AgentMatch { signal: "session_name".into(), pattern: "agent-*".into(), value: "agent-1".into() }),
+                ..Actor::default()
+            };
+            let account = "123456789012".to_owned();
+            let steps = vec![
+                Remediation::DetachManagedPolicy { account: account.clone(), principal_kind: PrincipalKind::Role, principal_name: role.into(), policy_arn: "arn:aws:iam::aws:policy/AdministratorAccess".into() },
+                Remediation::DeleteInlinePolicy { account: account.clone(), principal_kind: PrincipalKind::Role, principal_name: role.into(), policy_name: "p".into() },
+                Remediation::RevokeSession { account: account.clone(), role_name: role.into(), user_id: Some("AROA:s".into()), source_identity: None },
+                Remediation::RevokeOlderSessions { account: account.clone(), role_name: role.into() },
+                Remediation::RemoveTrustStatements { account, role_name: role.into(), statements: vec![] },
+            ];
+            let finding = Finding {
+                schema_version: SCHEMA_VERSION, id: "f".into(), rule: "admin-policy-grant".into(), severity: Severity::Critical,
+                title: "t".into(), description: "d".into(), attempt: false, account: None, region: None, time: None,
+                event_id: None, event_source: "iam.amazonaws.com".into(), event_name: "AttachRolePolicy".into(),
+                error_code: None, actor, target: Target::default(), evidence: Evidence::default(), remediation: steps,
+            };
+            for step in plan(&finding, &config).steps {
+                prop_assert!(matches!(step.decision, Decision::Skip { .. }), "{:?} on {} was planned", step.step, role);
+            }
+        }
+    }
+}
+
+#[test]
+fn allow_listed_actors_yield_no_finding_so_nothing_is_remediated() {
+    let record = r#"{"eventSource":"iam.amazonaws.com","eventName":"AttachRolePolicy","recipientAccountId":"123456789012",
+        "userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/deploy/agent-ci",
+          "sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::123456789012:role/deploy"}}},
+        "requestParameters":{"roleName":"app","policyArn":"arn:aws:iam::aws:policy/AdministratorAccess"}}"#;
+    let record = read_records(record.as_bytes()).unwrap().remove(0).unwrap();
+    assert_eq!(Engine::new(Config::default()).evaluate_offline(&record).findings.len(), 1);
+    // Allow-listed for one rule only: the general agent rule still reports the agent changing IAM.
+    let one = Config::from_json(
+        r#"{"rules":{"admin-policy-grant":{"allow_principals":["arn:aws:iam::123456789012:role/deploy"]}}}"#,
+    )
+    .unwrap();
+    let findings = Engine::new(one).evaluate_offline(&record).findings;
+    assert_eq!(findings.iter().map(|f| f.rule.as_str()).collect::<Vec<_>>(), ["agent-sensitive-call"]);
+    let both = Config::from_json(
+        r#"{"rules":{"admin-policy-grant":{"allow_principals":["arn:aws:iam::123456789012:role/deploy"]},
+                     "agent-sensitive-call":{"allow_accounts":["123456789012"]}}}"#,
+    )
+    .unwrap();
+    assert!(Engine::new(both).evaluate_offline(&record).findings.is_empty());
+}
