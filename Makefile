@@ -27,9 +27,11 @@ demo: venv ## A misbehaving agent and a human mistake through the real Lambdas o
 scan-demo: ## Scan the bundled fixture trail offline and print the summary
 	$(CARGO) run --quiet --locked -p trailguard-cli -- --config tests/fixtures/config.json scan tests/fixtures/events
 
-bench: ## Per-event evaluation against plain JSON parsing (criterion), printed as a ratio
+bench: ## Per-event evaluation against plain JSON parsing (criterion), and detect's cold start against boto3's import
 	$(CARGO) bench --locked -p trailguard-core --bench evaluate
 	@python3 tools/bench_ratio.py target/criterion/mixed-2000-events
+	$(CARGO) build --quiet --release --locked -p trailguard-detect
+	$(CARGO) run --quiet --release --locked -p trailguard-tests --example coldstart -- target/release/detect
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -65,8 +67,7 @@ infra-check: venv $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn-lint,
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint -t infra/template.yaml --region us-east-1
 	$(CHECKOV_VENV)/bin/checkov -d infra --framework cloudformation --skip-download --compact --quiet
 
-package: $(SAM_VENV)/.installed ## Release bootstrap per function (cargo lambda) and `sam build`
-	$(VENV)/bin/python -m pip --version >/dev/null
+package: venv $(SAM_VENV)/.installed ## Release bootstrap per function (cargo lambda) and `sam build`
 	$(PY) -m pip install --quiet cargo-lambda==1.9.2
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --locked --bin detect --bin remediate
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build -t infra/template.yaml --build-dir .aws-sam/build

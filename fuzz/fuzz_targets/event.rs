@@ -1,12 +1,15 @@
 //! Any bytes as CloudTrail input: read, evaluate, render. Must never panic.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 use trailguard_core::event::{read_event, read_records};
 use trailguard_core::{Config, Engine};
 
 fuzz_target!(|data: &[u8]| {
-    let engine = Engine::new(Config::default());
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    let engine = ENGINE.get_or_init(|| Engine::new(Config::default()));
     if let Ok(records) = read_records(data) {
         for record in records.into_iter().flatten() {
             for finding in engine.evaluate_offline(&record).findings {
