@@ -52,44 +52,15 @@ fn report_trust(config: &Config, doc: &PolicyDocument, account: Option<&str>) ->
 fn report_identity(doc: &PolicyDocument) -> bool {
     let grants = analyze(doc);
     println!("Identity policy with {} statement(s).", doc.statements.len());
-    let mut flagged = false;
-    let mut say = |text: String| {
-        flagged = true;
-        println!("FLAGGED: {text}");
-    };
-    if !grants.full_admin.is_empty() {
-        say(format!("full administrator access (statements {:?})", grants.full_admin));
-    }
-    if let Some((statements, share)) = &grants.near_admin {
-        say(format!(
-            "{:.1}% of all actions on every resource, admin-equivalent (statements {statements:?})",
-            share * 100.0
-        ));
-    }
-    for (action, statements) in &grants.escalation {
-        say(format!("privilege escalation: {action} on any resource (statements {statements:?})"));
-    }
-    if let Some(pass) = &grants.passrole {
-        say(format!(
-            "iam:PassRole on any role without iam:PassedToService, through {} (statements {:?})",
-            pass.via.join(", "),
-            pass.statements
-        ));
-        if !pass.with_compute.is_empty() {
-            println!("         with {}: can run code as any passed role", pass.with_compute.join(", "));
-        }
-    }
-    // Service wildcards are implied by admin grants; list them only when they are the news.
-    if !grants.is_admin_class() {
-        for w in &grants.service_wildcards {
-            say(format!("every action of {} on broad resources (statements {:?})", w.service, w.statements));
-        }
+    let flagged = grants.describe();
+    for line in &flagged {
+        println!("FLAGGED: {line}");
     }
     for unknown in &grants.unknown_actions {
         println!("note: unknown action pattern `{unknown}` (new service or typo)");
     }
-    if !flagged {
+    if flagged.is_empty() {
         println!("Nothing the rules flag: no admin, escalation, service-wide wildcard or unrestricted PassRole.");
     }
-    flagged
+    !flagged.is_empty()
 }

@@ -4,6 +4,7 @@
 //! 2 input or configuration could not be read (for `scan`, after scanning everything that could be read).
 
 mod check_policy;
+mod explain;
 mod patterns;
 mod scan;
 
@@ -47,6 +48,11 @@ enum Command {
         /// The role's own account, for trust policies (principals in it are not outsiders).
         #[arg(long, value_name = "ACCOUNT")]
         account: Option<String>,
+    },
+    /// Explain one event: the actor, each rule's verdict and why (every record of the file, or of `-`).
+    Explain {
+        /// The event: an EventBridge event, a bare record, or a log file.
+        file: PathBuf,
     },
     /// List the rules.
     Rules,
@@ -100,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Scan { paths, format } => scan::run(&Engine::new(config), &paths, format),
         Command::CheckPolicy { file, kind, account } => check_policy::run(&config, &file, kind, account.as_deref()),
+        Command::Explain { file } => explain::run(&Engine::new(config), &file),
         Command::Patterns { format } => patterns::run(&Engine::new(config), format),
         Command::Rules => {
             let engine = Engine::new(config);

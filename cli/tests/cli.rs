@@ -184,3 +184,19 @@ fn the_bad_input_corpus_gives_each_documented_outcome_through_the_cli() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn explain_says_rule_by_rule_why() {
+    let file = fixtures().join("events/admin-policy-grant/agent-attaches-administratoraccess-to-own-role.json");
+    let out = trailguard(&["explain", file.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("AI agent: role `ai-agent-deployer` matches `ai-agent*`"), "{stdout}");
+    assert!(stdout.contains("full administrator access"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.contains("admin-policy-grant") && l.contains("FINDING critical")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.contains("agent-sensitive-call") && l.contains("more specific rule")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.contains("root-usage") && l.contains("not its event")), "{stdout}");
+    let service = fixtures().join("events/harmless/kms-deletes-key-after-waiting-period-service-event.json");
+    let out = trailguard(&["explain", service.to_str().unwrap()], None);
+    assert!(text(&out.stdout).contains("Not judged: AWS itself acted"), "{}", text(&out.stdout));
+}

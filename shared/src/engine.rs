@@ -73,6 +73,21 @@ pub struct Evaluation {
     pub warnings: Vec<String>,
 }
 
+/// Why one event gave the findings it gave: for `trailguard explain`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The actor, with agent recognition done (offline: without role tags).
+    pub actor: Actor,
+    /// Why no rule judged the event at all, when none did.
+    pub skipped: Option<String>,
+    /// What the event's policy grants, when it grants one (sentences, as `check-policy` prints them).
+    pub grant: Option<(String, Vec<String>)>,
+    /// Each rule: its id, and its verdict in words.
+    pub verdicts: Vec<(&'static str, String)>,
+    /// The findings.
+    pub evaluation: Evaluation,
+}
+
 /// Where each trigger points, so that picking the rules for an event is a hash look-up.
 #[derive(Default)]
 struct TriggerIndex {
@@ -260,6 +275,66 @@ impl Engine {
         let findings =
             verdicts.into_iter().map(|(rule, verdict)| self.finding(record, &actor, rule, verdict)).collect();
         Evaluation { findings, warnings }
+    }
+
+    /// Says, rule by rule, why the event gave the findings it gave (offline: nothing is looked up).
+    pub fn explain(&self, record: &CloudTrailRecord) -> Explanation {
+        let mut actor = Actor::from_record(record);
+        actor.agent = self.config.agents.recognise(&actor, None);
+        let triggered = self.triggered_rules(record);
+        let skipped = if actor.aws_service {
+            Some("AWS itself acted (an AWS service event or an AWSService identity)".to_owned())
+        } else if self.config.is_own_actor(&actor) {
+            Some("the call was made by one of trailguard's own roles".to_owned())
+        } else if triggered.is_empty() {
+            Some(format!("no rule needs {} {}", record.event_source, record.event_name))
+        } else {
+            None
+        };
+        let prepared = self.prepare(record);
+        let grant = prepared.as_ref().and_then(|p| p.grant.as_ref()).map(|g| {
+            let view = self.view_grant(g, &Resolved::default());
+            let said = match (&view.grants, &view.unavailable) {
+                (Some(grants), _) => grants.describe(),
+                (None, Some(reason)) => vec![reason.clone()],
+                (None, None) => Vec::new(),
+            };
+            (view.subject(), said)
+        });
+        let evaluation = match &prepared {
+            Some(p) => self.evaluate(p, &Resolved::default()),
+            None => Evaluation::default(),
+        };
+        let verdicts = registry()
+            .into_iter()
+            .map(|rule| {
+                let id = rule.id();
+                let findings: Vec<&Finding> = evaluation.findings.iter().filter(|f| f.rule == id).collect();
+                let verdict = if !self.rules.iter().any(|r| r.id() == id) {
+                    "off by configuration".to_owned()
+                } else if !triggered.contains(&id) {
+                    "not its event".to_owned()
+                } else if skipped.is_some() {
+                    "not judged (see above)".to_owned()
+                } else if self.config.allows(id, &actor, record.account()) {
+                    "actor or account allow-listed for this rule".to_owned()
+                } else if findings.is_empty() && rule.yields_to_others() && !evaluation.findings.is_empty() {
+                    "left to the more specific rule that flagged the event".to_owned()
+                } else if findings.is_empty() && !evaluation.findings.is_empty() {
+                    "judged: nothing beyond what the findings above say".to_owned()
+                } else if findings.is_empty() {
+                    "judged: nothing to flag".to_owned()
+                } else {
+                    findings
+                        .iter()
+                        .map(|f| format!("FINDING {}: {}", f.severity, f.title))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                (id, verdict)
+            })
+            .collect();
+        Explanation { actor, skipped, grant, verdicts, evaluation }
     }
 
     /// Prepares and evaluates with nothing looked up: what the offline scanner sees.

@@ -115,6 +115,45 @@ impl Grants {
     pub fn is_admin_class(&self) -> bool {
         !self.full_admin.is_empty() || self.near_admin.is_some() || !self.escalation.is_empty()
     }
+
+    /// One sentence per thing the rules flag, in the order of the rules (empty: nothing flagged).
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.full_admin.is_empty() {
+            out.push(format!("full administrator access (statements {:?})", self.full_admin));
+        }
+        if let Some((statements, share)) = &self.near_admin {
+            out.push(format!(
+                "{:.1}% of all actions on every resource, admin-equivalent (statements {statements:?})",
+                share * 100.0
+            ));
+        }
+        // Full admin implies every escalation and PassRole; listing them would bury the one line that matters.
+        if !self.full_admin.is_empty() {
+            return out;
+        }
+        for (action, statements) in &self.escalation {
+            out.push(format!("privilege escalation: {action} on any resource (statements {statements:?})"));
+        }
+        if let Some(pass) = &self.passrole {
+            let mut text = format!(
+                "iam:PassRole on any role without iam:PassedToService, through {} (statements {:?})",
+                pass.via.join(", "),
+                pass.statements
+            );
+            if !pass.with_compute.is_empty() {
+                text.push_str(&format!("; with {}, it can run code as any passed role", pass.with_compute.join(", ")));
+            }
+            out.push(text);
+        }
+        // Service wildcards are implied by admin grants; they are the news only below admin.
+        if !self.is_admin_class() {
+            for w in &self.service_wildcards {
+                out.push(format!("every action of {} on broad resources (statements {:?})", w.service, w.statements));
+            }
+        }
+        out
+    }
 }
 
 /// One Allow statement, expanded.
