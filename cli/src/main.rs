@@ -1,11 +1,13 @@
 //! The `trailguard` command line: the library, offline.
 //!
-//! Exit codes: 0 the command ran (findings or not); 1 `check-policy` found a grant the rules flag;
-//! 2 input or configuration could not be read (for `scan`, after scanning everything that could be read).
+//! Exit codes: 0 the command ran (findings or not); 1 `check-policy` found a grant the rules flag, or `revoke`
+//! could not revoke (refused or failed); 2 input or configuration could not be read (for `scan`, after scanning
+//! everything that could be read).
 
 mod check_policy;
 mod explain;
 mod patterns;
+mod revoke;
 mod scan;
 
 use std::path::PathBuf;
@@ -54,6 +56,9 @@ enum Command {
         /// The event: an EventBridge event, a bare record, or a log file.
         file: PathBuf,
     },
+    /// The kill switch: revoke a session, a source identity's sessions or all older sessions of a role, or
+    /// deactivate a user's access key, with the remediator's checks (protected principals are refused).
+    Revoke(RevokeArgs),
     /// List the rules.
     Rules,
     /// Print the EventBridge patterns the rules need (the infrastructure is generated from them).
@@ -62,6 +67,45 @@ enum Command {
         #[arg(long, value_enum, default_value_t = PatternOutput::Json)]
         format: PatternOutput,
     },
+}
+
+/// What `revoke` acts on. Credentials come from the usual AWS sources (environment, profile, SSO).
+#[derive(clap::Args)]
+struct RevokeArgs {
+    /// The role whose session(s) to revoke.
+    #[arg(long)]
+    role: Option<String>,
+    /// The role session name to revoke (its other sessions keep working).
+    #[arg(long, requires = "role")]
+    session: Option<String>,
+    /// Revoke every session of the role carrying this source identity.
+    #[arg(long, requires = "role")]
+    source_identity: Option<String>,
+    /// Revoke every session of the role issued before now.
+    #[arg(long, requires = "role")]
+    all_older: bool,
+    /// The IAM user whose access key to deactivate.
+    #[arg(long)]
+    user: Option<String>,
+    /// The access key to deactivate.
+    #[arg(long, requires = "user")]
+    access_key: Option<String>,
+    /// Act in this account (with --assume-role).
+    #[arg(long, requires = "assume_role")]
+    account: Option<String>,
+    /// The role to assume in --account (for example trailguard-member).
+    #[arg(long)]
+    assume_role: Option<String>,
+    /// The external id that role requires.
+    #[arg(long)]
+    external_id: Option<String>,
+    /// Deny only credentials issued before this time (RFC 3339; default now). Running again with the same
+    /// time changes nothing.
+    #[arg(long)]
+    issued_before: Option<String>,
+    /// Print the exact policy that would be written; change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,6 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Scan { paths, format } => scan::run(&Engine::new(config), &paths, format),
         Command::CheckPolicy { file, kind, account } => check_policy::run(&config, &file, kind, account.as_deref()),
+        Command::Revoke(args) => revoke::run(&config, &args),
         Command::Explain { file } => explain::run(&Engine::new(config), &file),
         Command::Patterns { format } => patterns::run(&Engine::new(config), format),
         Command::Rules => {

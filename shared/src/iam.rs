@@ -50,6 +50,8 @@ impl IamError {
 /// What trailguard needs to know of a role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleInfo {
+    /// The role's unique id (`AROA...`), the first half of its sessions' `aws:userid`.
+    pub role_id: String,
     /// The role's path (`/aws-service-role/...` for service-linked roles).
     pub path: String,
     /// The role's maximum session duration in seconds.

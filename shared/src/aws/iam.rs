@@ -57,6 +57,7 @@ impl IamActions for SdkIam {
         let result = self.client.get_role().role_name(role).send().await.map_err(|e| classify("iam:GetRole", &e));
         Ok(not_found_is_none(result)?.and_then(|out| {
             out.role().map(|r| RoleInfo {
+                role_id: r.role_id().to_owned(),
                 path: r.path().to_owned(),
                 max_session_seconds: i64::from(r.max_session_duration().unwrap_or(3600)),
                 trust_policy: r.assume_role_policy_document().map(str::to_owned),

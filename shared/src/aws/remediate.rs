@@ -8,6 +8,7 @@ use super::delivery::{Delivery, DeliveryError};
 use super::iam::SdkIam;
 use crate::config::Config;
 use crate::finding::{Finding, FindingEventError};
+use crate::remediation::execute::Occasion;
 use crate::remediation::{execute, plan, Report};
 
 /// Why a finding event failed. Every variant fails the invocation, so Lambda retries and then dead-letters it.
@@ -49,7 +50,7 @@ impl Remediator {
         tracing::info!(finding = %finding.id, rule = %finding.rule, plan = %plan.to_text(), "plan");
         let account = finding.account.clone().unwrap_or_else(|| self.accounts.home_account().to_owned());
         let iam = SdkIam::new(aws_sdk_iam::Client::new(&self.accounts.config_for(&account).await));
-        let outcomes = execute(&plan, &finding, &iam, &self.config, now).await;
+        let outcomes = execute(&plan, Occasion::of(&finding), &iam, &self.config, now).await;
         let report = Report::new(&finding, &plan, self.config.remediation.dry_run, outcomes);
         tracing::info!(finding = %finding.id, status = ?report.status, "remediation");
         self.delivery.report(&report).await.map_err(RemediateError::Delivery)?;

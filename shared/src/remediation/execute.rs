@@ -71,11 +71,29 @@ impl StepOutcome {
     }
 }
 
+/// What the steps undo: the rule that flagged it (to re-check the danger) and when it happened (credentials
+/// issued before then are the ones to deny).
+#[derive(Debug, Clone, Copy)]
+pub struct Occasion<'a> {
+    /// The rule whose danger the steps undo.
+    pub rule: &'a str,
+    /// When the flagged call was made (or, for a manual revocation, the time to revoke before).
+    pub happened: Option<OffsetDateTime>,
+}
+
+impl<'a> Occasion<'a> {
+    /// The occasion of a finding.
+    pub fn of(finding: &'a Finding) -> Occasion<'a> {
+        let happened = finding.time.as_deref().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+        Occasion { rule: &finding.rule, happened }
+    }
+}
+
 /// Executes every step of a plan in order. A failed step does not stop the next (revoking the session is
 /// worth doing even when the detach failed); the outcomes say what happened to each.
 pub async fn execute<I: IamActions>(
     plan: &Plan,
-    finding: &Finding,
+    finding: Occasion<'_>,
     iam: &I,
     config: &Config,
     now: OffsetDateTime,
@@ -102,7 +120,7 @@ pub async fn execute<I: IamActions>(
 
 async fn run_step<I: IamActions>(
     step: &Remediation,
-    finding: &Finding,
+    finding: Occasion<'_>,
     iam: &I,
     config: &Config,
     now: OffsetDateTime,
@@ -238,7 +256,7 @@ async fn revoke<I: IamActions>(
     step: &Remediation,
     role_name: &str,
     revocation: &Revocation,
-    finding: &Finding,
+    finding: Occasion<'_>,
     iam: &I,
     config: &Config,
     now: OffsetDateTime,
@@ -253,7 +271,7 @@ async fn revoke<I: IamActions>(
     let name = &config.remediation.revocation_policy_name;
     let existing = iam.get_inline_policy(PrincipalKind::Role, role_name, name).await?;
     let existing = existing.as_deref().and_then(|t| crate::policy::document::decode_json_text(t).ok());
-    let event_time = finding.time.as_deref().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+    let event_time = finding.happened;
     let max_session = Duration::seconds(role.max_session_seconds.max(3600));
     let merged = merge(existing.as_ref(), revocation, event_time, now, max_session);
     let written = Some(merged.document.clone());
@@ -278,7 +296,7 @@ async fn roll_back<I: IamActions>(
     step: &Remediation,
     arn: &str,
     offending: Option<&str>,
-    finding: &Finding,
+    finding: Occasion<'_>,
     iam: &I,
     dry_run: bool,
 ) -> Result<StepOutcome, IamError> {
