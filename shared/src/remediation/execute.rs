@@ -93,7 +93,7 @@ impl<'a> Occasion<'a> {
 /// worth doing even when the detach failed); the outcomes say what happened to each.
 pub async fn execute<I: IamActions>(
     plan: &Plan,
-    finding: Occasion<'_>,
+    occasion: Occasion<'_>,
     iam: &I,
     config: &Config,
     now: OffsetDateTime,
@@ -109,7 +109,7 @@ pub async fn execute<I: IamActions>(
             Decision::DryRun => true,
             Decision::Execute => false,
         };
-        let outcome = match run_step(step, finding, iam, config, now, dry_run).await {
+        let outcome = match run_step(step, occasion, iam, config, now, dry_run).await {
             Ok(outcome) => outcome,
             Err(error) => StepOutcome::failed(step, &error),
         };
@@ -120,7 +120,7 @@ pub async fn execute<I: IamActions>(
 
 async fn run_step<I: IamActions>(
     step: &Remediation,
-    finding: Occasion<'_>,
+    occasion: Occasion<'_>,
     iam: &I,
     config: &Config,
     now: OffsetDateTime,
@@ -133,10 +133,10 @@ async fn run_step<I: IamActions>(
                 (None, Some(si)) => Revocation::SourceIdentity(si.clone()),
                 (None, None) => return Ok(StepOutcome::new(step, Status::Skipped, "the finding names no session")),
             };
-            revoke(step, role_name, &revocation, finding, iam, config, now, dry_run).await
+            revoke(step, role_name, &revocation, occasion, iam, config, now, dry_run).await
         }
         Remediation::RevokeOlderSessions { role_name, .. } => {
-            revoke(step, role_name, &Revocation::AllSessions, finding, iam, config, now, dry_run).await
+            revoke(step, role_name, &Revocation::AllSessions, occasion, iam, config, now, dry_run).await
         }
         Remediation::DeactivateAccessKey { user_name, access_key_id, .. } => {
             let keys = iam.access_keys(user_name).await?;
@@ -156,7 +156,7 @@ async fn run_step<I: IamActions>(
                 return Ok(StepOutcome::new(step, Status::AlreadyDone, "the policy is no longer attached"));
             }
             if let Some(text) = current_managed_document(iam, policy_arn).await? {
-                if !still_dangerous(&finding.rule, &text) {
+                if !still_dangerous(occasion.rule, &text) {
                     return Ok(StepOutcome::new(step, Status::Skipped, "the policy no longer grants what was flagged"));
                 }
             }
@@ -174,7 +174,7 @@ async fn run_step<I: IamActions>(
             let Some(text) = iam.get_inline_policy(*principal_kind, principal_name, policy_name).await? else {
                 return Ok(StepOutcome::new(step, Status::AlreadyDone, "the inline policy no longer exists"));
             };
-            if !still_dangerous(&finding.rule, &text) {
+            if !still_dangerous(occasion.rule, &text) {
                 return Ok(StepOutcome::new(
                     step,
                     Status::Skipped,
@@ -195,7 +195,7 @@ async fn run_step<I: IamActions>(
             })
         }
         Remediation::RollBackPolicyVersion { policy_arn, version_id, .. } => {
-            roll_back(step, policy_arn, version_id.as_deref(), finding, iam, dry_run).await
+            roll_back(step, policy_arn, version_id.as_deref(), occasion, iam, dry_run).await
         }
         Remediation::RemoveTrustStatements { role_name, statements, .. } => {
             let Some(role) = iam.get_role(role_name).await? else {
@@ -256,7 +256,7 @@ async fn revoke<I: IamActions>(
     step: &Remediation,
     role_name: &str,
     revocation: &Revocation,
-    finding: Occasion<'_>,
+    occasion: Occasion<'_>,
     iam: &I,
     config: &Config,
     now: OffsetDateTime,
@@ -271,7 +271,7 @@ async fn revoke<I: IamActions>(
     let name = &config.remediation.revocation_policy_name;
     let existing = iam.get_inline_policy(PrincipalKind::Role, role_name, name).await?;
     let existing = existing.as_deref().and_then(|t| crate::policy::document::decode_json_text(t).ok());
-    let event_time = finding.happened;
+    let event_time = occasion.happened;
     let max_session = Duration::seconds(role.max_session_seconds.max(3600));
     let merged = merge(existing.as_ref(), revocation, event_time, now, max_session);
     let written = Some(merged.document.clone());
@@ -296,7 +296,7 @@ async fn roll_back<I: IamActions>(
     step: &Remediation,
     arn: &str,
     offending: Option<&str>,
-    finding: Occasion<'_>,
+    occasion: Occasion<'_>,
     iam: &I,
     dry_run: bool,
 ) -> Result<StepOutcome, IamError> {
@@ -312,14 +312,14 @@ async fn roll_back<I: IamActions>(
         ));
     }
     let offending_doc = iam.policy_version_document(arn, &default.id).await?;
-    if !still_dangerous(&finding.rule, &offending_doc) {
+    if !still_dangerous(occasion.rule, &offending_doc) {
         return Ok(StepOutcome::new(step, Status::Skipped, "the default version no longer grants what was flagged"));
     }
     let mut candidates: Vec<&PolicyVersion> = versions.iter().filter(|v| !v.is_default).collect();
     candidates.sort_by_key(|v| std::cmp::Reverse(v.id.trim_start_matches('v').parse::<u32>().unwrap_or(0)));
     for candidate in candidates {
         let doc = iam.policy_version_document(arn, &candidate.id).await?;
-        if still_dangerous(&finding.rule, &doc) {
+        if still_dangerous(occasion.rule, &doc) {
             continue;
         }
         let outcome = |status, detail: String| StepOutcome {
