@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+
+use super::http::{read_body, read_request, Request};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,31 +72,6 @@ impl FaultProxy {
     /// How many requests for `action` the proxy saw (faulted or forwarded).
     pub fn seen(&self, action: &str) -> usize {
         self.state.lock().unwrap().seen.get(action).copied().unwrap_or(0)
-    }
-}
-
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    fn action(&self) -> String {
-        if let Some(target) = self.header("x-amz-target") {
-            return target.rsplit('.').next().unwrap_or(target).to_owned();
-        }
-        let body = String::from_utf8_lossy(&self.body);
-        body.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or("unknown").to_owned()
-    }
-
-    fn json_protocol(&self) -> bool {
-        self.header("x-amz-target").is_some()
     }
 }
 
@@ -204,56 +181,4 @@ fn forward(request: &Request, upstream: u16) -> Option<Vec<u8>> {
     }
     out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     Some([out.into_bytes(), body].concat())
-}
-
-fn read_body(reader: &mut impl BufRead, length: Option<usize>, chunked: bool) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(length) = length {
-        body.resize(length, 0);
-        reader.read_exact(&mut body).ok()?;
-    } else {
-        reader.read_to_end(&mut body).ok()?;
-    }
-    Some(body)
-}
-
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    let mut headers = Vec::new();
-    let (mut length, mut chunked) = (None, false);
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (k, v) = header.split_once(':')?;
-        match k.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = v.trim().parse().ok(),
-            "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
-            _ => {}
-        }
-        headers.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
-    let body = read_body(reader, Some(length.unwrap_or(0)).filter(|_| !chunked), chunked)?;
-    Some(Request { method, path, headers, body })
 }

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod events;
 pub mod faults;
+pub mod http;
 pub mod moto;
 pub mod runtime;
 pub mod stage;

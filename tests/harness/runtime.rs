@@ -5,7 +5,7 @@
 //! `/runtime/init/error`). <https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +13,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
+
+use super::http::{read_request, Request};
 
 /// What one invocation returned.
 #[derive(Debug, Clone)]
@@ -132,7 +134,7 @@ fn serve(stream: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
     let mut writer = stream;
     loop {
-        let Some((method, path, body)) = read_request(&mut reader) else { return };
+        let Some(Request { method, path, body, .. }) = read_request(&mut reader) else { return };
         let (lock, cvar) = &**state;
         if method == "GET" && path.ends_with("/runtime/invocation/next") {
             // Long poll: wait for an event; an idle function simply waits here until it is stopped.
@@ -174,50 +176,6 @@ fn serve(stream: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
             return;
         }
     }
-}
-
-/// Reads one HTTP/1.1 request: method, path and body (Content-Length or chunked).
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String, Vec<u8>)> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    let (mut length, mut chunked) = (0usize, false);
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().ok()?,
-            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
-            _ => {}
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    } else {
-        body.resize(length, 0);
-        reader.read_exact(&mut body).ok()?;
-    }
-    Some((method, path, body))
 }
 
 /// Writes the whole response at once: several small writes would meet Nagle's algorithm and delayed
