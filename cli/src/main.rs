@@ -6,6 +6,7 @@
 
 mod check_policy;
 mod explain;
+mod gen;
 mod patterns;
 mod revoke;
 mod scan;
@@ -39,6 +40,42 @@ enum Command {
         /// Output: a readable summary, or one JSON finding per line.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Only events at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only findings of this rule (repeatable).
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// Only findings in this account (repeatable).
+        #[arg(long = "account")]
+        accounts: Vec<String>,
+        /// Only findings whose actor's ARN, role, user or session name matches this glob.
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Write a deterministic synthetic CloudTrail archive with planted findings (for benchmarks and tests).
+    Gen {
+        /// Where to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// How many events in all.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// The seed: the same seed writes the same archive.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Accounts (repeatable).
+        #[arg(long = "account", default_values_t = ["123456789012".to_owned()])]
+        accounts: Vec<String>,
+        /// Regions (repeatable).
+        #[arg(long = "region", default_values_t = ["us-east-1".to_owned(), "eu-west-1".to_owned()])]
+        regions: Vec<String>,
+        /// One JSON-lines file (`events.jsonl`) instead of gzipped log files.
+        #[arg(long)]
+        jsonl: bool,
     },
     /// Say what an IAM policy document grants; exit 1 when it grants what the rules flag.
     CheckPolicy {
@@ -148,7 +185,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => Config::default(),
     };
     match cli.command {
-        Command::Scan { paths, format } => scan::run(&Engine::new(config), &paths, format),
+        Command::Scan { paths, format, since, until, rules, accounts, actor } => {
+            let time = |t: Option<String>| -> anyhow::Result<Option<time::OffsetDateTime>> {
+                t.map(|t| {
+                    time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                        .with_context(|| format!("`{t}` is not an RFC 3339 time"))
+                })
+                .transpose()
+            };
+            let known: Vec<&str> = trailguard_core::rules::registry().iter().map(|r| r.id()).collect();
+            if let Some(unknown) = rules.iter().find(|r| !known.contains(&r.as_str())) {
+                anyhow::bail!("unknown rule `{unknown}` (see `trailguard rules`)");
+            }
+            let filters = scan::Filters { since: time(since)?, until: time(until)?, rules, accounts, actor };
+            scan::run(&Engine::new(config), &paths, format, &filters)
+        }
+        Command::Gen { out, events, seed, accounts, regions, jsonl } => {
+            gen::run(&out, events, seed, &accounts, &regions, jsonl)
+        }
         Command::CheckPolicy { file, kind, account } => check_policy::run(&config, &file, kind, account.as_deref()),
         Command::Revoke(args) => revoke::run(&config, &args),
         Command::Explain { file } => explain::run(&Engine::new(config), &file),

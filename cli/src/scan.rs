@@ -5,7 +5,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use rayon::prelude::*;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use trailguard_core::event::read_records;
+use trailguard_core::wildcard;
 use trailguard_core::{Engine, Finding, Severity};
 
 use crate::{read_input, Format};
@@ -21,60 +25,127 @@ struct Tally {
     warnings: BTreeMap<String, usize>,
 }
 
-pub fn run(engine: &Engine, paths: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
+/// Which findings to report.
+#[derive(Default)]
+pub struct Filters {
+    /// Only events at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Only these rules (none: all).
+    pub rules: Vec<String>,
+    /// Only these accounts (none: all).
+    pub accounts: Vec<String>,
+    /// Only actors whose ARN, role or user name matches this glob.
+    pub actor: Option<String>,
+}
+
+impl Filters {
+    fn keeps_time(&self, record: &trailguard_core::event::CloudTrailRecord) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Some(time) = record.event_time.as_deref().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()) else {
+            return false;
+        };
+        self.since.is_none_or(|s| time >= s) && self.until.is_none_or(|u| time < u)
+    }
+
+    fn keeps(&self, finding: &Finding) -> bool {
+        let rule = self.rules.is_empty() || self.rules.contains(&finding.rule);
+        let account = self.accounts.is_empty() || finding.account.as_ref().is_some_and(|a| self.accounts.contains(a));
+        let actor = self.actor.as_deref().is_none_or(|pattern| {
+            let a = &finding.actor;
+            [a.arn.as_deref(), a.role_name.as_deref(), a.user_name.as_deref(), a.session_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|v| wildcard::matches(pattern, v, true))
+        });
+        rule && account && actor
+    }
+}
+
+/// What one file gave.
+#[derive(Default)]
+struct FileScan {
+    read: bool,
+    records: usize,
+    unreadable_records: usize,
+    findings: Vec<Finding>,
+    warnings: BTreeMap<String, usize>,
+    /// Lines for standard error, in order.
+    messages: Vec<String>,
+}
+
+fn scan_file(engine: &Engine, filters: &Filters, file: &Path) -> FileScan {
+    let mut scan = FileScan::default();
+    let records =
+        match read_input(file).map_err(|e| e.to_string()).and_then(|b| read_records(&b).map_err(|e| e.to_string())) {
+            Ok(records) => records,
+            Err(e) => {
+                scan.messages.push(format!("trailguard: skipped {}: {e}", file.display()));
+                return scan;
+            }
+        };
+    scan.read = true;
+    for record in records {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                scan.messages.push(format!("trailguard: {}: {e}", file.display()));
+                scan.unreadable_records += 1;
+                continue;
+            }
+        };
+        scan.records += 1;
+        if !filters.keeps_time(&record) {
+            continue;
+        }
+        let evaluation = engine.evaluate_offline(&record);
+        for warning in evaluation.warnings {
+            *scan.warnings.entry(warning).or_default() += 1;
+        }
+        scan.findings.extend(evaluation.findings.into_iter().filter(|f| filters.keeps(f)));
+    }
+    scan
+}
+
+pub fn run(engine: &Engine, paths: &[PathBuf], format: Format, filters: &Filters) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     for path in paths {
         collect(path, &mut files)?;
     }
+    // Files are independent (CloudTrail writes many small ones): one per core at a time, reported in order.
+    let scans: Vec<FileScan> = files.par_iter().map(|file| scan_file(engine, filters, file)).collect();
     let mut tally = Tally::default();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for file in &files {
-        let bytes = match read_input(file) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                eprintln!("trailguard: skipped {}: {e}", file.display());
-                tally.unreadable_files += 1;
-                continue;
+    for scan in scans {
+        for message in &scan.messages {
+            eprintln!("{message}");
+        }
+        if scan.read {
+            tally.files += 1;
+        } else {
+            tally.unreadable_files += 1;
+        }
+        tally.records += scan.records;
+        tally.unreadable_records += scan.unreadable_records;
+        for (warning, count) in scan.warnings {
+            *tally.warnings.entry(warning).or_default() += count;
+        }
+        for finding in scan.findings {
+            if format == Format::Jsonl {
+                serde_json::to_writer(&mut out, &finding)?;
+                writeln!(out)?;
             }
-        };
-        let records = match read_records(&bytes) {
-            Ok(records) => records,
-            Err(e) => {
-                eprintln!("trailguard: skipped {}: {e}", file.display());
-                tally.unreadable_files += 1;
-                continue;
-            }
-        };
-        tally.files += 1;
-        for record in records {
-            let record = match record {
-                Ok(record) => record,
-                Err(e) => {
-                    eprintln!("trailguard: {}: {e}", file.display());
-                    tally.unreadable_records += 1;
-                    continue;
-                }
-            };
-            tally.records += 1;
-            let evaluation = engine.evaluate_offline(&record);
-            for warning in evaluation.warnings {
-                *tally.warnings.entry(warning).or_default() += 1;
-            }
-            for finding in evaluation.findings {
-                if format == Format::Jsonl {
-                    serde_json::to_writer(&mut out, &finding)?;
-                    writeln!(out)?;
-                }
-                tally.findings.push(finding);
-            }
+            tally.findings.push(finding);
         }
     }
     if format == Format::Text {
         summary(&mut out, &tally)?;
     }
     out.flush()?;
-    let unreadable = tally.unreadable_files + tally.unreadable_records;
     eprintln!(
         "trailguard: read {} file(s), {} record(s); {} finding(s); skipped {} unreadable file(s), {} unreadable record(s)",
         tally.files,
@@ -83,6 +154,7 @@ pub fn run(engine: &Engine, paths: &[PathBuf], format: Format) -> anyhow::Result
         tally.unreadable_files,
         tally.unreadable_records
     );
+    let unreadable = tally.unreadable_files + tally.unreadable_records;
     Ok(if unreadable > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 

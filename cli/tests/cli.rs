@@ -200,3 +200,42 @@ fn explain_says_rule_by_rule_why() {
     let out = trailguard(&["explain", service.to_str().unwrap()], None);
     assert!(text(&out.stdout).contains("Not judged: AWS itself acted"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn scan_finds_exactly_what_gen_planted_and_filters_narrow_it() {
+    let dir = std::env::temp_dir().join(format!("trailguard-gen-{}", std::process::id()));
+    let out = trailguard(&["gen", "--out", dir.to_str().unwrap(), "--events", "8000", "--seed", "7"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let planted: std::collections::BTreeSet<(String, String)> = std::fs::read_to_string(dir.join("planted.tsv"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (id, rule) = l.split_once('\t').unwrap();
+            (id.to_owned(), rule.to_owned())
+        })
+        .collect();
+    assert!(planted.len() >= 8, "every rule is planted at least once: {planted:?}");
+    let scan = |extra: &[&str]| {
+        let mut args = vec!["scan", "--format", "jsonl"];
+        args.extend_from_slice(extra);
+        args.push(dir.to_str().unwrap());
+        let out = trailguard(&args, None);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| {
+                let f: serde_json::Value = serde_json::from_str(l).unwrap();
+                (f["event_id"].as_str().unwrap().to_owned(), f["rule"].as_str().unwrap().to_owned())
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(scan(&[]), planted, "exactly the planted findings, no more, no less");
+    let roots = scan(&["--rule", "root-usage"]);
+    assert!(!roots.is_empty() && roots.iter().all(|(_, r)| r == "root-usage"));
+    assert!(scan(&["--since", "2026-11-02T00:00:00Z"]).is_empty(), "the archive is of 2026-11-01");
+    let mallory = scan(&["--actor", "*mallory*"]);
+    assert!(!mallory.is_empty() && mallory.iter().all(|(_, r)| r == "audit-tampering" || r == "guardrail-tampering"));
+    let out = trailguard(&["scan", "--rule", "no-such-rule", dir.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -18,6 +18,7 @@ pub mod patterns;
 pub mod policy;
 pub mod remediation;
 pub mod rules;
+pub mod synth;
 pub mod wildcard;
 
 pub use config::Config;

@@ -1,0 +1,72 @@
+//! `trailguard gen`: write a deterministic synthetic CloudTrail archive, laid out as CloudTrail writes it
+//! (`AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz`), or as one JSON-lines file, with a manifest of
+//! the planted events (`planted.tsv`: event id, rule).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use flate2::write::GzEncoder;
+use trailguard_core::synth::generate;
+
+/// Records per log file, about what CloudTrail writes for a busy account every few minutes.
+const PER_FILE: u64 = 1_000;
+
+pub fn run(
+    out: &Path,
+    events: u64,
+    seed: u64,
+    accounts: &[String],
+    regions: &[String],
+    jsonl: bool,
+) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut manifest = String::new();
+    let streams = (accounts.len() * regions.len()).max(1) as u64;
+    let per_stream = events.div_ceil(streams);
+    let mut lines =
+        if jsonl { Some(std::io::BufWriter::new(std::fs::File::create(out.join("events.jsonl"))?)) } else { None };
+    let mut written = 0;
+    for (a, account) in accounts.iter().enumerate() {
+        for (r, region) in regions.iter().enumerate() {
+            let stream_seed = seed.wrapping_add((a * 131 + r) as u64);
+            let records: Vec<_> =
+                generate(stream_seed, per_stream.min(events - written), account, region, "2026-11-01").collect();
+            written += records.len() as u64;
+            for s in &records {
+                if let Some(rule) = s.planted_for {
+                    manifest.push_str(&format!(
+                        "{}\t{rule}\n",
+                        s.record.get("eventID").and_then(|v| v.as_str()).unwrap_or_default()
+                    ));
+                }
+            }
+            if let Some(lines) = lines.as_mut() {
+                for s in &records {
+                    serde_json::to_writer(&mut *lines, &s.record)?;
+                    lines.write_all(b"\n")?;
+                }
+                continue;
+            }
+            let dir: PathBuf =
+                [out, Path::new(&format!("AWSLogs/{account}/CloudTrail/{region}/2026/11/01"))].iter().collect();
+            std::fs::create_dir_all(&dir)?;
+            for (n, chunk) in records.chunks(PER_FILE as usize).enumerate() {
+                let name =
+                    format!("{account}_CloudTrail_{region}_20261101T{:04}Z_{stream_seed:x}{n:04}.json.gz", n % 2400);
+                let file = std::fs::File::create(dir.join(name))?;
+                let mut gz = GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::default());
+                let body: Vec<&serde_json::Value> = chunk.iter().map(|s| &s.record).collect();
+                serde_json::to_writer(&mut gz, &serde_json::json!({"Records": body}))?;
+                gz.finish()?.flush()?;
+            }
+        }
+    }
+    if let Some(mut lines) = lines {
+        lines.flush()?;
+    }
+    std::fs::write(out.join("planted.tsv"), &manifest)?;
+    eprintln!("trailguard: wrote {written} events ({} planted) under {}", manifest.lines().count(), out.display());
+    Ok(ExitCode::SUCCESS)
+}

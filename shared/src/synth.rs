@@ -1,0 +1,195 @@
+//! A deterministic synthetic CloudTrail corpus: realistic account traffic, mostly harmless, with a small planted
+//! share of every rule's positives, for benchmarks and for the test that `scan` finds exactly what was planted.
+//!
+//! Pure: the same seed gives the same records. The harmless traffic is what accounts mostly produce (S3 and KMS
+//! data-plane calls by application roles, reads, AWS service activity, sign-ins by people); the planted events
+//! are one template per rule, each with a unique event id that starts with `planted-`.
+
+use serde_json::{json, Value};
+
+/// The share of planted events, one in this many.
+pub const PLANTED_EVERY: u64 = 997;
+
+/// A small, fast, deterministic generator (xorshift64*): no dependency, same sequence everywhere.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// One generated record, and the rule it was planted for (if it was).
+pub struct Synthetic {
+    /// The CloudTrail record.
+    pub record: Value,
+    /// The rule that must flag it, for a planted record.
+    pub planted_for: Option<&'static str>,
+}
+
+fn session(account: &str, role: &str, session: &str) -> Value {
+    json!({"type": "AssumedRole", "principalId": format!("AROAEXAMPLE{}:{session}", role.len()),
+           "arn": format!("arn:aws:sts::{account}:assumed-role/{role}/{session}"), "accountId": account,
+           "accessKeyId": "ASIAIOSFODNN7EXAMPLE",
+           "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": format!("AROAEXAMPLE{}", role.len()),
+               "arn": format!("arn:aws:iam::{account}:role/{role}"), "accountId": account, "userName": role},
+               "attributes": {"creationDate": "2026-11-01T00:00:00Z", "mfaAuthenticated": "false"}}})
+}
+
+/// Generates `count` records for `account` in `region` on `day` (`2026-11-01`), from `seed`.
+pub fn generate(seed: u64, count: u64, account: &str, region: &str, day: &str) -> impl Iterator<Item = Synthetic> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let account = account.to_owned();
+    let region = region.to_owned();
+    let day = day.to_owned();
+    (0..count).map(move |i| {
+        let second = i * 86_400 / count.max(1);
+        let time = format!("{day}T{:02}:{:02}:{:02}Z", second / 3600, (second / 60) % 60, second % 60);
+        let planted = i % PLANTED_EVERY == PLANTED_EVERY / 2;
+        let id = if planted { format!("planted-{seed}-{i}") } else { format!("{seed:08x}-{i:012x}") };
+        let (identity, source, name, params, region_of, planted_for) = if planted {
+            planted_event(&account, rng.below(8))
+        } else {
+            harmless_event(&account, &mut rng)
+        };
+        let region = if region_of == "global" { "us-east-1".to_owned() } else { region.clone() };
+        let read_only = name.starts_with("Get") || name.starts_with("List") || name.starts_with("Describe") || name == "Decrypt";
+        let event_type = if identity.get("type").and_then(Value::as_str) == Some("AWSService") { "AwsServiceEvent" } else { "AwsApiCall" };
+        let record = json!({
+            "eventVersion": "1.09", "userIdentity": identity, "eventTime": time, "eventSource": source,
+            "eventName": name, "awsRegion": region, "sourceIPAddress": "198.51.100.23", "userAgent": "aws-sdk-java/2.25.0",
+            "requestParameters": params, "responseElements": null, "requestID": format!("r-{id}"), "eventID": id,
+            "readOnly": read_only, "eventType": event_type, "managementEvent": !matches!(name, "GetObject" | "PutObject"),
+            "recipientAccountId": account, "eventCategory": "Management"
+        });
+        Synthetic { record, planted_for }
+    })
+}
+
+type Parts = (Value, &'static str, &'static str, Value, &'static str, Option<&'static str>);
+
+fn harmless_event(account: &str, rng: &mut Rng) -> Parts {
+    let app = session(account, "orders-api", "i-0a1b2c3d");
+    let key = rng.below(100_000);
+    match rng.below(10) {
+        0..=3 => (
+            app,
+            "s3.amazonaws.com",
+            "GetObject",
+            json!({"bucketName": "orders", "key": format!("o/{key}.json")}),
+            "regional",
+            None,
+        ),
+        4 => (
+            app,
+            "s3.amazonaws.com",
+            "PutObject",
+            json!({"bucketName": "orders", "key": format!("o/{key}.json")}),
+            "regional",
+            None,
+        ),
+        5..=6 => {
+            (app, "kms.amazonaws.com", "Decrypt", json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}), "regional", None)
+        }
+        7 => (
+            session(account, "ops", "alice@example.com"),
+            "ec2.amazonaws.com",
+            "DescribeInstances",
+            json!({"maxResults": 100}),
+            "regional",
+            None,
+        ),
+        8 => (
+            json!({"type": "AWSService", "invokedBy": "lambda.amazonaws.com"}),
+            "sts.amazonaws.com",
+            "AssumeRole",
+            json!({"roleArn": format!("arn:aws:iam::{account}:role/orders-api"), "roleSessionName": "orders"}),
+            "regional",
+            None,
+        ),
+        _ => (app, "dynamodb.amazonaws.com", "DescribeTable", json!({"tableName": "orders"}), "regional", None),
+    }
+}
+
+fn planted_event(account: &str, which: u64) -> Parts {
+    let agent = session(account, "dev-agent", "agent-run-7");
+    let admin = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+        .to_string();
+    let pass = json!({"Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]}).to_string();
+    let s3 = json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}).to_string();
+    let open =
+        json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}).to_string();
+    match which {
+        0 => (
+            json!({"type": "Root", "principalId": account, "arn": format!("arn:aws:iam::{account}:root"), "accountId": account}),
+            "s3.amazonaws.com",
+            "ListBuckets",
+            json!({}),
+            "regional",
+            Some("root-usage"),
+        ),
+        1 => (
+            agent,
+            "iam.amazonaws.com",
+            "PutRolePolicy",
+            json!({"roleName": "dev-agent", "policyName": "x", "policyDocument": admin}),
+            "global",
+            Some("admin-policy-grant"),
+        ),
+        2 => (
+            agent,
+            "iam.amazonaws.com",
+            "PutRolePolicy",
+            json!({"roleName": "dev-agent", "policyName": "y", "policyDocument": s3}),
+            "global",
+            Some("wildcard-policy-grant"),
+        ),
+        3 => (
+            agent,
+            "iam.amazonaws.com",
+            "PutRolePolicy",
+            json!({"roleName": "dev-agent", "policyName": "z", "policyDocument": pass}),
+            "global",
+            Some("passrole-grant"),
+        ),
+        4 => (
+            agent,
+            "iam.amazonaws.com",
+            "UpdateAssumeRolePolicy",
+            json!({"roleName": "reports", "policyDocument": open}),
+            "global",
+            Some("trust-policy-grant"),
+        ),
+        5 => (
+            agent,
+            "s3.amazonaws.com",
+            "DeleteBucket",
+            json!({"bucketName": "orders-archive"}),
+            "regional",
+            Some("agent-sensitive-call"),
+        ),
+        6 => (
+            session(account, "ops", "mallory@example.com"),
+            "cloudtrail.amazonaws.com",
+            "StopLogging",
+            json!({"name": format!("arn:aws:cloudtrail:us-east-1:{account}:trail/org-trail")}),
+            "regional",
+            Some("audit-tampering"),
+        ),
+        _ => (
+            session(account, "ops", "mallory@example.com"),
+            "lambda.amazonaws.com",
+            "UpdateFunctionCode20150331v2",
+            json!({"functionName": "trailguard-detect"}),
+            "regional",
+            Some("guardrail-tampering"),
+        ),
+    }
+}
