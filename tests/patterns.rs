@@ -18,7 +18,7 @@ use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use harness::moto::Moto;
 use serde_json::Value;
 use trailguard_core::event::read_records;
-use trailguard_core::patterns::patterns;
+use trailguard_core::patterns::{patterns, remediation_pattern};
 use trailguard_core::{Config, Engine};
 
 /// Every record of every fixture file, as JSON.
@@ -136,4 +136,43 @@ async fn each_needed_event_arrives_exactly_once_and_nothing_else_arrives() {
     }
     assert!(needed > 60, "only {needed} fixture events are needed by a rule");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_findings_with_steps_reach_the_remediator() {
+    let moto = Moto::start();
+    let sdk = moto.sdk();
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = sqs.create_queue().queue_name("remediate").send().await.unwrap().queue_url.unwrap();
+    events.put_rule().name("remediate").event_pattern(remediation_pattern().to_string()).send().await.unwrap();
+    let target = Target::builder().id("q").arn("arn:aws:sqs:us-east-1:123456789012:remediate").build().unwrap();
+    events.put_targets().rule("remediate").targets(target).send().await.unwrap();
+
+    let engine = Engine::new(Config::default());
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events");
+    let mut sent = BTreeMap::new();
+    for file in [
+        "admin-policy-grant/agent-attaches-administratoraccess-to-own-role.json",
+        "root-usage/root-console-login-with-mfa.json",
+    ] {
+        let record = read_records(&std::fs::read(fixtures.join(file)).unwrap()).unwrap().remove(0).unwrap();
+        let finding = engine.evaluate_offline(&record).findings.remove(0);
+        let entry = PutEventsRequestEntry::builder()
+            .source("trailguard")
+            .detail_type("Trailguard Finding")
+            .detail(serde_json::to_string(&finding).unwrap())
+            .build();
+        events.put_events().entries(entry).send().await.unwrap();
+        sent.insert(finding.id.clone(), !finding.remediation.is_empty());
+    }
+    let got = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.unwrap();
+    let arrived: Vec<String> = got
+        .messages
+        .unwrap_or_default()
+        .iter()
+        .map(|m| serde_json::from_str::<Value>(m.body().unwrap()).unwrap()["detail"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = sent.iter().filter(|(_, steps)| **steps).map(|(id, _)| id.clone()).collect();
+    assert_eq!(arrived, expected, "the admin grant (with steps) arrives, the root sign-in (alert only) does not");
 }

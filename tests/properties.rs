@@ -217,7 +217,7 @@ mod wrong_target {
                 schema_version: SCHEMA_VERSION, id: "f".into(), rule: "admin-policy-grant".into(), severity: Severity::Critical,
                 title: "t".into(), description: "d".into(), attempt: false, account: None, region: None, time: None,
                 event_id: None, event_source: "iam.amazonaws.com".into(), event_name: "AttachRolePolicy".into(),
-                error_code: None, actor, target: Target::default(), evidence: Evidence::default(), remediation: steps,
+                error_code: None, actor, target: Target::default(), evidence: Evidence::default(), remediable: !steps.is_empty(), remediation: steps,
             };
             for step in plan(&finding, &config).steps {
                 prop_assert!(matches!(step.decision, Decision::Skip { .. }), "{:?} on {} was planned", step.step, role);

@@ -167,7 +167,8 @@ def stale_blocks(trailguard):
 
 def audit(trailguard, templates):
     problems = []
-    expected = {p["name"]: p for p in json.loads(generated(trailguard, "json"))}
+    patterns = json.loads(generated(trailguard, "json"))
+    expected = {p["name"]: p for p in patterns["rules"]}
     config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
     json.dump({"trusted_accounts": ["111122223333"]}, config)
     config.close()
@@ -186,6 +187,9 @@ def audit(trailguard, templates):
                     state = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS" if want["read_only"] else "ENABLED"
                     if props["State"] != state:
                         problems.append(f"{path.name} {logical}: state {props['State']}, the rules need {state}")
+        remediate = template.get("Resources", {}).get("RemediateRule")
+        if remediate and remediate["Properties"]["EventPattern"] != patterns["remediation"]:
+            problems.append(f"{path.name} RemediateRule: pattern differs from `trailguard patterns`' remediation pattern")
         checked = 0
         for where, kind, document in policies(template):
             for action in actions(document):

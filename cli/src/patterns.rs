@@ -12,7 +12,11 @@ use crate::PatternOutput;
 pub fn run(engine: &Engine, output: PatternOutput) -> anyhow::Result<ExitCode> {
     let all = patterns(engine);
     let text = match output {
-        PatternOutput::Json => serde_json::to_string_pretty(&all)? + "\n",
+        PatternOutput::Json => {
+            let out =
+                serde_json::json!({"rules": all, "remediation": trailguard_core::patterns::remediation_pattern()});
+            serde_json::to_string_pretty(&out)? + "\n"
+        }
         PatternOutput::AccountStack => account_rules(&all),
         PatternOutput::Forwarder => forward_rules(&all),
     };

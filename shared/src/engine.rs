@@ -408,6 +408,7 @@ impl Engine {
             actor: actor.clone(),
             target: verdict.target,
             evidence: Evidence { notes: verdict.notes, statements: verdict.statements, document: verdict.document },
+            remediable: !remediation.is_empty(),
             remediation,
         }
     }

@@ -257,6 +257,10 @@ pub struct Finding {
     pub evidence: Evidence,
     /// What would undo it, in order.
     pub remediation: Vec<Remediation>,
+    /// Whether `remediation` has steps: a plain field the findings-bus rule can route on (EventBridge patterns
+    /// cannot portably test an array for emptiness).
+    #[serde(default)]
+    pub remediable: bool,
 }
 
 impl Finding {

@@ -146,6 +146,12 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
     out
 }
 
+/// The pattern of the findings-bus rule that hands findings to the remediator: trailguard's findings that carry
+/// at least one remediation step.
+pub fn remediation_pattern() -> Value {
+    json!({"source": ["trailguard"], "detail-type": ["Trailguard Finding"], "detail": {"remediable": [true]}})
+}
+
 /// `access-analyzer` gives `AccessAnalyzer`.
 fn camel(text: &str) -> String {
     text.split(['-', '.'])

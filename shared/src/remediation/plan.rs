@@ -196,6 +196,7 @@ mod tests {
             actor,
             target: Target::default(),
             evidence: Evidence::default(),
+            remediable: !steps.is_empty(),
             remediation: steps,
         }
     }
