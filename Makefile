@@ -27,11 +27,13 @@ demo: venv ## A misbehaving agent and a human mistake through the real Lambdas o
 scan-demo: ## Scan the bundled fixture trail offline and print the summary
 	$(CARGO) run --quiet --locked -p trailguard-cli -- --config tests/fixtures/config.json scan tests/fixtures/events
 
-bench: ## Per-event evaluation against plain JSON parsing (criterion), and detect's cold start against boto3's import
+bench: ## Evaluation vs plain JSON parsing, detect's cold start vs boto3's import, scan vs wc -l / Python / gzip -dc
 	$(CARGO) bench --locked -p trailguard-core --bench evaluate
 	@python3 tools/bench_ratio.py target/criterion/mixed-2000-events
 	$(CARGO) build --quiet --release --locked -p trailguard-detect
 	$(CARGO) run --quiet --release --locked -p trailguard-tests --example coldstart -- target/release/detect
+	$(CARGO) build --quiet --release --locked -p trailguard-cli
+	python3 tools/scan_bench.py target/release/trailguard 200000
 
 $(PY):
 	python3 -m venv $(VENV)
