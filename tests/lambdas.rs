@@ -7,7 +7,7 @@
 #[path = "harness/mod.rs"]
 mod harness;
 
-use harness::aws::{attached, create_role, inline_policy};
+use harness::aws::{attached, create_policy, create_role, inline_policy};
 use harness::events::{api_call, console_login, root, session};
 use harness::moto::HOME_ACCOUNT;
 use harness::stage::{attach_event, ok, step_statuses, Stage, ADMIN, REVOCATIONS};
@@ -139,18 +139,7 @@ async fn an_admin_version_made_default_is_rolled_back() {
     let role_id = create_role(&stage.iam, "platform-agent", "/").await;
     let v1 = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::artifacts/*"}]});
     let v2 = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
-    let arn = stage
-        .iam
-        .create_policy()
-        .policy_name("ci")
-        .policy_document(v1.to_string())
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap()
-        .arn
-        .unwrap();
+    let arn = create_policy(&stage.iam, "ci", &v1).await;
     stage
         .iam
         .create_policy_version()
@@ -340,18 +329,7 @@ async fn customer_policies_and_role_tags_are_looked_up_in_iam() {
     let tag = aws_sdk_iam::types::Tag::builder().key("trailguard:agent").value("true").build().unwrap();
     stage.iam.tag_role().role_name("deployer").tags(tag).send().await.unwrap();
     let document = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:Pass*", "Resource": "arn:aws:iam::*:role/*"}]});
-    let arn = stage
-        .iam
-        .create_policy()
-        .policy_name("broad-pass")
-        .policy_document(document.to_string())
-        .send()
-        .await
-        .unwrap()
-        .policy
-        .unwrap()
-        .arn
-        .unwrap();
+    let arn = create_policy(&stage.iam, "broad-pass", &document).await;
     stage.iam.attach_role_policy().role_name("deployer").policy_arn(&arn).send().await.unwrap();
     // The session name says nothing: only the role's tag (looked up) marks it as an agent.
     let event = attach_event(session(HOME_ACCOUNT, "deployer", &role_id, "build-1234"), "deployer", &arn, "e-lookup");

@@ -127,6 +127,12 @@ pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str, path: &str) -> S
     out.role.unwrap().role_id
 }
 
+/// A customer managed policy, returning its ARN.
+pub async fn create_policy(iam: &aws_sdk_iam::Client, name: &str, document: &Value) -> String {
+    let out = iam.create_policy().policy_name(name).policy_document(document.to_string()).send().await.unwrap();
+    out.policy.unwrap().arn.unwrap()
+}
+
 pub async fn attached(iam: &aws_sdk_iam::Client, role: &str) -> Vec<String> {
     let out = iam.list_attached_role_policies().role_name(role).send().await.unwrap();
     out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect()
