@@ -188,10 +188,14 @@ impl Remediation {
     /// One line for people.
     pub fn describe(&self) -> String {
         match self {
+            // Said as the executor does it: by session id first, since a source identity may be shared by every
+            // run of the same agent.
             Remediation::RevokeSession { role_name, user_id, source_identity, .. } => {
-                match (source_identity, user_id) {
-                    (Some(si), _) => format!("revoke the sessions of role {role_name} with source identity {si}"),
-                    (None, Some(uid)) => format!("revoke session {uid} of role {role_name}"),
+                match (user_id, source_identity) {
+                    (Some(uid), _) => {
+                        format!("revoke session {uid} of role {role_name} (credentials issued before now)")
+                    }
+                    (None, Some(si)) => format!("revoke the sessions of role {role_name} with source identity {si}"),
                     (None, None) => format!("revoke the session of role {role_name}"),
                 }
             }
