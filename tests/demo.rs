@@ -8,30 +8,19 @@
 #[path = "harness/mod.rs"]
 mod harness;
 
-use std::time::Duration;
-
-use harness::aws::{attached, create_role, inline_policy, Outputs};
+use harness::aws::{attached, create_role, inline_policy};
 use harness::events::{api_call, console_login, root, session};
-use harness::moto::{Moto, HOME_ACCOUNT};
-use harness::runtime::{binary, run_lambda};
+use harness::moto::HOME_ACCOUNT;
+use harness::stage::{Stage, ADMIN};
 use serde_json::{json, Value};
 
-const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 const IAM_FULL: &str = "arn:aws:iam::aws:policy/IAMFullAccess";
 
 struct Demo {
-    moto: Moto,
-    out: Outputs,
-    iam: aws_sdk_iam::Client,
+    stage: Stage,
 }
 
 impl Demo {
-    fn env(&self) -> Vec<(String, String)> {
-        let mut env = self.moto.env();
-        env.extend(self.out.env());
-        env
-    }
-
     /// One act: the CloudTrail event goes through detect; the findings through remediate; print what people see.
     async fn act(&self, title: &str, event: Value) {
         println!("\n━━━ {title} ━━━");
@@ -42,59 +31,43 @@ impl Demo {
             detail["eventName"].as_str().unwrap_or("?"),
             detail["requestParameters"]
         );
-        let env = self.env();
-        let run = tokio::task::spawn_blocking(move || {
-            run_lambda(&binary("detect"), &env, vec![event], Duration::from_secs(60))
-        })
-        .await
-        .unwrap();
-        for invocation in &run.invocations {
-            if let Err(e) = &invocation.result {
-                println!("detect failed: {e}");
-            }
-        }
-        for alert in self.out.alerts().await {
-            println!("\n  📟 SNS alert  Subject: {}", alert.subject);
-            for line in alert.message.lines() {
-                println!("  │ {line}");
-            }
-        }
-        let findings: Vec<Value> = self.out.bus_events().await;
+        self.run("detect", vec![event], "📟 SNS alert").await;
+        let findings: Vec<Value> = self.stage.out.bus_events().await;
         if findings.is_empty() {
             println!("  (no finding)");
             return;
         }
-        let env = self.env();
-        let run = tokio::task::spawn_blocking(move || {
-            run_lambda(&binary("remediate"), &env, findings, Duration::from_secs(60))
-        })
-        .await
-        .unwrap();
+        self.run("remediate", findings, "🛠  SNS follow-up").await;
+        self.stage.out.bus_events().await;
+    }
+
+    /// Runs one binary on the events and prints the failures and the alerts it sent.
+    async fn run(&self, binary: &'static str, events: Vec<Value>, label: &str) {
+        let run = self.stage.run(binary, events, &[]).await;
         for invocation in &run.invocations {
             if let Err(e) = &invocation.result {
-                println!("remediate failed: {e}");
+                println!("{binary} failed: {e}");
             }
         }
-        for alert in self.out.alerts().await {
-            println!("\n  🛠  SNS follow-up  Subject: {}", alert.subject);
+        for alert in self.stage.out.alerts().await {
+            println!("\n  {label}  Subject: {}", alert.subject);
             for line in alert.message.lines() {
                 println!("  │ {line}");
             }
         }
-        self.out.bus_events().await;
     }
 
     async fn state(&self, when: &str) {
         println!("\n━━━ IAM state {when} ━━━");
         for role in ["dev-agent", "ops"] {
-            let inline = self.iam.list_role_policies().role_name(role).send().await.unwrap();
+            let inline = self.stage.iam.list_role_policies().role_name(role).send().await.unwrap();
             println!(
                 "  role {role}: managed {:?}, inline {:?}",
-                attached(&self.iam, role).await,
+                attached(&self.stage.iam, role).await,
                 inline.policy_names()
             );
         }
-        if let Some(revocations) = inline_policy(&self.iam, "dev-agent", "trailguard-revocations").await {
+        if let Some(revocations) = inline_policy(&self.stage.iam, "dev-agent", "trailguard-revocations").await {
             println!("  dev-agent's trailguard-revocations: {revocations}");
         }
     }
@@ -103,15 +76,14 @@ impl Demo {
 #[tokio::main]
 async fn main() {
     println!("Starting a local AWS emulator (moto) on 127.0.0.1 ...");
-    let moto = Moto::start();
-    let sdk = moto.sdk();
-    let demo = Demo { out: Outputs::create(&sdk).await, iam: aws_sdk_iam::Client::new(&sdk), moto };
-    let agent_id = create_role(&demo.iam, "dev-agent", "/").await;
-    let ops_id = create_role(&demo.iam, "ops", "/").await;
+    let demo = Demo { stage: Stage::new().await };
+    let iam = &demo.stage.iam;
+    let agent_id = create_role(iam, "dev-agent", "/").await;
+    let ops_id = create_role(iam, "ops", "/").await;
     demo.state("before").await;
 
     // Act 1: an AI coding agent, stuck on an AccessDenied, makes itself administrator.
-    demo.iam.attach_role_policy().role_name("dev-agent").policy_arn(ADMIN).send().await.unwrap();
+    iam.attach_role_policy().role_name("dev-agent").policy_arn(ADMIN).send().await.unwrap();
     let mut agent = session(HOME_ACCOUNT, "dev-agent", &agent_id, "agent-run-42");
     agent["sessionContext"]["sourceIdentity"] = json!("claude-code");
     let act1 = api_call(
@@ -126,7 +98,7 @@ async fn main() {
     demo.act("1. The agent attaches AdministratorAccess to its own role", act1).await;
 
     // Act 2: a person grants a team role full IAM: alert only, a human decides.
-    demo.iam.attach_role_policy().role_name("ops").policy_arn(IAM_FULL).send().await.unwrap();
+    iam.attach_role_policy().role_name("ops").policy_arn(IAM_FULL).send().await.unwrap();
     let alice = session(HOME_ACCOUNT, "ops", &ops_id, "alice@example.com");
     let act2 = api_call(
         alice,

@@ -157,12 +157,10 @@ impl Engine {
         }
         rules.sort_unstable();
         rules.dedup();
-        let (params, params_error) =
-            match record.request_parameters.as_deref().map(|raw| serde_json::from_str::<Value>(raw.get())) {
-                Some(Err(e)) => (None, Some(e.to_string())),
-                Some(Ok(value)) => (Some(value).filter(|v| !v.is_null()), None),
-                None => (None, None),
-            };
+        let (params, params_error) = match record.params() {
+            Ok(params) => (params, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let (grant, trust) = match (&params, record.event_source.as_str()) {
             (Some(p), "iam.amazonaws.com") => (
                 change::grant(&record.event_name, p, record.response().as_ref()),

@@ -45,11 +45,6 @@ impl Accounts {
         &self.home_account
     }
 
-    /// The home configuration.
-    pub fn base(&self) -> &SdkConfig {
-        &self.base
-    }
-
     /// The configuration to act in `account` (the home one when the account is unknown or the home account).
     pub async fn config_for(&self, account: &str) -> SdkConfig {
         if account.is_empty() || account == self.home_account {

@@ -174,9 +174,13 @@ impl CloudTrailRecord {
         self.event_type.as_deref() == Some("AwsServiceEvent")
     }
 
-    /// `requestParameters`, parsed; `None` when absent, null or not JSON.
-    pub fn params(&self) -> Option<Value> {
-        parse_raw(self.request_parameters.as_deref())
+    /// `requestParameters`, parsed: `Ok(None)` when absent or null, `Err` when present but unreadable (too
+    /// deeply nested for the parser, for instance), so that the caller can say so.
+    pub fn params(&self) -> Result<Option<Value>, serde_json::Error> {
+        match self.request_parameters.as_deref() {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<Value>(raw.get()).map(|v| (!v.is_null()).then_some(v)),
+        }
     }
 
     /// `responseElements`, parsed.

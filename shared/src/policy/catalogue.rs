@@ -225,11 +225,6 @@ impl Catalogue {
         self.by_name.get(&action.to_ascii_lowercase()).copied()
     }
 
-    /// The action name at an index, in AWS's spelling.
-    pub fn name(&self, index: usize) -> &str {
-        self.names.get(index).map_or("", String::as_str)
-    }
-
     /// Whether a service has actions beyond reading and listing.
     pub fn writable(&self, range: std::ops::Range<usize>) -> bool {
         self.writable_actions.count_in(range) > 0

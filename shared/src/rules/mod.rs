@@ -97,20 +97,6 @@ impl Trigger {
         }
         self
     }
-
-    /// Whether a record matches.
-    pub fn matches(&self, record: &CloudTrailRecord) -> bool {
-        match self {
-            Trigger::RootActor => record.identity().kind.as_deref() == Some("Root"),
-            Trigger::Calls { source, names, .. } => {
-                source.as_deref().is_none_or(|s| s == record.event_source)
-                    && names.iter().any(|n| match n {
-                        Name::Exact(name) => *name == record.event_name,
-                        Name::Prefix(prefix) => record.event_name.starts_with(prefix.as_str()),
-                    })
-            }
-        }
-    }
 }
 
 /// What a rule sees of one event.
