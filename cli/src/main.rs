@@ -37,9 +37,17 @@ enum Command {
         /// Where to read.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Output: a readable summary, or one JSON finding per line.
+        /// Output: a readable summary (the most severe findings and the counts), one JSON finding per line
+        /// (every finding), or a self-contained HTML report with a timeline chart.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Parse every record, even those the pre-filter proves no rule is triggered by (slower; reports
+        /// malformed records there too).
+        #[arg(long)]
+        no_prefilter: bool,
+        /// The progress line on standard error: when it is a terminal, always, or never.
+        #[arg(long, value_enum, default_value_t = ProgressWhen::Auto)]
+        progress: ProgressWhen,
         /// Only events at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
@@ -156,6 +164,14 @@ enum PatternOutput {
 enum Format {
     Text,
     Jsonl,
+    Html,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -185,7 +201,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => Config::default(),
     };
     match cli.command {
-        Command::Scan { paths, format, since, until, rules, accounts, actor } => {
+        Command::Scan { paths, format, no_prefilter, progress, since, until, rules, accounts, actor } => {
             let time = |t: Option<String>| -> anyhow::Result<Option<time::OffsetDateTime>> {
                 t.map(|t| {
                     time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
@@ -198,7 +214,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("unknown rule `{unknown}` (see `trailguard rules`)");
             }
             let filters = scan::Filters { since: time(since)?, until: time(until)?, rules, accounts, actor };
-            scan::run(&Engine::new(config), &paths, format, &filters)
+            let progress = match progress {
+                ProgressWhen::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                ProgressWhen::Always => true,
+                ProgressWhen::Never => false,
+            };
+            let options = scan::Options { format, filters, prefilter: !no_prefilter, progress };
+            scan::run(&Engine::new(config), &paths, &options)
         }
         Command::Gen { out, events, seed, accounts, regions, jsonl } => {
             gen::run(&out, events, seed, &accounts, &regions, jsonl)

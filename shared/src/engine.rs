@@ -181,21 +181,49 @@ impl Engine {
 
     fn triggered(&self, record: &CloudTrailRecord) -> Vec<usize> {
         let mut hits = Vec::new();
-        let name = &record.event_name;
-        for source in [record.event_source.as_str(), ""] {
-            if let Some(rules) = self.index.exact.get(source).and_then(|names| names.get(name)) {
-                hits.extend(rules);
-            }
-        }
-        for (source, prefix, rule) in &self.index.prefixes {
-            if source.as_deref().is_none_or(|s| s == record.event_source) && name.starts_with(prefix.as_str()) {
-                hits.push(*rule);
-            }
-        }
+        self.call_hits(&record.event_source, &record.event_name, |rule| hits.push(rule));
         if !self.index.root.is_empty() && record.identity().kind.as_deref() == Some("Root") {
             hits.extend(&self.index.root);
         }
         hits
+    }
+
+    /// Calls `hit` with every rule a call to `source` named `name` triggers.
+    fn call_hits(&self, source: &str, name: &str, mut hit: impl FnMut(usize)) {
+        for source in [source, ""] {
+            if let Some(rules) = self.index.exact.get(source).and_then(|names| names.get(name)) {
+                rules.iter().for_each(|r| hit(*r));
+            }
+        }
+        for (prefix_source, prefix, rule) in &self.index.prefixes {
+            if prefix_source.as_deref().is_none_or(|s| s == source) && name.starts_with(prefix.as_str()) {
+                hit(*rule);
+            }
+        }
+    }
+
+    /// Whether a call to `source` named `name` triggers some rule, whoever made it.
+    pub fn call_triggers(&self, source: &str, name: &str) -> bool {
+        let mut any = false;
+        self.call_hits(source, name, |_| any = true);
+        any
+    }
+
+    /// Every event source and name (or name prefix) the triggers compare, and whether a rule watches the root user.
+    pub fn trigger_strings(&self) -> (Vec<&str>, bool) {
+        let sources = self.index.exact.keys().map(String::as_str);
+        let names = self.index.exact.values().flat_map(|names| names.keys().map(String::as_str));
+        let prefixes = self.index.prefixes.iter().flat_map(|(s, p, _)| s.as_deref().into_iter().chain([p.as_str()]));
+        (sources.chain(names).chain(prefixes).collect(), !self.index.root.is_empty())
+    }
+
+    /// Every (source, name or prefix) the call triggers compare (`None`: any source).
+    pub fn trigger_calls(&self) -> Vec<(Option<&str>, &str)> {
+        let exact = self.index.exact.iter().flat_map(|(source, names)| {
+            names.keys().map(move |n| ((!source.is_empty()).then_some(source.as_str()), n.as_str()))
+        });
+        let prefixes = self.index.prefixes.iter().map(|(s, p, _)| (s.as_deref(), p.as_str()));
+        exact.chain(prefixes).collect()
     }
 
     /// What must be looked up in IAM before [`Engine::evaluate`] can judge the event fully.

@@ -16,6 +16,7 @@ pub mod finding;
 pub mod iam;
 pub mod patterns;
 pub mod policy;
+pub mod prefilter;
 pub mod remediation;
 pub mod rules;
 pub mod synth;

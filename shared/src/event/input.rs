@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 
 use super::error::{InputError, RecordError};
 use super::record::CloudTrailRecord;
+use crate::prefilter::Prefilter;
 
 /// A record, or why the record at that place could not be read.
 pub type RecordResult = Result<CloudTrailRecord, RecordError>;
@@ -27,60 +28,96 @@ struct Probe<'a> {
     detail_type: Option<&'a RawValue>,
 }
 
+/// What reading gave: the records to evaluate, and how many records the pre-filter passed over unparsed.
+#[derive(Debug, Default)]
+pub struct Reading {
+    /// The records parsed (or why one could not be), in order.
+    pub records: Vec<RecordResult>,
+    /// Records the pre-filter proved no rule is triggered by; counted, not parsed.
+    pub passed_over: usize,
+}
+
 /// Reads every record in `bytes`, which may be gzipped. Fails only when the input as a whole is unreadable
 /// (bad gzip, not JSON at all); a bad record inside good input comes back as an `Err` item.
 pub fn read_records(bytes: &[u8]) -> Result<Vec<RecordResult>, InputError> {
+    read_records_with(bytes, None).map(|reading| reading.records)
+}
+
+/// [`read_records`], passing over the records `prefilter` proves no rule is triggered by.
+pub fn read_records_with(bytes: &[u8], prefilter: Option<&Prefilter>) -> Result<Reading, InputError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut text = Vec::new();
         flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text).map_err(|e| InputError::Gzip(e.to_string()))?;
-        return read_plain(&text);
+        return read_plain(&text, prefilter);
     }
-    read_plain(bytes)
+    read_plain(bytes, prefilter)
 }
 
-fn read_plain(bytes: &[u8]) -> Result<Vec<RecordResult>, InputError> {
+fn read_plain(bytes: &[u8], prefilter: Option<&Prefilter>) -> Result<Reading, InputError> {
     let text = std::str::from_utf8(bytes).map_err(|e| InputError::Utf8 { offset: e.valid_up_to() })?;
     let trimmed = text.trim_start_matches('\u{feff}').trim();
     if trimmed.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Reading::default());
     }
     match serde_json::from_str::<Probe>(trimmed) {
-        Ok(probe) => Ok(unwrap_document(probe, trimmed, 0)),
-        Err(e) if e.is_syntax() && e.line() > 1 => Ok(read_lines(trimmed)),
-        Err(e) if e.is_data() && trimmed.starts_with('{') => Ok(vec![Err(RecordError::new(None, e.to_string()))]),
+        Ok(probe) => {
+            let mut reading = Reading::default();
+            unwrap_document(probe, trimmed, 0, prefilter, &mut reading);
+            Ok(reading)
+        }
+        Err(e) if e.is_syntax() && e.line() > 1 => Ok(read_lines(trimmed.as_bytes(), 1, prefilter)),
+        Err(e) if e.is_data() && trimmed.starts_with('{') => {
+            Ok(Reading { records: vec![Err(RecordError::new(None, e.to_string()))], passed_over: 0 })
+        }
         Err(e) => Err(InputError::Json(e.to_string())),
     }
 }
 
-/// JSON lines: one record or event per line; blank lines are skipped.
-fn read_lines(text: &str) -> Vec<RecordResult> {
-    let mut out = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
+/// JSON lines: one record, event or log file per line; blank lines are skipped. `first_line` is the number of
+/// the first line (a large file is read in blocks), for the messages.
+pub fn read_lines(text: &[u8], first_line: usize, prefilter: Option<&Prefilter>) -> Reading {
+    let mut reading = Reading::default();
+    for (offset, line) in text.split(|b| *b == b'\n').enumerate() {
+        let number = first_line + offset;
+        let line = line.trim_ascii();
         if line.is_empty() {
             continue;
         }
+        // A log file on one line holds many records: it is read, so that each is counted.
+        if prefilter.is_some_and(|p| !p.may_trigger(line)) && memchr::memmem::find(line, b"\"Records\"").is_none() {
+            reading.passed_over += 1;
+            continue;
+        }
+        let Ok(line) = std::str::from_utf8(line) else {
+            reading.records.push(Err(RecordError::new(Some(number), "not UTF-8 text".to_owned())));
+            continue;
+        };
         match serde_json::from_str::<Probe>(line) {
-            Ok(probe) => out.extend(unwrap_document(probe, line, number + 1)),
-            Err(e) => out.push(Err(RecordError::new(Some(number + 1), e.to_string()))),
+            Ok(probe) => unwrap_document(probe, line, number, prefilter, &mut reading),
+            Err(e) => reading.records.push(Err(RecordError::new(Some(number), e.to_string()))),
         }
     }
-    out
+    reading
 }
 
-fn unwrap_document(probe: Probe, whole: &str, line: usize) -> Vec<RecordResult> {
+fn unwrap_document(probe: Probe, whole: &str, line: usize, prefilter: Option<&Prefilter>, reading: &mut Reading) {
     let at = (line > 0).then_some(line);
+    let wanted = |json: &str| prefilter.is_none_or(|p| p.may_trigger(json.as_bytes()));
     if let Some(records) = probe.records {
-        return records
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| parse_record(raw.get()).map_err(|e| e.at_record(at, i)))
-            .collect();
+        for (i, raw) in records.iter().enumerate() {
+            if wanted(raw.get()) {
+                reading.records.push(parse_record(raw.get()).map_err(|e| e.at_record(at, i)));
+            } else {
+                reading.passed_over += 1;
+            }
+        }
+    } else if !wanted(whole) {
+        reading.passed_over += 1;
+    } else if let (Some(detail), Some(_)) = (probe.detail, probe.detail_type) {
+        reading.records.push(parse_record(detail.get()).map_err(|e| e.in_detail(at)));
+    } else {
+        reading.records.push(parse_record(whole).map_err(|e| e.at_line(at)));
     }
-    if let (Some(detail), Some(_)) = (probe.detail, probe.detail_type) {
-        return vec![parse_record(detail.get()).map_err(|e| e.in_detail(at))];
-    }
-    vec![parse_record(whole).map_err(|e| e.at_line(at))]
 }
 
 /// Parses one record; a wrong type names the field's path (`userIdentity.type`).

@@ -7,5 +7,5 @@ pub mod record;
 
 pub use actor::{Actor, AgentMatch, AgentMatchers};
 pub use error::{InputError, RecordError};
-pub use input::{parse_record, read_event, read_records, RecordResult};
+pub use input::{parse_record, read_event, read_lines, read_records, read_records_with, Reading, RecordResult};
 pub use record::CloudTrailRecord;

@@ -1,0 +1,291 @@
+//! `trailguard scan`: every record of every input through the engine, offline, on every core, in bounded memory.
+//!
+//! The inputs are cut into pieces of work ([`source`]): small files whole, large ones in blocks of lines. A
+//! window of pieces is evaluated in parallel and reported in input order, so that memory holds a few windows
+//! whatever the archive's size; the [`tally`] keeps counts, findings per hour and the most severe findings
+//! rather than every finding (`--format jsonl` streams every one).
+
+mod html;
+mod progress;
+mod source;
+mod tally;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use rayon::prelude::*;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use trailguard_core::event::{read_lines, read_records_with, Reading};
+use trailguard_core::prefilter::Prefilter;
+use trailguard_core::wildcard;
+use trailguard_core::{Engine, Finding};
+
+use crate::{read_input, Format};
+use progress::Progress;
+use source::Work;
+use tally::Tally;
+
+/// Which findings to report.
+#[derive(Default)]
+pub struct Filters {
+    /// Only events at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Only these rules (none: all).
+    pub rules: Vec<String>,
+    /// Only these accounts (none: all).
+    pub accounts: Vec<String>,
+    /// Only actors whose ARN, role or user name matches this glob.
+    pub actor: Option<String>,
+}
+
+impl Filters {
+    fn keeps_time(&self, record: &trailguard_core::event::CloudTrailRecord) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Some(time) = record.event_time.as_deref().and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok()) else {
+            return false;
+        };
+        self.since.is_none_or(|s| time >= s) && self.until.is_none_or(|u| time < u)
+    }
+
+    fn keeps(&self, finding: &Finding) -> bool {
+        let rule = self.rules.is_empty() || self.rules.contains(&finding.rule);
+        let account = self.accounts.is_empty() || finding.account.as_ref().is_some_and(|a| self.accounts.contains(a));
+        let actor = self.actor.as_deref().is_none_or(|pattern| {
+            let a = &finding.actor;
+            [a.arn.as_deref(), a.role_name.as_deref(), a.user_name.as_deref(), a.session_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|v| wildcard::matches(pattern, v, true))
+        });
+        rule && account && actor
+    }
+}
+
+/// How to scan.
+pub struct Options {
+    pub format: Format,
+    pub filters: Filters,
+    /// Pass over, unparsed, the records the pre-filter proves no rule is triggered by.
+    pub prefilter: bool,
+    /// Draw the progress line on standard error.
+    pub progress: bool,
+}
+
+/// What one piece of work gave.
+#[derive(Default)]
+struct Outcome {
+    input: usize,
+    /// Set when the piece ends its input: whether the input could be read, or why not.
+    ended: Option<Result<(), String>>,
+    records: usize,
+    passed_over: usize,
+    unreadable_records: usize,
+    findings: Vec<Finding>,
+    warnings: BTreeMap<String, usize>,
+    /// Lines for standard error, in order.
+    messages: Vec<String>,
+}
+
+struct Scanner<'a> {
+    engine: &'a Engine,
+    filters: &'a Filters,
+    prefilter: Option<Prefilter<'a>>,
+    files: &'a [PathBuf],
+    progress: &'a Progress,
+}
+
+impl Scanner<'_> {
+    fn process(&self, work: Work) -> Outcome {
+        let prefilter = self.prefilter.as_ref();
+        let (input, reading) = match work {
+            Work::Whole { input, bytes } => {
+                let mut outcome = Outcome { input, ended: Some(Ok(())), ..Outcome::default() };
+                let bytes = match bytes {
+                    Some(bytes) => Ok(bytes),
+                    None => self.files.get(input).map_or(Ok(Vec::new()), |path| {
+                        let bytes = read_input(path);
+                        self.progress.add_bytes(bytes.as_ref().map_or(0, |b| b.len() as u64));
+                        bytes.map_err(|e| e.to_string())
+                    }),
+                };
+                match bytes.and_then(|b| read_records_with(&b, prefilter).map_err(|e| e.to_string())) {
+                    Ok(reading) => self.evaluate(reading, &mut outcome),
+                    Err(e) => outcome.ended = Some(Err(e)),
+                }
+                return outcome;
+            }
+            Work::Lines { input, first_line, bytes } => (input, read_lines(&bytes, first_line, prefilter)),
+            Work::End { input, error } => {
+                return Outcome { input, ended: Some(error.map_or(Ok(()), Err)), ..Outcome::default() };
+            }
+        };
+        let mut outcome = Outcome { input, ..Outcome::default() };
+        self.evaluate(reading, &mut outcome);
+        outcome
+    }
+
+    fn evaluate(&self, reading: Reading, outcome: &mut Outcome) {
+        let path = self.files.get(outcome.input).map(|p| p.display().to_string()).unwrap_or_default();
+        outcome.passed_over += reading.passed_over;
+        for record in reading.records {
+            let record = match record {
+                Ok(record) => record,
+                Err(e) => {
+                    outcome.messages.push(format!("trailguard: {path}: {e}"));
+                    outcome.unreadable_records += 1;
+                    continue;
+                }
+            };
+            outcome.records += 1;
+            if !self.filters.keeps_time(&record) {
+                continue;
+            }
+            let evaluation = self.engine.evaluate_offline(&record);
+            for warning in evaluation.warnings {
+                *outcome.warnings.entry(warning).or_default() += 1;
+            }
+            outcome.findings.extend(evaluation.findings.into_iter().filter(|f| self.filters.keeps(f)));
+        }
+        let events = outcome.records + outcome.passed_over + outcome.unreadable_records;
+        self.progress.add_events(events as u64, outcome.findings.len() as u64);
+    }
+}
+
+pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect(path, &mut files)?;
+    }
+    let total = files
+        .iter()
+        .map(|f| (f.as_os_str() != "-").then(|| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)))
+        .sum::<Option<u64>>();
+    let progress = if options.progress { Progress::shown(total) } else { Progress::hidden(total) };
+    let scanner = Scanner {
+        engine,
+        filters: &options.filters,
+        prefilter: options.prefilter.then(|| Prefilter::new(engine)),
+        files: &files,
+        progress: &progress,
+    };
+    let keep = match options.format {
+        Format::Text => 20,
+        Format::Html => 200,
+        Format::Jsonl => 0,
+    };
+    let mut tally = Tally::keeping(keep);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let threads = rayon::current_num_threads();
+    // Windows of work flow from the reader thread through a one-window queue: reading overlaps evaluating, and
+    // memory holds at most three windows. Each window is evaluated on every core and reported in input order.
+    let (send, windows) = std::sync::mpsc::sync_channel::<Vec<Work>>(1);
+    let written = std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (files, progress) = (&files, &progress);
+        scope.spawn(move || source::produce(files, threads, progress, |window| send.send(window).is_ok()));
+        scope.spawn(|| progress.draw_until_finished());
+        let result = (|| -> anyhow::Result<()> {
+            for window in windows {
+                let outcomes: Vec<Outcome> = window.into_par_iter().map(|work| scanner.process(work)).collect();
+                for outcome in outcomes {
+                    report(outcome, files, &mut tally, progress, options.format, &mut out)?;
+                }
+            }
+            Ok(())
+        })();
+        progress.finish();
+        result
+    });
+    written?;
+    match options.format {
+        Format::Text => tally.write_text(&mut out)?,
+        Format::Html => {
+            let inputs: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            out.write_all(html::render(&mut tally, &inputs.join(" ")).as_bytes())?;
+        }
+        Format::Jsonl => {}
+    }
+    out.flush()?;
+    eprintln!(
+        "trailguard: read {} file(s), {} event(s) ({} evaluated, {} passed over by the pre-filter); {} finding(s); \
+         skipped {} unreadable file(s), {} unreadable record(s)",
+        tally.files,
+        tally.events(),
+        tally.records,
+        tally.passed_over,
+        tally.findings,
+        tally.unreadable_files,
+        tally.unreadable_records
+    );
+    let unreadable = tally.unreadable_files + tally.unreadable_records;
+    Ok(if unreadable > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// Adds one outcome to the tally, in input order: its messages, its findings (as JSON lines when asked).
+fn report(
+    outcome: Outcome,
+    files: &[PathBuf],
+    tally: &mut Tally,
+    progress: &Progress,
+    format: Format,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    for message in &outcome.messages {
+        progress.message(message);
+    }
+    match outcome.ended {
+        Some(Ok(())) => tally.files += 1,
+        Some(Err(e)) => {
+            let path = files.get(outcome.input).map(|p| p.display().to_string()).unwrap_or_default();
+            progress.message(&format!("trailguard: skipped {path}: {e}"));
+            tally.unreadable_files += 1;
+        }
+        None => {}
+    }
+    tally.records += outcome.records;
+    tally.passed_over += outcome.passed_over;
+    tally.unreadable_records += outcome.unreadable_records;
+    for (warning, count) in outcome.warnings {
+        *tally.warnings.entry(warning).or_default() += count;
+    }
+    for finding in outcome.findings {
+        if format == Format::Jsonl {
+            serde_json::to_writer(&mut *out, &finding)?;
+            writeln!(out)?;
+        }
+        tally.add(finding);
+    }
+    Ok(())
+}
+
+/// Files under a path: the path itself, or the CloudTrail-looking files below a directory, sorted.
+fn collect(path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" || !path.is_dir() {
+        files.push(path.to_owned());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| anyhow::anyhow!("cannot read directory {}: {e}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            collect(&entry, files)?;
+        } else if entry.file_name().and_then(|n| n.to_str()).is_some_and(is_record_file) {
+            files.push(entry);
+        }
+    }
+    Ok(())
+}
+
+fn is_record_file(name: &str) -> bool {
+    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz"].iter().any(|ext| name.ends_with(ext))
+}

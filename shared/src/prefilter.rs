@@ -1,0 +1,225 @@
+//! A byte-level test that proves, without parsing, that no rule is triggered by a piece of JSON text.
+//!
+//! Most CloudTrail traffic triggers no rule, and parsing it is most of a scan's cost. [`Prefilter::may_trigger`]
+//! looks at the raw text of a record (or of an EventBridge event, or of a JSON line) and answers `false` only
+//! when the engine's trigger test ([`Engine::triggered_rules`]) is certain to be empty for every record in it.
+//!
+//! Why `false` is safe. A rule is triggered by the record's `eventSource` and `eventName` values, or by
+//! `userIdentity.type` being `Root`; serde compares the *decoded* JSON strings. Every trigger name and source is
+//! checked at construction to hold no `"`, `\`, `/` or control character (otherwise the filter is off). JSON's
+//! escapes other than `\u` decode to exactly those characters, so when the text holds no `\u`, a string that
+//! decodes to such a name, source or prefix is written literally: the key `"eventName"` appears as is, and so does
+//! its value. The filter therefore passes any text that contains `\u`, contains `"Root"` (when a rule watches the
+//! root user), lacks an `"eventName"` or `"eventSource"` key it can read, or has any pair of literal values under
+//! those keys that the engine's trigger index matches. The real pair is always among the pairs it tries.
+//!
+//! What it cannot tell: a record it passes over is not type-checked, so a malformed record there is counted as
+//! read rather than reported as unreadable (`scan --no-prefilter` checks every record).
+
+use memchr::memmem::Finder;
+
+use crate::engine::Engine;
+
+/// The pre-filter for one engine's triggers.
+pub struct Prefilter<'e> {
+    engine: &'e Engine,
+    /// Off when some trigger name could be written with an escape other than `\u`.
+    sound: bool,
+    watches_root: bool,
+    unicode_escape: Finder<'static>,
+    root: Finder<'static>,
+    event_name: Finder<'static>,
+    event_source: Finder<'static>,
+}
+
+impl<'e> Prefilter<'e> {
+    /// The pre-filter for `engine`'s triggers.
+    pub fn new(engine: &'e Engine) -> Prefilter<'e> {
+        let (names, watches_root) = engine.trigger_strings();
+        let sound = names.iter().all(|n| !n.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20));
+        Prefilter {
+            engine,
+            sound,
+            watches_root,
+            unicode_escape: Finder::new(br"\u").into_owned(),
+            root: Finder::new(br#""Root""#).into_owned(),
+            event_name: Finder::new(br#""eventName""#).into_owned(),
+            event_source: Finder::new(br#""eventSource""#).into_owned(),
+        }
+    }
+
+    /// `false` only when no record in `json` can trigger a rule (see the module's documentation).
+    pub fn may_trigger(&self, json: &[u8]) -> bool {
+        if !self.sound || self.unicode_escape.find(json).is_some() {
+            return true;
+        }
+        if self.watches_root && self.root.find(json).is_some() {
+            return true;
+        }
+        let mut names = self.event_name.find_iter(json).peekable();
+        if names.peek().is_none() || self.event_source.find(json).is_none() {
+            return true;
+        }
+        for at in names {
+            let Some(name) = string_after(json, at + self.event_name.needle().len()) else { return true };
+            for at in self.event_source.find_iter(json) {
+                let Some(source) = string_after(json, at + self.event_source.needle().len()) else { return true };
+                if self.engine.call_triggers(source, name) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The string value after a key that ends just before `at` (`: "value"`), when it is written without escapes.
+fn string_after(json: &[u8], at: usize) -> Option<&str> {
+    let rest = json.get(at..)?;
+    let rest = skip_whitespace(rest).strip_prefix(b":")?;
+    let rest = skip_whitespace(rest).strip_prefix(b"\"")?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest.get(end) != Some(&b'"') {
+        return None;
+    }
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
+fn skip_whitespace(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')).unwrap_or(bytes.len());
+    bytes.get(start..).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::read_records;
+    use crate::Config;
+    use proptest::prelude::*;
+
+    fn record(source: &str, name: &str, kind: &str) -> String {
+        format!(
+            r#"{{"eventVersion":"1.08","userIdentity":{{"type":"{kind}","arn":"arn:aws:iam::123456789012:user/a"}},"eventSource":"{source}","eventName":"{name}","awsRegion":"us-east-1"}}"#
+        )
+    }
+
+    fn triggers(engine: &Engine, json: &str) -> bool {
+        read_records(json.as_bytes())
+            .map(|records| records.iter().flatten().any(|r| !engine.triggered_rules(r).is_empty()))
+            .unwrap_or(false)
+    }
+
+    /// Re-encodes a JSON text the way another writer might: whitespace around `:` and `,`, and any character
+    /// inside strings written as `\u` escapes (as JSON allows). Decoding gives the same document.
+    fn reencode(json: &str, escapes: &[bool], spaces: &[bool]) -> String {
+        let mut out = String::new();
+        let (mut in_string, mut escaped) = (false, false);
+        for (i, c) in json.chars().enumerate() {
+            let pick = |flags: &[bool]| flags.get(i % flags.len().max(1)).copied().unwrap_or(false);
+            if in_string {
+                if escaped {
+                    escaped = false;
+                    out.push(c);
+                } else if c == '\\' {
+                    escaped = true;
+                    out.push(c);
+                } else if c == '"' {
+                    in_string = false;
+                    out.push(c);
+                } else if pick(escapes) {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                } else {
+                    out.push(c);
+                }
+            } else {
+                if c == '"' {
+                    in_string = true;
+                }
+                out.push(c);
+                if (c == ':' || c == ',') && pick(spaces) {
+                    out.push_str(" \n\t");
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_trigger_passes_in_every_writing() {
+        let engine = Engine::new(Config::default());
+        let filter = Prefilter::new(&engine);
+        assert!(filter.sound, "trigger names must be plain for the filter to be on");
+        let mut cases = vec![record("signin.amazonaws.com", "ConsoleLogin", "Root")];
+        for (source, name) in engine.trigger_calls() {
+            cases.push(record(source.unwrap_or("ec2.amazonaws.com"), &format!("{name}Suffix"), "IAMUser"));
+            cases.push(record(source.unwrap_or("s3.amazonaws.com"), name, "AssumedRole"));
+        }
+        for case in &cases {
+            for writing in [case.clone(), reencode(case, &[false], &[true]), reencode(case, &[true, false], &[false])] {
+                if triggers(&engine, &writing) {
+                    assert!(filter.may_trigger(writing.as_bytes()), "dropped {writing}");
+                }
+            }
+        }
+        // An escape anywhere is enough to be passed on: here only the actor's type is written with one.
+        let root = cases[0].replace(r#""Root""#, r#""R\u006fot""#);
+        assert!(triggers(&engine, &root) && filter.may_trigger(root.as_bytes()), "dropped {root}");
+        let attach = record("iam.amazonaws.com", "AttachRolePolicy", "IAMUser");
+        let event = format!(r#"{{"detail-type":"AWS API Call via CloudTrail","detail":{attach}}}"#);
+        assert!(triggers(&engine, &event) && filter.may_trigger(event.as_bytes()));
+    }
+
+    #[test]
+    fn harmless_traffic_is_passed_over() {
+        let engine = Engine::new(Config::default());
+        let filter = Prefilter::new(&engine);
+        for (source, name) in
+            [("s3.amazonaws.com", "GetObject"), ("kms.amazonaws.com", "Decrypt"), ("iam.amazonaws.com", "GetRole")]
+        {
+            let json = record(source, name, "AssumedRole");
+            assert!(!triggers(&engine, &json));
+            assert!(!filter.may_trigger(json.as_bytes()), "{json}");
+            // The same call, with a name that the engine does trigger on elsewhere in the text, is still passed
+            // over only when no key holds it.
+            let decoy = json.replace(r#""awsRegion""#, r#""note":"AttachRolePolicy","awsRegion""#);
+            assert!(!filter.may_trigger(decoy.as_bytes()), "{decoy}");
+        }
+        // Text the filter cannot see through is passed on to the parser.
+        for opaque in
+            [r#"{"eventSource":"s3.amazonaws.com"}"#, r#"{"eventName":3,"eventSource":"s3.amazonaws.com"}"#, "[1,"]
+        {
+            assert!(filter.may_trigger(opaque.as_bytes()), "{opaque}");
+        }
+    }
+
+    #[test]
+    fn a_configured_call_is_watched() {
+        let config = Config::from_json(r#"{"sensitive_calls":["s3:GetObject"]}"#).unwrap();
+        let engine = Engine::new(config);
+        let json = record("s3.amazonaws.com", "GetObject", "AssumedRole");
+        assert!(Prefilter::new(&engine).may_trigger(json.as_bytes()));
+    }
+
+    proptest! {
+        /// The proof, tested: on the fixtures and a synthetic day of traffic, in any writing, the filter never
+        /// passes over a record that the engine's triggers match.
+        #[test]
+        fn never_drops_a_triggered_record(
+            seed in 0u64..1000,
+            escapes in proptest::collection::vec(proptest::bool::weighted(0.05), 1..40),
+            spaces in proptest::collection::vec(proptest::bool::weighted(0.2), 1..10),
+        ) {
+            let engine = Engine::new(Config::default());
+            let filter = Prefilter::new(&engine);
+            let mut triggered = 0;
+            for synthetic in crate::synth::generate(seed, 300, "123456789012", "us-east-1", "2026-11-01") {
+                let writing = reencode(&synthetic.record.to_string(), &escapes, &spaces);
+                if triggers(&engine, &writing) {
+                    triggered += 1;
+                    prop_assert!(filter.may_trigger(writing.as_bytes()), "dropped {}", writing);
+                }
+            }
+            prop_assert!(triggered > 0, "the day must hold records that trigger rules");
+        }
+    }
+}
