@@ -11,7 +11,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use trailguard_core::event::read_records;
+use trailguard_core::event::{read_records, read_records_with};
+use trailguard_core::prefilter::Prefilter;
 use trailguard_core::{Config, Engine};
 
 fn fixtures_dir() -> PathBuf {
@@ -35,11 +36,11 @@ fn expectations() -> Vec<(String, BTreeSet<String>)> {
         .collect()
 }
 
-/// Runs one fixture file and returns `rule:severity` for each finding.
-fn check(engine: &Engine, path: &Path) -> BTreeSet<String> {
+/// Runs one fixture file, through the scanner's pre-filter or not, and returns `rule:severity` for each finding.
+fn check(engine: &Engine, path: &Path, prefilter: Option<&Prefilter>) -> BTreeSet<String> {
     let bytes = std::fs::read(path).unwrap();
     let mut found = BTreeSet::new();
-    for record in read_records(&bytes).unwrap() {
+    for record in read_records_with(&bytes, prefilter).unwrap().records {
         let record = record.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for finding in engine.evaluate_offline(&record).findings {
             assert!(!finding.title.is_empty());
@@ -55,10 +56,14 @@ fn every_fixture_yields_exactly_the_expected_findings() {
     let engine = engine();
     let mut failures = Vec::new();
     let expected = expectations();
+    // The pre-filter must never drop a finding: every fixture gives the same through it.
+    let prefilter = Prefilter::new(&engine);
     for (path, want) in &expected {
-        let got = check(&engine, &fixtures_dir().join("events").join(path));
-        if &got != want {
-            failures.push(format!("{path}: expected {want:?}, got {got:?}"));
+        for filter in [None, Some(&prefilter)] {
+            let got = check(&engine, &fixtures_dir().join("events").join(path), filter);
+            if &got != want {
+                failures.push(format!("{path} (pre-filter: {}): expected {want:?}, got {got:?}", filter.is_some()));
+            }
         }
     }
     assert!(failures.is_empty(), "{} of {} fixtures differ:\n{}", failures.len(), expected.len(), failures.join("\n"));

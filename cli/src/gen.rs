@@ -31,35 +31,41 @@ pub fn run(
     for (a, account) in accounts.iter().enumerate() {
         for (r, region) in regions.iter().enumerate() {
             let stream_seed = seed.wrapping_add((a * 131 + r) as u64);
-            let records: Vec<_> =
-                generate(stream_seed, per_stream.min(events - written), account, region, "2026-11-01").collect();
-            written += records.len() as u64;
-            for s in &records {
-                if let Some(rule) = s.planted_for {
-                    manifest.push_str(&format!(
-                        "{}\t{rule}\n",
-                        s.record.get("eventID").and_then(|v| v.as_str()).unwrap_or_default()
-                    ));
-                }
-            }
-            if let Some(lines) = lines.as_mut() {
-                for s in &records {
-                    serde_json::to_writer(&mut *lines, &s.record)?;
-                    lines.write_all(b"\n")?;
-                }
-                continue;
-            }
+            let count = per_stream.min(events - written);
+            written += count;
             let dir: PathBuf =
                 [out, Path::new(&format!("AWSLogs/{account}/CloudTrail/{region}/2026/11/01"))].iter().collect();
-            std::fs::create_dir_all(&dir)?;
-            for (n, chunk) in records.chunks(PER_FILE as usize).enumerate() {
-                let name =
-                    format!("{account}_CloudTrail_{region}_20261101T{:04}Z_{stream_seed:x}{n:04}.json.gz", n % 2400);
-                let file = std::fs::File::create(dir.join(name))?;
-                let mut gz = GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::default());
-                let body: Vec<&serde_json::Value> = chunk.iter().map(|s| &s.record).collect();
-                serde_json::to_writer(&mut gz, &serde_json::json!({"Records": body}))?;
-                gz.finish()?.flush()?;
+            if lines.is_none() {
+                std::fs::create_dir_all(&dir)?;
+            }
+            // Generated as written, a log file at a time: a million events never sit in memory.
+            let mut records = generate(stream_seed, count, account, region, "2026-11-01").peekable();
+            let mut n = 0;
+            while records.peek().is_some() {
+                let chunk: Vec<_> = records.by_ref().take(PER_FILE as usize).collect();
+                for s in &chunk {
+                    if let Some(rule) = s.planted_for {
+                        let id = s.record.get("eventID").and_then(|v| v.as_str()).unwrap_or_default();
+                        manifest.push_str(&format!("{id}\t{rule}\n"));
+                    }
+                }
+                if let Some(lines) = lines.as_mut() {
+                    for s in &chunk {
+                        serde_json::to_writer(&mut *lines, &s.record)?;
+                        lines.write_all(b"\n")?;
+                    }
+                } else {
+                    let name = format!(
+                        "{account}_CloudTrail_{region}_20261101T{:04}Z_{stream_seed:x}{n:04}.json.gz",
+                        n % 2400
+                    );
+                    let file = std::fs::File::create(dir.join(name))?;
+                    let mut gz = GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::default());
+                    let body: Vec<&serde_json::Value> = chunk.iter().map(|s| &s.record).collect();
+                    serde_json::to_writer(&mut gz, &serde_json::json!({"Records": body}))?;
+                    gz.finish()?.flush()?;
+                }
+                n += 1;
             }
         }
     }

@@ -230,6 +230,7 @@ fn scan_finds_exactly_what_gen_planted_and_filters_narrow_it() {
             .collect::<std::collections::BTreeSet<_>>()
     };
     assert_eq!(scan(&[]), planted, "exactly the planted findings, no more, no less");
+    assert_eq!(scan(&["--no-prefilter"]), planted, "the pre-filter drops nothing");
     let roots = scan(&["--rule", "root-usage"]);
     assert!(!roots.is_empty() && roots.iter().all(|(_, r)| r == "root-usage"));
     assert!(scan(&["--since", "2026-11-02T00:00:00Z"]).is_empty(), "the archive is of 2026-11-01");
@@ -237,5 +238,47 @@ fn scan_finds_exactly_what_gen_planted_and_filters_narrow_it() {
     assert!(!mallory.is_empty() && mallory.iter().all(|(_, r)| r == "audit-tampering" || r == "guardrail-tampering"));
     let out = trailguard(&["scan", "--rule", "no-such-rule", dir.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A JSON-lines file too large to read whole is streamed in blocks and evaluated in parallel: the same findings as
+/// the gzipped archive of the same seed, the line numbers of bad lines right, a progress line only when asked.
+#[test]
+fn a_large_json_lines_file_is_streamed_with_progress_and_an_html_report() {
+    let dir = std::env::temp_dir().join(format!("trailguard-jsonl-{}", std::process::id()));
+    let out = trailguard(&["gen", "--out", dir.to_str().unwrap(), "--events", "12000", "--seed", "3", "--jsonl"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = dir.join("events.jsonl");
+    let mut lines = std::fs::read_to_string(&file).unwrap();
+    assert!(lines.len() > 8 << 20, "larger than a whole-file read: {} bytes", lines.len());
+    // Two damaged lines far apart: each is named by its number, the rest is still scanned.
+    let mut all: Vec<&str> = lines.lines().collect();
+    all.insert(10_500, "{\"eventSource\": \"iam.amazonaws.com\", \"eventName\": ");
+    all.insert(2, "not json");
+    lines = all.join("\n") + "\n";
+    std::fs::write(&file, &lines).unwrap();
+    let planted: std::collections::BTreeSet<String> = std::fs::read_to_string(dir.join("planted.tsv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_owned())
+        .collect();
+
+    let out = trailguard(&["scan", "--format", "jsonl", "--progress", "always", file.to_str().unwrap()], None);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let found: std::collections::BTreeSet<String> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(found, planted);
+    assert!(stderr.contains("line 3:") && stderr.contains("line 10502:"), "{stderr}");
+    assert!(stderr.contains("12000 event(s)") && stderr.contains("2 unreadable record(s)"), "{stderr}");
+    assert!(stderr.contains("\x1b[2K") && stderr.contains(" events  ") && stderr.contains("/s"), "{stderr}");
+
+    let piped = trailguard(&["scan", "--format", "html", file.to_str().unwrap()], None);
+    assert!(!text(&piped.stderr).contains('\x1b'), "no progress line when standard error is not a terminal");
+    let page = text(&piped.stdout);
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg"), "{page}");
+    assert!(page.contains(&format!("<b>{} finding(s)</b>", planted.len())), "{page}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

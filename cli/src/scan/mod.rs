@@ -18,14 +18,14 @@ use std::process::ExitCode;
 use rayon::prelude::*;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use trailguard_core::event::{read_lines, read_records_with, Reading};
+use trailguard_core::event::{read_lines, read_records_with, Reading, RecordError};
 use trailguard_core::prefilter::Prefilter;
 use trailguard_core::wildcard;
 use trailguard_core::{Engine, Finding};
 
 use crate::{read_input, Format};
 use progress::Progress;
-use source::Work;
+use source::{Buffers, Work};
 use tally::Tally;
 
 /// Which findings to report.
@@ -89,8 +89,10 @@ struct Outcome {
     unreadable_records: usize,
     findings: Vec<Finding>,
     warnings: BTreeMap<String, usize>,
-    /// Lines for standard error, in order.
-    messages: Vec<String>,
+    /// Records that could not be read, in order; for a block of lines, numbered from the block's start.
+    errors: Vec<RecordError>,
+    /// For a block of lines: how many it held.
+    lines: usize,
 }
 
 struct Scanner<'a> {
@@ -99,6 +101,7 @@ struct Scanner<'a> {
     prefilter: Option<Prefilter<'a>>,
     files: &'a [PathBuf],
     progress: &'a Progress,
+    buffers: &'a Buffers,
 }
 
 impl Scanner<'_> {
@@ -121,24 +124,27 @@ impl Scanner<'_> {
                 }
                 return outcome;
             }
-            Work::Lines { input, first_line, bytes } => (input, read_lines(&bytes, first_line, prefilter)),
+            Work::Lines { input, bytes } => {
+                let reading = read_lines(&bytes, 1, prefilter);
+                self.buffers.give(bytes);
+                (input, reading)
+            }
             Work::End { input, error } => {
                 return Outcome { input, ended: Some(error.map_or(Ok(()), Err)), ..Outcome::default() };
             }
         };
-        let mut outcome = Outcome { input, ..Outcome::default() };
+        let mut outcome = Outcome { input, lines: reading.lines, ..Outcome::default() };
         self.evaluate(reading, &mut outcome);
         outcome
     }
 
     fn evaluate(&self, reading: Reading, outcome: &mut Outcome) {
-        let path = self.files.get(outcome.input).map(|p| p.display().to_string()).unwrap_or_default();
         outcome.passed_over += reading.passed_over;
         for record in reading.records {
             let record = match record {
                 Ok(record) => record,
                 Err(e) => {
-                    outcome.messages.push(format!("trailguard: {path}: {e}"));
+                    outcome.errors.push(e);
                     outcome.unreadable_records += 1;
                     continue;
                 }
@@ -168,34 +174,42 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         .map(|f| (f.as_os_str() != "-").then(|| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)))
         .sum::<Option<u64>>();
     let progress = if options.progress { Progress::shown(total) } else { Progress::hidden(total) };
+    let buffers = Buffers::default();
     let scanner = Scanner {
         engine,
         filters: &options.filters,
         prefilter: options.prefilter.then(|| Prefilter::new(engine)),
         files: &files,
         progress: &progress,
+        buffers: &buffers,
     };
     let keep = match options.format {
         Format::Text => 20,
         Format::Html => 200,
         Format::Jsonl => 0,
     };
-    let mut tally = Tally::keeping(keep);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut report = Report {
+        tally: Tally::keeping(keep),
+        files: &files,
+        progress: &progress,
+        format: options.format,
+        out: std::io::BufWriter::new(stdout.lock()),
+        lines_before: (usize::MAX, 0),
+    };
     let threads = rayon::current_num_threads();
     // Windows of work flow from the reader thread through a one-window queue: reading overlaps evaluating, and
     // memory holds at most three windows. Each window is evaluated on every core and reported in input order.
     let (send, windows) = std::sync::mpsc::sync_channel::<Vec<Work>>(1);
     let written = std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (files, progress) = (&files, &progress);
-        scope.spawn(move || source::produce(files, threads, progress, |window| send.send(window).is_ok()));
+        let (files, progress, buffers) = (&files, &progress, &buffers);
+        scope.spawn(move || source::produce(files, threads, progress, buffers, |window| send.send(window).is_ok()));
         scope.spawn(|| progress.draw_until_finished());
         let result = (|| -> anyhow::Result<()> {
             for window in windows {
                 let outcomes: Vec<Outcome> = window.into_par_iter().map(|work| scanner.process(work)).collect();
                 for outcome in outcomes {
-                    report(outcome, files, &mut tally, progress, options.format, &mut out)?;
+                    report.add(outcome)?;
                 }
             }
             Ok(())
@@ -204,6 +218,7 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         result
     });
     written?;
+    let Report { mut tally, mut out, .. } = report;
     match options.format {
         Format::Text => tally.write_text(&mut out)?,
         Format::Html => {
@@ -228,41 +243,52 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
     Ok(if unreadable > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
-/// Adds one outcome to the tally, in input order: its messages, its findings (as JSON lines when asked).
-fn report(
-    outcome: Outcome,
-    files: &[PathBuf],
-    tally: &mut Tally,
-    progress: &Progress,
+/// Where outcomes go, in input order: the tally, standard error, and the findings as JSON lines when asked.
+struct Report<'a, W> {
+    tally: Tally,
+    files: &'a [PathBuf],
+    progress: &'a Progress,
     format: Format,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    for message in &outcome.messages {
-        progress.message(message);
-    }
-    match outcome.ended {
-        Some(Ok(())) => tally.files += 1,
-        Some(Err(e)) => {
-            let path = files.get(outcome.input).map(|p| p.display().to_string()).unwrap_or_default();
-            progress.message(&format!("trailguard: skipped {path}: {e}"));
-            tally.unreadable_files += 1;
+    out: W,
+    /// The input being streamed, and how many of its lines earlier blocks held.
+    lines_before: (usize, usize),
+}
+
+impl<W: Write> Report<'_, W> {
+    fn add(&mut self, outcome: Outcome) -> anyhow::Result<()> {
+        let path = || self.files.get(outcome.input).map(|p| p.display().to_string()).unwrap_or_default();
+        if self.lines_before.0 != outcome.input {
+            self.lines_before = (outcome.input, 0);
         }
-        None => {}
-    }
-    tally.records += outcome.records;
-    tally.passed_over += outcome.passed_over;
-    tally.unreadable_records += outcome.unreadable_records;
-    for (warning, count) in outcome.warnings {
-        *tally.warnings.entry(warning).or_default() += count;
-    }
-    for finding in outcome.findings {
-        if format == Format::Jsonl {
-            serde_json::to_writer(&mut *out, &finding)?;
-            writeln!(out)?;
+        for mut error in outcome.errors {
+            error.line = error.line.map(|line| line + self.lines_before.1);
+            self.progress.message(&format!("trailguard: {}: {error}", path()));
         }
-        tally.add(finding);
+        self.lines_before.1 += outcome.lines;
+        let tally = &mut self.tally;
+        match outcome.ended {
+            Some(Ok(())) => tally.files += 1,
+            Some(Err(e)) => {
+                self.progress.message(&format!("trailguard: skipped {}: {e}", path()));
+                tally.unreadable_files += 1;
+            }
+            None => {}
+        }
+        tally.records += outcome.records;
+        tally.passed_over += outcome.passed_over;
+        tally.unreadable_records += outcome.unreadable_records;
+        for (warning, count) in outcome.warnings {
+            *tally.warnings.entry(warning).or_default() += count;
+        }
+        for finding in outcome.findings {
+            if self.format == Format::Jsonl {
+                serde_json::to_writer(&mut self.out, &finding)?;
+                writeln!(self.out)?;
+            }
+            tally.add(finding);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Files under a path: the path itself, or the CloudTrail-looking files below a directory, sorted.

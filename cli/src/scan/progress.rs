@@ -67,13 +67,19 @@ impl Progress {
         if !self.shown {
             return;
         }
-        while !self.finished.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(200));
+        loop {
             let line = self.line();
             let mut on_screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
             if !self.finished.load(Ordering::Relaxed) {
                 let _ = write!(std::io::stderr().lock(), "\r\x1b[2K{line}");
                 *on_screen = true;
+            }
+            drop(on_screen);
+            for _ in 0..4 {
+                std::thread::sleep(Duration::from_millis(50));
+                if self.finished.load(Ordering::Relaxed) {
+                    return;
+                }
             }
         }
     }

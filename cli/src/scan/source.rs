@@ -5,8 +5,9 @@
 //! blocks cut at line ends, each block a piece, so that the lines of one file are evaluated in parallel and only
 //! a few blocks are ever in memory. A large input that is not JSON lines (one huge log document) is read whole.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use flate2::read::MultiGzDecoder;
 
@@ -21,20 +22,41 @@ const WHOLE_FILE: u64 = 4 << 20;
 pub enum Work {
     /// A whole input: the worker reads the file (`None`), or here are its bytes.
     Whole { input: usize, bytes: Option<Vec<u8>> },
-    /// Consecutive JSON lines of a large input, the first being line `first_line`.
-    Lines { input: usize, first_line: usize, bytes: Vec<u8> },
+    /// Consecutive JSON lines of a large input (numbered when reported, in order: counting them here would
+    /// make this thread the bottleneck).
+    Lines { input: usize, bytes: Vec<u8> },
     /// The end of a streamed input, or why the rest of it could not be read.
     End { input: usize, error: Option<String> },
 }
 
+/// Block buffers the workers are done with, for the reader to fill again: memory once touched is reused, not
+/// given back and faulted in anew for every block.
+#[derive(Default)]
+pub struct Buffers(Mutex<Vec<Vec<u8>>>);
+
+impl Buffers {
+    fn take(&self) -> Vec<u8> {
+        let spare = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut buffer = spare.unwrap_or_else(|| Vec::with_capacity(BLOCK));
+        buffer.clear();
+        buffer
+    }
+
+    /// Returns a block's buffer once its lines are read.
+    pub fn give(&self, buffer: Vec<u8>) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(buffer);
+    }
+}
+
 /// Pieces collected until there is enough to keep every worker busy.
-struct Window {
+struct Window<'b> {
     work: Vec<Work>,
     bytes: usize,
     threads: usize,
+    buffers: &'b Buffers,
 }
 
-impl Window {
+impl Window<'_> {
     fn push(&mut self, work: Work, bytes: usize) {
         self.work.push(work);
         self.bytes += bytes;
@@ -52,8 +74,14 @@ impl Window {
 
 /// Cuts `paths` into pieces and hands them to `send` a window at a time, in order, until done or `send` says
 /// stop (the consumer has gone).
-pub fn produce(paths: &[PathBuf], threads: usize, progress: &Progress, mut send: impl FnMut(Vec<Work>) -> bool) {
-    let mut window = Window { work: Vec::new(), bytes: 0, threads };
+pub fn produce(
+    paths: &[PathBuf],
+    threads: usize,
+    progress: &Progress,
+    buffers: &Buffers,
+    mut send: impl FnMut(Vec<Work>) -> bool,
+) {
+    let mut window = Window { work: Vec::new(), bytes: 0, threads, buffers };
     for (input, path) in paths.iter().enumerate() {
         let size = (path.as_os_str() != "-").then(|| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
         match size {
@@ -97,20 +125,23 @@ fn stream_blocks(
     progress: &Progress,
     send: &mut impl FnMut(Vec<Work>) -> bool,
 ) -> Result<bool, String> {
-    let file: Box<dyn Read> = if path.as_os_str() == "-" {
+    let mut file: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
         Box::new(std::fs::File::open(path).map_err(|e| e.to_string())?)
     };
-    let mut raw = BufReader::with_capacity(256 << 10, Counted { inner: file, progress });
-    let gzipped = raw.fill_buf().map_err(|e| e.to_string())?.starts_with(&[0x1f, 0x8b]);
+    // Plain text is read straight into the blocks; only gzip needs a buffer, which its decoder keeps.
+    let mut magic = Vec::with_capacity(2);
+    file.by_ref().take(2).read_to_end(&mut magic).map_err(|e| e.to_string())?;
+    let gzipped = magic == [0x1f, 0x8b];
+    let raw = Counted { inner: std::io::Cursor::new(magic).chain(file), progress };
     let mut reader: Box<dyn Read> = if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
     let read_error = |e: std::io::Error| match gzipped {
         true => format!("input is not valid gzip: {e}"),
         false => e.to_string(),
     };
 
-    let mut block = Vec::with_capacity(BLOCK);
+    let mut block = window.buffers.take();
     let mut end = fill(&mut reader, &mut block, BLOCK).map_err(read_error)?;
     if end || !first_line_is_json(&block) {
         // Small after all (standard input), or one document: read whole, as a small file is.
@@ -118,7 +149,6 @@ fn stream_blocks(
         window.push(Work::Whole { input, bytes: Some(block) }, BLOCK);
         return Ok(true);
     }
-    let mut first_line = 1;
     loop {
         // Cut after the last complete line; a line longer than a block makes the block longer.
         let cut = match memchr::memrchr(b'\n', &block) {
@@ -129,12 +159,10 @@ fn stream_blocks(
             }
             _ => block.len(),
         };
-        let mut rest = Vec::with_capacity(BLOCK);
+        let mut rest = window.buffers.take();
         rest.extend_from_slice(block.get(cut..).unwrap_or_default());
         block.truncate(cut);
-        let lines = memchr::memchr_iter(b'\n', &block).count();
-        window.push(Work::Lines { input, first_line, bytes: block }, cut);
-        first_line += lines;
+        window.push(Work::Lines { input, bytes: block }, cut);
         if window.full() && !send(window.take()) {
             return Ok(false);
         }
@@ -189,7 +217,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("trailguard-source-{}-{}", std::process::id(), bytes.len()));
         std::fs::write(&dir, bytes).unwrap();
         let mut all = Vec::new();
-        produce(std::slice::from_ref(&dir), 2, &Progress::hidden(None), |w| {
+        produce(std::slice::from_ref(&dir), 2, &Progress::hidden(None), &Buffers::default(), |w| {
             all.extend(w);
             true
         });
@@ -198,22 +226,21 @@ mod tests {
     }
 
     #[test]
-    fn a_large_json_lines_file_is_cut_at_line_ends_and_numbered() {
+    fn a_large_json_lines_file_is_cut_at_line_ends() {
         let line = format!("{{\"n\":\"{}\"}}\n", "x".repeat(1000));
         let count = 3 * BLOCK / line.len() + 7;
         let bytes = line.repeat(count);
         let work = pieces(bytes.as_bytes());
-        let mut next_line = 1;
+        let mut lines = 0;
         let mut blocks = 0;
         for piece in &work {
-            if let Work::Lines { first_line, bytes, .. } = piece {
-                assert_eq!(*first_line, next_line);
+            if let Work::Lines { bytes, .. } = piece {
                 assert!(bytes.ends_with(b"\n") && bytes.starts_with(b"{"), "cut at a line end");
-                next_line += bytes.iter().filter(|b| **b == b'\n').count();
+                lines += bytes.iter().filter(|b| **b == b'\n').count();
                 blocks += 1;
             }
         }
-        assert_eq!(next_line - 1, count, "every line once");
+        assert_eq!(lines, count, "every line once");
         assert!(blocks >= 3, "{blocks} blocks");
         assert!(matches!(work.last(), Some(Work::End { error: None, .. })));
     }

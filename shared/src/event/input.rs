@@ -35,6 +35,8 @@ pub struct Reading {
     pub records: Vec<RecordResult>,
     /// Records the pre-filter proved no rule is triggered by; counted, not parsed.
     pub passed_over: usize,
+    /// For JSON lines: the line ends read.
+    pub lines: usize,
 }
 
 /// Reads every record in `bytes`, which may be gzipped. Fails only when the input as a whole is unreadable
@@ -67,37 +69,53 @@ fn read_plain(bytes: &[u8], prefilter: Option<&Prefilter>) -> Result<Reading, In
         }
         Err(e) if e.is_syntax() && e.line() > 1 => Ok(read_lines(trimmed.as_bytes(), 1, prefilter)),
         Err(e) if e.is_data() && trimmed.starts_with('{') => {
-            Ok(Reading { records: vec![Err(RecordError::new(None, e.to_string()))], passed_over: 0 })
+            Ok(Reading { records: vec![Err(RecordError::new(None, e.to_string()))], ..Reading::default() })
         }
         Err(e) => Err(InputError::Json(e.to_string())),
     }
 }
 
+const RECORDS_KEY: &[u8] = b"\"Records\"";
+
 /// JSON lines: one record, event or log file per line; blank lines are skipped. `first_line` is the number of
 /// the first line (a large file is read in blocks), for the messages.
 pub fn read_lines(text: &[u8], first_line: usize, prefilter: Option<&Prefilter>) -> Reading {
     let mut reading = Reading::default();
-    for (offset, line) in text.split(|b| *b == b'\n').enumerate() {
-        let number = first_line + offset;
+    let may_hold_logs = memchr::memmem::find(text, RECORDS_KEY).is_some();
+    let mut number = first_line;
+    let mut each_line = |line: &[u8], may_trigger: bool| {
+        let at = number;
+        number += 1;
         let line = line.trim_ascii();
         if line.is_empty() {
-            continue;
+            return;
         }
         // A log file on one line holds many records: it is read, so that each is counted.
-        if prefilter.is_some_and(|p| !p.may_trigger(line)) && memchr::memmem::find(line, b"\"Records\"").is_none() {
+        let holds_logs = may_hold_logs && memchr::memmem::find(line, RECORDS_KEY).is_some();
+        if !may_trigger && !holds_logs {
             reading.passed_over += 1;
-            continue;
+            return;
         }
-        let Ok(line) = std::str::from_utf8(line) else {
-            reading.records.push(Err(RecordError::new(Some(number), "not UTF-8 text".to_owned())));
-            continue;
-        };
-        match serde_json::from_str::<Probe>(line) {
-            Ok(probe) => unwrap_document(probe, line, number, prefilter, &mut reading),
-            Err(e) => reading.records.push(Err(RecordError::new(Some(number), e.to_string()))),
-        }
+        read_line(line, at, prefilter, &mut reading);
+    };
+    match prefilter {
+        Some(prefilter) => prefilter.for_each_line(text, each_line),
+        None => text.split(|b| *b == b'\n').for_each(|line| each_line(line, true)),
     }
+    // Lines are what split at line ends gives: one more than the line ends.
+    reading.lines = number - first_line - 1;
     reading
+}
+
+fn read_line(line: &[u8], number: usize, prefilter: Option<&Prefilter>, reading: &mut Reading) {
+    let Ok(line) = std::str::from_utf8(line) else {
+        reading.records.push(Err(RecordError::new(Some(number), "not UTF-8 text".to_owned())));
+        return;
+    };
+    match serde_json::from_str::<Probe>(line) {
+        Ok(probe) => unwrap_document(probe, line, number, prefilter, reading),
+        Err(e) => reading.records.push(Err(RecordError::new(Some(number), e.to_string()))),
+    }
 }
 
 fn unwrap_document(probe: Probe, whole: &str, line: usize, prefilter: Option<&Prefilter>, reading: &mut Reading) {
