@@ -1,9 +1,9 @@
 //! `trailguard scan`: every record of every input through the engine, offline, on every core, in bounded memory.
 //!
-//! The inputs are cut into pieces of work ([`source`]): small files whole, large ones in blocks of lines. A
-//! window of pieces is evaluated in parallel and reported in input order, so that memory holds a few windows
-//! whatever the archive's size; the [`tally`] keeps counts, findings per hour and the most severe findings
-//! rather than every finding (`--format jsonl` streams every one).
+//! The inputs are cut into pieces of work ([`source`]): small files whole, large ones in blocks of lines.
+//! Pieces are evaluated in parallel and reported in input order, a bounded number at a time, so that memory holds
+//! a few blocks whatever the archive's size; the [`tally`] keeps counts, findings per hour and the most severe
+//! findings rather than every finding (`--format jsonl` streams every one).
 
 mod html;
 mod progress;
@@ -15,7 +15,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rayon::prelude::*;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use trailguard_core::event::{read_lines, read_records_with, Reading, RecordError};
@@ -197,20 +196,31 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         out: std::io::BufWriter::new(stdout.lock()),
         lines_before: (usize::MAX, 0),
     };
-    let threads = rayon::current_num_threads();
-    // Windows of work flow from the reader thread through a one-window queue: reading overlaps evaluating, and
-    // memory holds at most three windows. Each window is evaluated on every core and reported in input order.
-    let (send, windows) = std::sync::mpsc::sync_channel::<Vec<Work>>(1);
+    // Pieces flow from the reader thread onto the worker pool in order, and each piece's result slot into a queue
+    // that this thread empties in the same order: reading, evaluating and reporting overlap, findings come out in
+    // input order, and the queue's bound is the most pieces (hence blocks of input) in memory at once.
+    let in_flight = 4 * rayon::current_num_threads();
+    let (queue, results) = std::sync::mpsc::sync_channel::<std::sync::mpsc::Receiver<Outcome>>(in_flight);
     let written = std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (files, progress, buffers) = (&files, &progress, &buffers);
-        scope.spawn(move || source::produce(files, threads, progress, buffers, |window| send.send(window).is_ok()));
+        let (files, progress, buffers, scanner) = (&files, &progress, &buffers, &scanner);
+        scope.spawn(move || {
+            rayon::in_place_scope_fifo(|pool| {
+                source::produce(files, progress, buffers, |work| {
+                    let (slot, result) = std::sync::mpsc::sync_channel(1);
+                    if queue.send(result).is_err() {
+                        return false;
+                    }
+                    pool.spawn_fifo(move |_| {
+                        let _ = slot.send(scanner.process(work));
+                    });
+                    true
+                })
+            })
+        });
         scope.spawn(|| progress.draw_until_finished());
         let result = (|| -> anyhow::Result<()> {
-            for window in windows {
-                let outcomes: Vec<Outcome> = window.into_par_iter().map(|work| scanner.process(work)).collect();
-                for outcome in outcomes {
-                    report.add(outcome)?;
-                }
+            for result in results {
+                report.add(result.recv()?)?;
             }
             Ok(())
         })();

@@ -1,4 +1,4 @@
-//! Cutting the inputs into pieces of work, in order, a window at a time.
+//! Cutting the inputs into pieces of work, in order.
 //!
 //! A file small enough to hold (every CloudTrail log file) is one piece, read and decompressed by a worker, so
 //! that many files inflate in parallel. A large file or standard input is streamed: read (and inflated) here in
@@ -48,82 +48,31 @@ impl Buffers {
     }
 }
 
-/// Pieces collected until there is enough to keep every worker busy.
-struct Window<'b> {
-    work: Vec<Work>,
-    bytes: usize,
-    threads: usize,
-    buffers: &'b Buffers,
-}
-
-impl Window<'_> {
-    fn push(&mut self, work: Work, bytes: usize) {
-        self.work.push(work);
-        self.bytes += bytes;
-    }
-
-    fn full(&self) -> bool {
-        self.work.len() >= 16 * self.threads || self.bytes >= 2 * self.threads * BLOCK
-    }
-
-    fn take(&mut self) -> Vec<Work> {
-        self.bytes = 0;
-        std::mem::take(&mut self.work)
-    }
-}
-
-/// Cuts `paths` into pieces and hands them to `send` a window at a time, in order, until done or `send` says
-/// stop (the consumer has gone).
-pub fn produce(
-    paths: &[PathBuf],
-    threads: usize,
-    progress: &Progress,
-    buffers: &Buffers,
-    mut send: impl FnMut(Vec<Work>) -> bool,
-) {
-    let mut window = Window { work: Vec::new(), bytes: 0, threads, buffers };
+/// Cuts `paths` into pieces and hands them to `send` in order, until done or `send` says stop (the consumer has
+/// gone). `send` blocks while enough pieces are in flight: that is what bounds memory.
+pub fn produce(paths: &[PathBuf], progress: &Progress, buffers: &Buffers, mut send: impl FnMut(Work) -> bool) {
     for (input, path) in paths.iter().enumerate() {
         let size = (path.as_os_str() != "-").then(|| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
-        match size {
-            Some(size) if size <= WHOLE_FILE => window.push(Work::Whole { input, bytes: None }, size as usize),
-            _ => {
-                if !stream(input, path, &mut window, progress, &mut send) {
-                    return;
-                }
-            }
-        }
-        if window.full() && !send(window.take()) {
+        let going = match size {
+            Some(size) if size <= WHOLE_FILE => send(Work::Whole { input, bytes: None }),
+            _ => match stream(input, path, progress, buffers, &mut send) {
+                Ok(going) => going && send(Work::End { input, error: None }),
+                Err(e) => send(Work::End { input, error: Some(e) }),
+            },
+        };
+        if !going {
             return;
         }
     }
-    if !window.work.is_empty() {
-        send(window.take());
-    }
 }
 
-/// Streams one large input into the window; `false` when the consumer has gone.
+/// Streams one large input; `Ok(false)` when the consumer has gone.
 fn stream(
     input: usize,
     path: &Path,
-    window: &mut Window,
     progress: &Progress,
-    send: &mut impl FnMut(Vec<Work>) -> bool,
-) -> bool {
-    let error = match stream_blocks(input, path, window, progress, send) {
-        Ok(true) => None,
-        Ok(false) => return false,
-        Err(e) => Some(e),
-    };
-    window.push(Work::End { input, error }, 0);
-    true
-}
-
-fn stream_blocks(
-    input: usize,
-    path: &Path,
-    window: &mut Window,
-    progress: &Progress,
-    send: &mut impl FnMut(Vec<Work>) -> bool,
+    buffers: &Buffers,
+    send: &mut impl FnMut(Work) -> bool,
 ) -> Result<bool, String> {
     let mut file: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin())
@@ -141,13 +90,12 @@ fn stream_blocks(
         false => e.to_string(),
     };
 
-    let mut block = window.buffers.take();
+    let mut block = buffers.take();
     let mut end = fill(&mut reader, &mut block, BLOCK).map_err(read_error)?;
     if end || !first_line_is_json(&block) {
         // Small after all (standard input), or one document: read whole, as a small file is.
         reader.read_to_end(&mut block).map_err(read_error)?;
-        window.push(Work::Whole { input, bytes: Some(block) }, BLOCK);
-        return Ok(true);
+        return Ok(send(Work::Whole { input, bytes: Some(block) }));
     }
     loop {
         // Cut after the last complete line; a line longer than a block makes the block longer.
@@ -159,11 +107,10 @@ fn stream_blocks(
             }
             _ => block.len(),
         };
-        let mut rest = window.buffers.take();
+        let mut rest = buffers.take();
         rest.extend_from_slice(block.get(cut..).unwrap_or_default());
         block.truncate(cut);
-        window.push(Work::Lines { input, bytes: block }, cut);
-        if window.full() && !send(window.take()) {
+        if !send(Work::Lines { input, bytes: block }) {
             return Ok(false);
         }
         block = rest;
@@ -217,8 +164,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("trailguard-source-{}-{}", std::process::id(), bytes.len()));
         std::fs::write(&dir, bytes).unwrap();
         let mut all = Vec::new();
-        produce(std::slice::from_ref(&dir), 2, &Progress::hidden(None), &Buffers::default(), |w| {
-            all.extend(w);
+        produce(std::slice::from_ref(&dir), &Progress::hidden(None), &Buffers::default(), |w| {
+            all.push(w);
             true
         });
         std::fs::remove_file(&dir).unwrap();
