@@ -13,10 +13,16 @@
 //! root user), lacks an `"eventName"` or `"eventSource"` key it can read, or has any pair of literal values under
 //! those keys that the engine's trigger index matches. The real pair is always among the pairs it tries.
 //!
+//! A record the byte test passes on gets one more cheap look before it is parsed in full
+//! ([`Prefilter::made_by_aws_service`]): the engine never judges what AWS itself did.
+//!
 //! What it cannot tell: a record it passes over is not type-checked, so a malformed record there is counted as
 //! read rather than reported as unreadable (`scan --no-prefilter` checks every record).
 
+use std::borrow::Cow;
+
 use memchr::memmem::Finder;
+use serde::Deserialize;
 
 use crate::engine::Engine;
 
@@ -26,7 +32,6 @@ pub struct Prefilter<'e> {
     /// Off when some trigger name could be written with an escape other than `\u`.
     sound: bool,
     watches_root: bool,
-    unicode_escape: Finder<'static>,
     root: Finder<'static>,
     /// `"event`: the start of both keys the triggers compare, `"eventName"` and `"eventSource"`.
     event_key: Finder<'static>,
@@ -37,14 +42,7 @@ impl<'e> Prefilter<'e> {
     pub fn new(engine: &'e Engine) -> Prefilter<'e> {
         let (names, watches_root) = engine.trigger_strings();
         let sound = names.iter().all(|n| !n.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20));
-        Prefilter {
-            engine,
-            sound,
-            watches_root,
-            unicode_escape: Finder::new(br"\u").into_owned(),
-            root: Finder::new(br#""Root""#).into_owned(),
-            event_key: Finder::new(br#""event"#).into_owned(),
-        }
+        Prefilter { engine, sound, watches_root, root: json_finder(br#""Root""#), event_key: json_finder(br#""event"#) }
     }
 
     /// `false` only when no record in `json` can trigger a rule (see the module's documentation).
@@ -52,9 +50,22 @@ impl<'e> Prefilter<'e> {
         self.must_parse(json) || self.call_may_trigger(json)
     }
 
+    /// A second look at one record the byte test passed on: whether an AWS service made it (`userIdentity.type`
+    /// `AWSService`), which the engine never judges ([`Engine::prepare`]). Only the actor's type is read, not
+    /// the record: service traffic such as `sts:AssumeRole` for Lambda is common and matches a trigger.
+    pub fn made_by_aws_service(&self, record: &str) -> bool {
+        serde_json::from_str::<ActorType>(record)
+            .ok()
+            .and_then(|r| r.identity)
+            .and_then(|i| i.kind)
+            .is_some_and(|kind| kind == "AWSService")
+    }
+
     /// Whether `text` holds what sends every record in it to the parser: a `\u` escape, or the root user's type.
     fn must_parse(&self, text: &[u8]) -> bool {
-        !self.sound || self.unicode_escape.find(text).is_some() || self.watches_root && self.root.find(text).is_some()
+        // Backslashes are rare in CloudTrail text: looking for them alone is the fastest search there is.
+        let unicode_escape = memchr::memchr_iter(b'\\', text).any(|at| text.get(at + 1) == Some(&b'u'));
+        !self.sound || unicode_escape || self.watches_root && self.root.find(text).is_some()
     }
 
     /// The event names and sources in `json`, judged against the triggers.
@@ -67,7 +78,8 @@ impl<'e> Prefilter<'e> {
     }
 
     /// Calls `visit` with each line of `text` (split at `\n`) and [`Prefilter::may_trigger`] for it. The same
-    /// answers, found faster: each needle is searched once over the whole text rather than line by line.
+    /// answers, found faster: each needle is searched once over the whole text rather than line by line. A line
+    /// passed over holds at most one record (one `eventName`), so that counting lines counts records.
     pub fn for_each_line<'t>(&self, text: &'t [u8], mut visit: impl FnMut(&'t [u8], bool)) {
         let search_lines = self.must_parse(text);
         let mut keys = self.event_key.find_iter(text).peekable();
@@ -123,11 +135,45 @@ impl<'t> Calls<'t> {
         else {
             return true;
         };
-        if self.opaque || names.is_empty() || sources.is_empty() {
+        // More than one name: several records (a log file on one line), parsed so that each is counted.
+        if self.opaque || names.len() != 1 || sources.is_empty() {
             return true;
         }
         names.iter().any(|name| sources.iter().any(|source| engine.call_triggers(source, name)))
     }
+}
+
+/// A searcher tuned for CloudTrail JSON. memchr's searchers look first for the needle's two rarest bytes, judged
+/// by a table made from ordinary text, where `"` is rare; in JSON it is the commonest byte, and a search keyed on
+/// it stops at every string.
+fn json_finder(needle: &[u8]) -> Finder<'static> {
+    struct JsonRank;
+    impl memchr::arch::all::packedpair::HeuristicFrequencyRank for JsonRank {
+        fn rank(&self, byte: u8) -> u8 {
+            match byte {
+                b'"' | b':' | b',' => 255,
+                b'a'..=b'z' => 200 + (b'z' - byte) / 4,
+                b'0'..=b'9' | b'-' | b'.' | b'/' | b'{' | b'}' => 180,
+                b'A'..=b'Z' => 80,
+                b'\\' => 10,
+                _ => 60,
+            }
+        }
+    }
+    memchr::memmem::FinderBuilder::new().build_forward_with_ranker(JsonRank, needle).into_owned()
+}
+
+/// Just the actor's type of a record; everything else is skipped unread.
+#[derive(Deserialize)]
+struct ActorType<'a> {
+    #[serde(rename = "userIdentity", borrow, default)]
+    identity: Option<IdentityType<'a>>,
+}
+
+#[derive(Deserialize)]
+struct IdentityType<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
 }
 
 /// The string value after a key that ends just before `at` (`: "value"`), when it is written without escapes.
@@ -250,6 +296,34 @@ mod tests {
     }
 
     #[test]
+    fn service_traffic_is_recognised_only_as_the_actor() {
+        let engine = Engine::new(Config::default());
+        let filter = Prefilter::new(&engine);
+        let service = record("sts.amazonaws.com", "AssumeRole", "AWSService");
+        assert!(filter.may_trigger(service.as_bytes()) && filter.made_by_aws_service(&service));
+        assert!(
+            triggers(&engine, &service)
+                && engine
+                    .evaluate_offline(&read_records(service.as_bytes()).unwrap()[0].as_ref().unwrap().clone())
+                    .findings
+                    .is_empty()
+        );
+        for not_service in [
+            record("sts.amazonaws.com", "AssumeRole", "AssumedRole"),
+            // The type elsewhere (the session issuer's, a request parameter) is not the actor's.
+            record("sts.amazonaws.com", "AssumeRole", "IAMUser")
+                .replace(r#""awsRegion""#, r#""requestParameters":{"type":"AWSService"},"awsRegion""#),
+            format!(r#"{{"detail-type":"AWS API Call via CloudTrail","detail":{service}}}"#),
+            service.replace(r#""userIdentity":{"type""#, r#""userIdentity":{"type":"IAMUser","x""#),
+        ] {
+            assert!(!filter.made_by_aws_service(&not_service), "{not_service}");
+        }
+        // Two actors is not a record serde would read: no guess.
+        let twice = service.replace(r#""eventSource""#, r#""userIdentity":{"type":"AWSService"},"eventSource""#);
+        assert!(!filter.made_by_aws_service(&twice));
+    }
+
+    #[test]
     fn a_configured_call_is_watched() {
         let config = Config::from_json(r#"{"sensitive_calls":["s3:GetObject"]}"#).unwrap();
         let engine = Engine::new(config);
@@ -258,6 +332,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
         /// The proof, tested: on the fixtures and a synthetic day of traffic, in any writing, the filter never
         /// passes over a record that the engine's triggers match.
         #[test]
@@ -277,6 +353,28 @@ mod tests {
                 }
             }
             prop_assert!(triggered > 0, "the day must hold records that trigger rules");
+        }
+
+        /// And end to end: a day of JSON lines read through the pre-filter gives exactly the findings that reading
+        /// every record gives.
+        #[test]
+        fn reading_through_the_prefilter_finds_the_same(
+            seed in 0u64..1000,
+            escapes in proptest::collection::vec(proptest::bool::weighted(0.02), 1..40),
+        ) {
+            let engine = Engine::new(Config::default());
+            let filter = Prefilter::new(&engine);
+            let day: Vec<String> = crate::synth::generate(seed, 1000, "123456789012", "us-east-1", "2026-11-01")
+                .map(|s| reencode(&s.record.to_string(), &escapes, &[false]))
+                .collect();
+            let text = day.join("\n");
+            let findings = |reading: crate::event::Reading| -> Vec<String> {
+                reading.records.iter().flatten().flat_map(|r| engine.evaluate_offline(r).findings).map(|f| f.id).collect()
+            };
+            let all = findings(crate::event::read_lines(text.as_bytes(), 1, None));
+            let filtered = crate::event::read_lines(text.as_bytes(), 1, Some(&filter));
+            prop_assert!(filtered.passed_over > 0);
+            prop_assert_eq!(findings(filtered), all);
         }
     }
 }

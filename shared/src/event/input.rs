@@ -75,13 +75,10 @@ fn read_plain(bytes: &[u8], prefilter: Option<&Prefilter>) -> Result<Reading, In
     }
 }
 
-const RECORDS_KEY: &[u8] = b"\"Records\"";
-
 /// JSON lines: one record, event or log file per line; blank lines are skipped. `first_line` is the number of
 /// the first line (a large file is read in blocks), for the messages.
 pub fn read_lines(text: &[u8], first_line: usize, prefilter: Option<&Prefilter>) -> Reading {
     let mut reading = Reading::default();
-    let may_hold_logs = memchr::memmem::find(text, RECORDS_KEY).is_some();
     let mut number = first_line;
     let mut each_line = |line: &[u8], may_trigger: bool| {
         let at = number;
@@ -90,9 +87,8 @@ pub fn read_lines(text: &[u8], first_line: usize, prefilter: Option<&Prefilter>)
         if line.is_empty() {
             return;
         }
-        // A log file on one line holds many records: it is read, so that each is counted.
-        let holds_logs = may_hold_logs && memchr::memmem::find(line, RECORDS_KEY).is_some();
-        if !may_trigger && !holds_logs {
+        // A line the pre-filter passes over holds one record at most (see `Prefilter::for_each_line`).
+        if !may_trigger {
             reading.passed_over += 1;
             return;
         }
@@ -120,7 +116,7 @@ fn read_line(line: &[u8], number: usize, prefilter: Option<&Prefilter>, reading:
 
 fn unwrap_document(probe: Probe, whole: &str, line: usize, prefilter: Option<&Prefilter>, reading: &mut Reading) {
     let at = (line > 0).then_some(line);
-    let wanted = |json: &str| prefilter.is_none_or(|p| p.may_trigger(json.as_bytes()));
+    let wanted = |json: &str| prefilter.is_none_or(|p| p.may_trigger(json.as_bytes()) && !p.made_by_aws_service(json));
     if let Some(records) = probe.records {
         for (i, raw) in records.iter().enumerate() {
             if wanted(raw.get()) {
