@@ -172,6 +172,11 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         .iter()
         .map(|f| (f.as_os_str() != "-").then(|| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)))
         .sum::<Option<u64>>();
+    // The action catalogue is parsed on first use; parsed now, it is ready by the first policy the workers meet,
+    // while the reader is still filling the first blocks.
+    rayon::spawn(|| {
+        trailguard_core::policy::catalogue::Catalogue::get();
+    });
     let progress = if options.progress { Progress::shown(total) } else { Progress::hidden(total) };
     let buffers = Buffers::default();
     let scanner = Scanner {

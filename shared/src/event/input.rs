@@ -108,6 +108,11 @@ fn read_line(line: &[u8], number: usize, prefilter: Option<&Prefilter>, reading:
         reading.records.push(Err(RecordError::new(Some(number), "not UTF-8 text".to_owned())));
         return;
     };
+    // Service traffic is common enough to spare it the look at the wrapping too.
+    if prefilter.is_some_and(|p| p.made_by_aws_service(line)) {
+        reading.passed_over += 1;
+        return;
+    }
     match serde_json::from_str::<Probe>(line) {
         Ok(probe) => unwrap_document(probe, line, number, prefilter, reading),
         Err(e) => reading.records.push(Err(RecordError::new(Some(number), e.to_string()))),
