@@ -33,7 +33,7 @@ bench: ## Evaluation vs plain JSON parsing, detect's cold start vs boto3's impor
 	$(CARGO) build --quiet --release --locked -p trailguard-detect
 	$(CARGO) run --quiet --release --locked -p trailguard-tests --example coldstart -- target/release/detect
 	$(CARGO) build --quiet --release --locked -p trailguard-cli
-	python3 tools/scan_bench.py target/release/trailguard 200000
+	python3 tools/scan_bench.py target/release/trailguard 200000 1000000
 
 $(PY):
 	python3 -m venv $(VENV)

@@ -54,6 +54,9 @@ impl<'e> Prefilter<'e> {
     /// `AWSService`), which the engine never judges ([`Engine::prepare`]). Only the actor's type is read, not
     /// the record: service traffic such as `sts:AssumeRole` for Lambda is common and matches a trigger.
     pub fn made_by_aws_service(&self, record: &str) -> bool {
+        if written_as_service_record(record.as_bytes()) {
+            return true;
+        }
         serde_json::from_str::<ActorType>(record)
             .ok()
             .and_then(|r| r.identity)
@@ -161,6 +164,20 @@ fn json_finder(needle: &[u8]) -> Finder<'static> {
         }
     }
     memchr::memmem::FinderBuilder::new().build_forward_with_ranker(JsonRank, needle).into_owned()
+}
+
+/// Whether the record starts the way CloudTrail writes a service's record, `{"eventVersion":"1.08","userIdentity":
+/// {"type":"AWSService",`: then its actor's type is `AWSService` without reading further (a second `userIdentity`
+/// or `type` later would make the record unreadable, not someone else's).
+fn written_as_service_record(json: &[u8]) -> bool {
+    let rest = match json.strip_prefix(br#"{"eventVersion":""#) {
+        Some(version) => {
+            let end = memchr::memchr2(b'"', b'\\', version).filter(|at| version.get(*at) == Some(&b'"'));
+            end.and_then(|at| version.get(at + 1..)).and_then(|rest| rest.strip_prefix(b","))
+        }
+        None => json.strip_prefix(b"{"),
+    };
+    rest.is_some_and(|rest| rest.starts_with(br#""userIdentity":{"type":"AWSService""#))
 }
 
 /// Just the actor's type of a record; everything else is skipped unread.
@@ -318,9 +335,24 @@ mod tests {
         ] {
             assert!(!filter.made_by_aws_service(&not_service), "{not_service}");
         }
-        // Two actors is not a record serde would read: no guess.
-        let twice = service.replace(r#""eventSource""#, r#""userIdentity":{"type":"AWSService"},"eventSource""#);
-        assert!(!filter.made_by_aws_service(&twice));
+        // The way CloudTrail writes service records is recognised without parsing; other writings are parsed.
+        assert!(written_as_service_record(
+            br#"{"eventVersion":"1.08","userIdentity":{"type":"AWSService","invokedBy":"x"}}"#
+        ));
+        assert!(written_as_service_record(br#"{"userIdentity":{"type":"AWSService"}}"#));
+        assert!(!written_as_service_record(
+            br#"{"eventVersion":"1.08","detail":{"userIdentity":{"type":"AWSService"}}}"#
+        ));
+        assert!(!written_as_service_record(br#"{"requestParameters":{"userIdentity":{"type":"AWSService"}}}"#));
+        assert!(!written_as_service_record(br#"{"eventVersion":"1.\"08","userIdentity":{"type":"AWSService"}}"#));
+        assert!(!filter.made_by_aws_service(r#"{"eventVersion":"1.08","userIdentity":{"type":"AWSServiceX"}}"#));
+        assert!(filter.made_by_aws_service(
+            r#"{ "eventTime": "x", "userIdentity": { "invokedBy": "a", "type": "AWSService" } }"#
+        ));
+        // A second actor later in the text makes the record unreadable (serde refuses duplicate keys): passing it
+        // over loses no finding, only the report that it is malformed (the documented cost).
+        let twice = service.replace(r#""eventSource""#, r#""userIdentity":{"type":"IAMUser"},"eventSource""#);
+        assert!(read_records(twice.as_bytes()).unwrap()[0].is_err());
     }
 
     #[test]
