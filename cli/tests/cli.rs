@@ -47,6 +47,7 @@ fn scan_prints_jsonl_findings_from_stdin() {
     assert_eq!(lines[0]["actor"]["agent"]["signal"], "session_name");
     assert_eq!(lines[0]["remediation"][0]["action"], "detach_managed_policy");
     assert_eq!(lines[0]["remediation"][1]["action"], "revoke_session");
+    assert!(text(&out.stderr).contains("read 1 file(s), 1 event(s)"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -272,7 +273,7 @@ fn a_large_json_lines_file_is_streamed_with_progress_and_an_html_report() {
         .collect();
     assert_eq!(found, planted);
     assert!(stderr.contains("line 3:") && stderr.contains("line 10502:"), "{stderr}");
-    assert!(stderr.contains("12000 event(s)") && stderr.contains("2 unreadable record(s)"), "{stderr}");
+    assert!(stderr.contains("read 1 file(s), 12000 event(s)") && stderr.contains("2 unreadable record(s)"), "{stderr}");
     assert!(stderr.contains("\x1b[2K") && stderr.contains(" events  ") && stderr.contains("/s"), "{stderr}");
 
     let piped = trailguard(&["scan", "--format", "html", file.to_str().unwrap()], None);

@@ -56,7 +56,7 @@ pub fn produce(paths: &[PathBuf], progress: &Progress, buffers: &Buffers, mut se
         let going = match size {
             Some(size) if size <= WHOLE_FILE => send(Work::Whole { input, bytes: None }),
             _ => match stream(input, path, progress, buffers, &mut send) {
-                Ok(going) => going && send(Work::End { input, error: None }),
+                Ok(going) => going,
                 Err(e) => send(Work::End { input, error: Some(e) }),
             },
         };
@@ -66,7 +66,7 @@ pub fn produce(paths: &[PathBuf], progress: &Progress, buffers: &Buffers, mut se
     }
 }
 
-/// Streams one large input; `Ok(false)` when the consumer has gone.
+/// Streams one large input, ending with the piece that counts it as read; `Ok(false)` when the consumer has gone.
 fn stream(
     input: usize,
     path: &Path,
@@ -115,11 +115,11 @@ fn stream(
         }
         block = rest;
         if end {
-            return Ok(true);
+            return Ok(send(Work::End { input, error: None }));
         }
         end = fill(&mut reader, &mut block, BLOCK).map_err(read_error)?;
         if end && block.is_empty() {
-            return Ok(true);
+            return Ok(send(Work::End { input, error: None }));
         }
     }
 }
@@ -207,7 +207,8 @@ mod tests {
         let document = format!("{{\"Records\": [\n{}{{}}]}}", "{\"a\": 1},\n".repeat(BLOCK / 5));
         let work = pieces(document.as_bytes());
         assert!(
-            matches!(work.as_slice(), [Work::Whole { bytes: Some(b), .. }, Work::End { error: None, .. }] if b.len() == document.len())
+            matches!(work.as_slice(), [Work::Whole { bytes: Some(b), .. }] if b.len() == document.len()),
+            "one piece, which counts the file once"
         );
         assert!(matches!(pieces(b"{}\n{}\n").as_slice(), [Work::Whole { bytes: None, .. }]));
     }
