@@ -94,7 +94,7 @@ impl Progress {
         }
     }
 
-    /// `1.2M events  640k/s  42%  ETA 0:13  3 findings`
+    /// `1.2M events  640k/s  [########            ] 42%  ETA 0:13  3 findings`
     pub fn line(&self) -> String {
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
         let events = self.events.load(Ordering::Relaxed);
@@ -102,7 +102,8 @@ impl Progress {
         let mut line = format!("{} events  {}/s", si(events as f64), si(events as f64 / elapsed));
         if let Some(total) = self.total.filter(|t| *t > 0) {
             let done = (self.bytes.load(Ordering::Relaxed) as f64 / total as f64).min(1.0);
-            line.push_str(&format!("  {:.0}%", done * 100.0));
+            let filled = (done * BAR as f64).round() as usize;
+            line.push_str(&format!("  [{}{}] {:.0}%", "#".repeat(filled), " ".repeat(BAR - filled), done * 100.0));
             if done > 0.0 {
                 let left = (elapsed / done - elapsed).max(0.0) as u64;
                 line.push_str(&format!("  ETA {}:{:02}", left / 60, left % 60));
@@ -112,6 +113,9 @@ impl Progress {
         line
     }
 }
+
+/// The bar's width in characters.
+const BAR: usize = 20;
 
 /// 1234567 as `1.2M`.
 fn si(n: f64) -> String {
@@ -134,7 +138,7 @@ mod tests {
         progress.add_events(2_500_000, 3);
         let line = progress.line();
         assert!(line.starts_with("2.5M events  "), "{line}");
-        assert!(line.contains("/s  25%  ETA 0:"), "{line}");
+        assert!(line.contains("/s  [#####               ] 25%  ETA 0:"), "{line}");
         assert!(line.ends_with("3 findings"), "{line}");
         let unknown = Progress::hidden(None).line();
         assert!(!unknown.contains('%') && !unknown.contains("ETA"), "{unknown}");
