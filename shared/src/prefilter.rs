@@ -42,7 +42,13 @@ impl<'e> Prefilter<'e> {
     pub fn new(engine: &'e Engine) -> Prefilter<'e> {
         let (names, watches_root) = engine.trigger_strings();
         let sound = names.iter().all(|n| !n.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20));
-        Prefilter { engine, sound, watches_root, root: json_finder(br#""Root""#), event_key: json_finder(br#""event"#) }
+        Prefilter {
+            engine,
+            sound,
+            watches_root,
+            root: Finder::new(br#""Root""#).into_owned(),
+            event_key: Finder::new(br#""event"#).into_owned(),
+        }
     }
 
     /// `false` only when no record in `json` can trigger a rule (see the module's documentation).
@@ -144,26 +150,6 @@ impl<'t> Calls<'t> {
         }
         names.iter().any(|name| sources.iter().any(|source| engine.call_triggers(source, name)))
     }
-}
-
-/// A searcher tuned for CloudTrail JSON. memchr's searchers look first for the needle's two rarest bytes, judged
-/// by a table made from ordinary text, where `"` is rare; in JSON it is the commonest byte, and a search keyed on
-/// it stops at every string.
-fn json_finder(needle: &[u8]) -> Finder<'static> {
-    struct JsonRank;
-    impl memchr::arch::all::packedpair::HeuristicFrequencyRank for JsonRank {
-        fn rank(&self, byte: u8) -> u8 {
-            match byte {
-                b'"' | b':' | b',' => 255,
-                b'a'..=b'z' => 200 + (b'z' - byte) / 4,
-                b'0'..=b'9' | b'-' | b'.' | b'/' | b'{' | b'}' => 180,
-                b'A'..=b'Z' => 80,
-                b'\\' => 10,
-                _ => 60,
-            }
-        }
-    }
-    memchr::memmem::FinderBuilder::new().build_forward_with_ranker(JsonRank, needle).into_owned()
 }
 
 /// Whether the record starts the way CloudTrail writes a service's record, `{"eventVersion":"1.08","userIdentity":
