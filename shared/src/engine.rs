@@ -217,8 +217,13 @@ impl Engine {
                 rules.iter().for_each(|r| hit(*r));
             }
         }
+        // Most names share no first letter with any prefix: compared first, that spares the full comparisons.
+        let first = name.as_bytes().first();
         for (prefix_source, prefix, rule) in &self.index.prefixes {
-            if prefix_source.as_deref().is_none_or(|s| s == source) && name.starts_with(prefix.as_str()) {
+            if prefix.as_bytes().first().is_none_or(|b| Some(b) == first)
+                && name.starts_with(prefix.as_str())
+                && prefix_source.as_deref().is_none_or(|s| s == source)
+            {
                 hit(*rule);
             }
         }

@@ -343,10 +343,11 @@ mod tests {
 
     #[test]
     fn a_configured_call_is_watched() {
-        let config = Config::from_json(r#"{"sensitive_calls":["s3:GetObject"]}"#).unwrap();
-        let engine = Engine::new(config);
-        let json = record("s3.amazonaws.com", "GetObject", "AssumedRole");
-        assert!(Prefilter::new(&engine).may_trigger(json.as_bytes()));
+        for call in ["s3:GetObject", "s3:Get*", "s3:*"] {
+            let engine = Engine::new(Config::from_json(&format!(r#"{{"sensitive_calls":["{call}"]}}"#)).unwrap());
+            let json = record("s3.amazonaws.com", "GetObject", "AssumedRole");
+            assert!(triggers(&engine, &json) && Prefilter::new(&engine).may_trigger(json.as_bytes()), "{call}");
+        }
     }
 
     proptest! {

@@ -79,22 +79,29 @@ fn stream(
     } else {
         Box::new(std::fs::File::open(path).map_err(|e| e.to_string())?)
     };
-    // Plain text is read straight into the blocks; only gzip needs a buffer, which its decoder keeps.
     let mut magic = Vec::with_capacity(2);
     file.by_ref().take(2).read_to_end(&mut magic).map_err(|e| e.to_string())?;
     let gzipped = magic == [0x1f, 0x8b];
-    let raw = Counted { inner: std::io::Cursor::new(magic).chain(file), progress };
-    let mut reader: Box<dyn Read> = if gzipped { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
     let read_error = |e: std::io::Error| match gzipped {
         true => format!("input is not valid gzip: {e}"),
         false => e.to_string(),
     };
-
     let mut block = buffers.take();
-    let mut end = fill(&mut reader, &mut block, BLOCK).map_err(read_error)?;
+    // Plain text goes straight from the file into the blocks (unwrapped, so that the file's own reading into
+    // unfilled memory is used and nothing is zeroed first), counted here; gzip is counted under its decoder.
+    let (mut reader, counted): (Box<dyn Read>, Option<&Progress>) = if gzipped {
+        (Box::new(MultiGzDecoder::new(Counted { inner: std::io::Cursor::new(magic).chain(file), progress })), None)
+    } else {
+        progress.add_bytes(magic.len() as u64);
+        block.extend_from_slice(&magic);
+        (file, Some(progress))
+    };
+
+    let mut end = fill(&mut reader, &mut block, BLOCK, counted).map_err(read_error)?;
     if end || !first_line_is_json(&block) {
         // Small after all (standard input), or one document: read whole, as a small file is.
-        reader.read_to_end(&mut block).map_err(read_error)?;
+        let rest = reader.read_to_end(&mut block).map_err(read_error)?;
+        counted.inspect(|p| p.add_bytes(rest as u64));
         return Ok(send(Work::Whole { input, bytes: Some(block) }));
     }
     loop {
@@ -102,7 +109,7 @@ fn stream(
         let cut = match memchr::memrchr(b'\n', &block) {
             Some(newline) if !end => newline + 1,
             _ if !end => {
-                end = fill(&mut reader, &mut block, BLOCK).map_err(read_error)?;
+                end = fill(&mut reader, &mut block, BLOCK, counted).map_err(read_error)?;
                 continue;
             }
             _ => block.len(),
@@ -117,33 +124,19 @@ fn stream(
         if end {
             return Ok(send(Work::End { input, error: None }));
         }
-        end = fill(&mut reader, &mut block, BLOCK).map_err(read_error)?;
+        end = fill(&mut reader, &mut block, BLOCK, counted).map_err(read_error)?;
         if end && block.is_empty() {
             return Ok(send(Work::End { input, error: None }));
         }
     }
 }
 
-/// Reads until `block` holds `more` bytes more or the input ends; `true` at the end. (Not `read_to_end`: through
-/// a `Take` it zeroes the whole free space again before every read, which cost more than the scan itself.)
-fn fill(reader: &mut dyn Read, block: &mut Vec<u8>, more: usize) -> std::io::Result<bool> {
-    let mut filled = block.len();
-    block.resize(filled + more, 0);
-    let result = loop {
-        match reader.read(block.get_mut(filled..).unwrap_or_default()) {
-            Ok(0) => break Ok(true),
-            Ok(n) => {
-                filled += n;
-                if filled == block.len() {
-                    break Ok(false);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
-        }
-    };
-    block.truncate(filled);
-    result
+/// Reads until `block` holds `more` bytes more or the input ends (`true`), counting what it read when asked.
+fn fill(reader: &mut dyn Read, block: &mut Vec<u8>, more: usize, counted: Option<&Progress>) -> std::io::Result<bool> {
+    block.reserve(more);
+    let read = reader.take(more as u64).read_to_end(block)?;
+    counted.inspect(|p| p.add_bytes(read as u64));
+    Ok(read < more)
 }
 
 /// Whether the input is JSON lines: its first line is a whole JSON value on its own.
