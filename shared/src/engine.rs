@@ -236,23 +236,6 @@ impl Engine {
         any
     }
 
-    /// Every event source and name (or name prefix) the triggers compare, and whether a rule watches the root user.
-    pub fn trigger_strings(&self) -> (Vec<&str>, bool) {
-        let sources = self.index.exact.keys().map(String::as_str);
-        let names = self.index.exact.values().flat_map(|names| names.keys().map(String::as_str));
-        let prefixes = self.index.prefixes.iter().flat_map(|(s, p, _)| s.as_deref().into_iter().chain([p.as_str()]));
-        (sources.chain(names).chain(prefixes).collect(), !self.index.root.is_empty())
-    }
-
-    /// Every (source, name or prefix) the call triggers compare (`None`: any source).
-    pub fn trigger_calls(&self) -> Vec<(Option<&str>, &str)> {
-        let exact = self.index.exact.iter().flat_map(|(source, names)| {
-            names.keys().map(move |n| ((!source.is_empty()).then_some(source.as_str()), n.as_str()))
-        });
-        let prefixes = self.index.prefixes.iter().map(|(s, p, _)| (s.as_deref(), p.as_str()));
-        exact.chain(prefixes).collect()
-    }
-
     /// What must be looked up in IAM before [`Engine::evaluate`] can judge the event fully.
     pub fn needs(&self, prepared: &Prepared) -> Vec<Need> {
         let mut needs = Vec::new();

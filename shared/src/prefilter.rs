@@ -25,6 +25,7 @@ use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use crate::engine::Engine;
+use crate::rules::{Name, Trigger};
 
 /// The pre-filter for one engine's triggers.
 pub struct Prefilter<'e> {
@@ -40,8 +41,10 @@ pub struct Prefilter<'e> {
 impl<'e> Prefilter<'e> {
     /// The pre-filter for `engine`'s triggers.
     pub fn new(engine: &'e Engine) -> Prefilter<'e> {
-        let (names, watches_root) = engine.trigger_strings();
-        let sound = names.iter().all(|n| !n.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20));
+        let triggers = calls(engine);
+        let watches_root = engine.rules().iter().any(|r| r.triggers(engine.config()).contains(&Trigger::RootActor));
+        let plain = |text: &str| !text.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20);
+        let sound = triggers.iter().all(|(source, name)| source.as_deref().is_none_or(plain) && plain(name));
         Prefilter {
             engine,
             sound,
@@ -104,6 +107,23 @@ impl<'e> Prefilter<'e> {
             start = end + 1;
         }
     }
+}
+
+/// Every (event source, event name or name prefix) the engine's rules are triggered by (`None`: any source), from
+/// the rules themselves, as the engine's index is built.
+fn calls(engine: &Engine) -> Vec<(Option<String>, String)> {
+    let triggers = engine.rules().iter().flat_map(|rule| rule.triggers(engine.config()));
+    triggers
+        .flat_map(|trigger| match trigger {
+            Trigger::Calls { source, names, .. } => names
+                .into_iter()
+                .map(|name| match name {
+                    Name::Exact(name) | Name::Prefix(name) => (source.clone(), name),
+                })
+                .collect(),
+            Trigger::RootActor => Vec::new(),
+        })
+        .collect()
 }
 
 /// The `eventName` and `eventSource` values seen in one text. The needle `"event` cannot overlap itself (its `"`
@@ -256,9 +276,9 @@ mod tests {
         let filter = Prefilter::new(&engine);
         assert!(filter.sound, "trigger names must be plain for the filter to be on");
         let mut cases = vec![record("signin.amazonaws.com", "ConsoleLogin", "Root")];
-        for (source, name) in engine.trigger_calls() {
-            cases.push(record(source.unwrap_or("ec2.amazonaws.com"), &format!("{name}Suffix"), "IAMUser"));
-            cases.push(record(source.unwrap_or("s3.amazonaws.com"), name, "AssumedRole"));
+        for (source, name) in calls(&engine) {
+            cases.push(record(source.as_deref().unwrap_or("ec2.amazonaws.com"), &format!("{name}Suffix"), "IAMUser"));
+            cases.push(record(source.as_deref().unwrap_or("s3.amazonaws.com"), &name, "AssumedRole"));
         }
         for case in &cases {
             for writing in [case.clone(), reencode(case, &[false], &[true]), reencode(case, &[true, false], &[false])] {

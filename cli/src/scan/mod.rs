@@ -106,39 +106,39 @@ struct Scanner<'a> {
 impl Scanner<'_> {
     fn process(&self, work: Work) -> Outcome {
         let prefilter = self.prefilter.as_ref();
-        let (input, reading) = match work {
-            Work::Whole { input, bytes } => {
-                let mut outcome = Outcome { input, ended: Some(Ok(())), ..Outcome::default() };
-                let bytes = match bytes {
-                    Some(bytes) => Ok(bytes),
-                    None => self.files.get(input).map_or(Ok(Vec::new()), |path| {
-                        let bytes = read_input(path);
-                        self.progress.add_bytes(bytes.as_ref().map_or(0, |b| b.len() as u64));
-                        bytes.map_err(|e| e.to_string())
-                    }),
-                };
-                match bytes.and_then(|b| read_records_with(&b, prefilter).map_err(|e| e.to_string())) {
-                    Ok(reading) => self.evaluate(reading, &mut outcome),
-                    Err(e) => outcome.ended = Some(Err(e)),
-                }
-                return outcome;
-            }
+        match work {
+            Work::Whole { input, bytes } => match self.read_whole(input, bytes) {
+                Ok(reading) => Outcome { ended: Some(Ok(())), ..self.evaluate(input, reading) },
+                Err(e) => Outcome { input, ended: Some(Err(e)), ..Outcome::default() },
+            },
             Work::Lines { input, bytes } => {
                 let reading = read_lines(&bytes, 1, prefilter);
                 self.buffers.give(bytes);
-                (input, reading)
+                self.evaluate(input, reading)
             }
             Work::End { input, error } => {
-                return Outcome { input, ended: Some(error.map_or(Ok(()), Err)), ..Outcome::default() };
+                Outcome { input, ended: Some(error.map_or(Ok(()), Err)), ..Outcome::default() }
             }
-        };
-        let mut outcome = Outcome { input, lines: reading.lines, ..Outcome::default() };
-        self.evaluate(reading, &mut outcome);
-        outcome
+        }
     }
 
-    fn evaluate(&self, reading: Reading, outcome: &mut Outcome) {
-        outcome.passed_over += reading.passed_over;
+    /// The records of a whole input: its bytes as given, or its file read now (in parallel with the others).
+    fn read_whole(&self, input: usize, bytes: Option<Vec<u8>>) -> Result<Reading, String> {
+        let bytes = match (bytes, self.files.get(input)) {
+            (Some(bytes), _) => bytes,
+            (None, Some(path)) => {
+                let bytes = read_input(path).map_err(|e| e.to_string())?;
+                self.progress.add_bytes(bytes.len() as u64);
+                bytes
+            }
+            (None, None) => Vec::new(),
+        };
+        read_records_with(&bytes, self.prefilter.as_ref()).map_err(|e| e.to_string())
+    }
+
+    fn evaluate(&self, input: usize, reading: Reading) -> Outcome {
+        let mut outcome =
+            Outcome { input, lines: reading.lines, passed_over: reading.passed_over, ..Outcome::default() };
         for record in reading.records {
             let record = match record {
                 Ok(record) => record,
@@ -160,6 +160,7 @@ impl Scanner<'_> {
         }
         let events = outcome.records + outcome.passed_over + outcome.unreadable_records;
         self.progress.add_events(events as u64, outcome.findings.len() as u64);
+        outcome
     }
 }
 

@@ -64,7 +64,11 @@ fn read_plain(bytes: &[u8], prefilter: Option<&Prefilter>) -> Result<Reading, In
     match serde_json::from_str::<Probe>(trimmed) {
         Ok(probe) => {
             let mut reading = Reading::default();
-            unwrap_document(probe, trimmed, 0, prefilter, &mut reading);
+            if probe.records.is_none() && !wanted(prefilter, trimmed) {
+                reading.passed_over += 1;
+            } else {
+                unwrap_document(probe, trimmed, 0, prefilter, &mut reading);
+            }
             Ok(reading)
         }
         Err(e) if e.is_syntax() && e.line() > 1 => Ok(read_lines(trimmed.as_bytes(), 1, prefilter)),
@@ -108,7 +112,8 @@ fn read_line(line: &[u8], number: usize, prefilter: Option<&Prefilter>, reading:
         reading.records.push(Err(RecordError::new(Some(number), "not UTF-8 text".to_owned())));
         return;
     };
-    // Service traffic is common enough to spare it the look at the wrapping too.
+    // The block's search has judged the line's calls; service traffic is common enough to be judged before the
+    // look at the wrapping too.
     if prefilter.is_some_and(|p| p.made_by_aws_service(line)) {
         reading.passed_over += 1;
         return;
@@ -119,19 +124,23 @@ fn read_line(line: &[u8], number: usize, prefilter: Option<&Prefilter>, reading:
     }
 }
 
+/// Whether the pre-filter (if any) leaves one record's text to be parsed.
+fn wanted(prefilter: Option<&Prefilter>, json: &str) -> bool {
+    prefilter.is_none_or(|p| p.may_trigger(json.as_bytes()) && !p.made_by_aws_service(json))
+}
+
+/// The records of one document the caller has already judged as a whole; a log file's records are judged here,
+/// one by one.
 fn unwrap_document(probe: Probe, whole: &str, line: usize, prefilter: Option<&Prefilter>, reading: &mut Reading) {
     let at = (line > 0).then_some(line);
-    let wanted = |json: &str| prefilter.is_none_or(|p| p.may_trigger(json.as_bytes()) && !p.made_by_aws_service(json));
     if let Some(records) = probe.records {
         for (i, raw) in records.iter().enumerate() {
-            if wanted(raw.get()) {
+            if wanted(prefilter, raw.get()) {
                 reading.records.push(parse_record(raw.get()).map_err(|e| e.at_record(at, i)));
             } else {
                 reading.passed_over += 1;
             }
         }
-    } else if !wanted(whole) {
-        reading.passed_over += 1;
     } else if let (Some(detail), Some(_)) = (probe.detail, probe.detail_type) {
         reading.records.push(parse_record(detail.get()).map_err(|e| e.in_detail(at)));
     } else {
