@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test lint unit venv demo scan-demo bench patterns infra-check package fuzz catalogue clean
+.PHONY: help test lint build unit venv demo scan-demo bench patterns infra-check package fuzz catalogue clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -16,16 +16,20 @@ lint: ## rustfmt check and clippy with warnings denied
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit: venv ## All Rust tests: unit, fixtures, properties, CLI, and the Lambdas end to end on moto
-	$(CARGO) build --workspace --locked --bins
+# One build serves the demo and the tests: the same command, so the same features and profile, and cargo's
+# progress shows while the AWS SDK compiles (several minutes on 2 cores the first time).
+build: ## Build every binary, test and example once (debug): what `demo` and `unit` run
+	@echo "Building trailguard (first run: about 6 minutes on 2 cores; then seconds)"
+	$(CARGO) build --workspace --all-targets --locked
+
+unit: venv build ## All Rust tests: unit, fixtures, properties, CLI, and the Lambdas end to end on moto
 	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) test --workspace --locked
 
-demo: venv ## A misbehaving agent and a human mistake through the real Lambdas on local emulated AWS
-	$(CARGO) build --quiet --locked --bins
-	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) run --quiet --locked -p trailguard-tests --example demo
+demo: venv build ## A misbehaving agent and a human mistake through the real Lambdas on local emulated AWS
+	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server target/debug/examples/demo
 
-scan-demo: ## Scan the bundled fixture trail offline and print the summary
-	$(CARGO) run --quiet --locked -p trailguard-cli -- --config tests/fixtures/config.json scan tests/fixtures/events
+scan-demo: build ## Scan the bundled fixture trail offline and print the summary
+	target/debug/trailguard --config tests/fixtures/config.json scan tests/fixtures/events
 
 bench: ## Evaluation vs plain JSON parsing, detect's cold start vs boto3's import, scan vs wc -l / Python / gzip -dc
 	$(CARGO) bench --locked -p trailguard-core --bench evaluate
@@ -57,12 +61,10 @@ $(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r infra/requirements-checkov.txt
 	touch $@
 
-patterns: ## Regenerate the EventBridge rules in infra/ from the rules' triggers
-	$(CARGO) build --quiet --locked -p trailguard-cli
+patterns: venv build ## Regenerate the EventBridge rules in infra/ from the rules' triggers
 	$(PY) tools/infra.py splice target/debug/trailguard
 
-infra-check: venv $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate, checkov, and trailguard's analyzer over infra/
-	$(CARGO) build --quiet --locked -p trailguard-cli
+infra-check: venv build $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate, checkov, and trailguard's analyzer over infra/
 	$(PY) tools/infra.py check target/debug/trailguard
 	$(PY) tools/infra.py selftest target/debug/trailguard
 	$(VENV)/bin/cfn-lint infra/*.yaml
