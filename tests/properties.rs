@@ -170,7 +170,7 @@ mod wrong_target {
             revoked_at in 0i64..600, issued in -720i64..1200,
         ) {
             let target = format!("{role}:{session}");
-            let merged = merge(None, &Revocation::Session(target.clone()), Some(time(revoked_at - 1)), time(revoked_at), time::Duration::hours(12));
+            let merged = merge(None, &Revocation::Session(target.clone()), Some(time(revoked_at - 1)), time(revoked_at), time::Duration::hours(12), trailguard_core::remediation::revocation::ROLE_INLINE_BUDGET);
             let doc = PolicyDocument::from_value(&merged.document).unwrap();
             for (who_role, who_session) in [(&role, &session), (&role, &other_session), (&other_role, &session)] {
                 let user_id = format!("{who_role}:{who_session}");
@@ -190,10 +190,11 @@ mod wrong_target {
             rule_mode in prop::option::of(prop::sample::select(vec![Mode::Alert, Mode::Enforce])),
             dry_run in any::<bool>(), agent in any::<bool>(),
             role in prop::sample::select(vec![
-                "AWSReservedSSO_Admin_0123abcd", "AWSServiceRoleForSupport", "trailguard-remediate", "trailguard-member", "break-glass-1",
+                "trailguard-remediate", "TrailGuard-Remediate", "trailguard-member", "break-glass-1", "BREAK-GLASS-2",
             ]),
         ) {
-            let mut config = Config::from_json(r#"{"remediation":{"protected_principals":["break-glass-*"]}}"#).unwrap();
+            let mut config = Config::from_json(r#"{"own_role_arns":["arn:aws:iam::123456789012:role/trailguard-remediate"],
+                "remediation":{"protected_principals":["break-glass-*"]}}"#).unwrap();
             config.remediation.agents = agents;
             config.remediation.humans = humans;
             config.remediation.dry_run = dry_run;
@@ -207,9 +208,9 @@ mod wrong_target {
             };
             let account = "123456789012".to_owned();
             let steps = vec![
-                Remediation::DetachManagedPolicy { account: account.clone(), principal_kind: PrincipalKind::Role, principal_name: role.into(), policy_arn: "arn:aws:iam::aws:policy/AdministratorAccess".into() },
-                Remediation::DeleteInlinePolicy { account: account.clone(), principal_kind: PrincipalKind::Role, principal_name: role.into(), policy_name: "p".into() },
-                Remediation::RevokeSession { account: account.clone(), role_name: role.into(), user_id: Some("AROA:s".into()), source_identity: None },
+                Remediation::DetachManagedPolicy { account: account.clone(), principal_kind: PrincipalKind::Role, principal_name: role.into(), policy_arn: "arn:aws:iam::aws:policy/AdministratorAccess".into(), document_sha256: None },
+                Remediation::DeleteInlinePolicy { account: account.clone(), principal_kind: PrincipalKind::Role, principal_name: role.into(), policy_name: "p".into(), document_sha256: None },
+                Remediation::RevokeSession { account: account.clone(), role_name: role.into(), user_id: Some("AROA:s".into()), source_identity: None, rotating: None },
                 Remediation::RevokeOlderSessions { account: account.clone(), role_name: role.into() },
                 Remediation::RemoveTrustStatements { account, role_name: role.into(), statements: vec![] },
             ];

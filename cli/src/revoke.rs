@@ -31,9 +31,10 @@ async fn revoke(config: &Config, args: &RevokeArgs) -> anyhow::Result<ExitCode> 
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let account = args.account.clone().unwrap_or_default();
     let sdk = match &args.assume_role {
-        Some(role) => {
-            Accounts::new(sdk, "", role, args.external_id.clone(), "trailguard-revoke").config_for(&account).await
-        }
+        Some(role) => Accounts::new(sdk, "", role, args.external_id.clone(), "trailguard-revoke")
+            .config_for(&account)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
         None => sdk,
     };
     let iam = SdkIam::new(aws_sdk_iam::Client::new(&sdk));
@@ -48,12 +49,14 @@ async fn revoke(config: &Config, args: &RevokeArgs) -> anyhow::Result<ExitCode> 
                     role_name: role.clone(),
                     user_id: Some(format!("{}:{session}", info.role_id)),
                     source_identity: None,
+                    rotating: None,
                 },
                 (None, Some(id), false) => Remediation::RevokeSession {
                     account: account.clone(),
                     role_name: role.clone(),
                     user_id: None,
                     source_identity: Some(id.clone()),
+                    rotating: None,
                 },
                 (None, None, true) => {
                     Remediation::RevokeOlderSessions { account: account.clone(), role_name: role.clone() }

@@ -20,10 +20,18 @@ pub struct Config {
     pub agents: AgentMatchers,
     /// Accounts outside the event's own that trust policies may name without conditions.
     pub trusted_accounts: Vec<String>,
-    /// Globs on role names of trailguard's own roles: their calls never yield findings (trailguard's
-    /// remediation is recorded by CloudTrail too), and changes to them are guardrail tampering.
-    pub own_roles: Vec<String>,
-    /// Globs on the names of trailguard's own resources (functions, rules, topic, bus, queues, stacks, roles).
+    /// Organisation ids (`o-...`) whose members trust policies may admit through `aws:PrincipalOrgID`.
+    pub organization_ids: Vec<String>,
+    /// The exact ARNs of trailguard's function roles (the template passes them). Their sessions never yield
+    /// findings (trailguard's remediation is recorded by CloudTrail too) and are never touched. Exact, never a
+    /// glob: anyone who can create a role could otherwise give it a matching name and become invisible.
+    pub own_role_arns: Vec<String>,
+    /// The exact ARNs of the roles that deploy trailguard (pipelines, StackSets' execution roles). Only they may
+    /// change trailguard's own resources without a `guardrail-tampering` finding.
+    pub deployment_role_arns: Vec<String>,
+    /// Globs on the names of trailguard's own resources (functions, rules, topic, bus, queues, table, keys,
+    /// stacks, roles and policies). A change to one by anyone but the deployment roles is guardrail tampering;
+    /// a name here only widens detection, it never exempts anyone.
     pub own_resources: Vec<String>,
     /// Extra calls, `service:EventName` globs (`s3:PutBucketPolicy`, `kms:Schedule*`), that are sensitive when an
     /// agent makes them.
@@ -44,9 +52,18 @@ pub struct RemediationSettings {
     pub agents: Mode,
     /// Mode for findings whose actor is a person or workload (default: alert).
     pub humans: Mode,
-    /// Globs on role and user names (or ARNs) that are never touched, beside the always-protected ones
-    /// (root, service-linked roles, `AWSReservedSSO_*`, trailguard's own roles).
+    /// Globs on role and user names or ARNs that are never touched by any step (rollback included), beside the
+    /// always-protected ones (root, service-linked roles, `AWSReservedSSO_*`, trailguard's own roles). Matched
+    /// case-insensitively, as IAM treats role and user names as unique whatever their case.
     pub protected_principals: Vec<String>,
+    /// How long after the flagged event a grant is undone or a key deactivated without further proof; later,
+    /// a grant is undone only while the current state is exactly what the event created, and a key never.
+    /// A replayed or redriven finding thus cannot undo a later, legitimate change.
+    pub freshness_minutes: u32,
+    /// How long a quarantine lasts: sessions whose credentials rotate under the same session name (EC2 instance
+    /// profiles, ECS tasks, Lambda functions) are denied outright until then, since a deny bounded by issue
+    /// time would lift itself at the next rotation.
+    pub quarantine_hours: u32,
     /// The name of the inline policy that holds a role's revocations.
     pub revocation_policy_name: String,
     /// The role the remediator assumes in other accounts (with the external id from its environment).
@@ -62,6 +79,8 @@ impl Default for RemediationSettings {
             agents: Mode::Enforce,
             humans: Mode::Alert,
             protected_principals: Vec::new(),
+            freshness_minutes: 60,
+            quarantine_hours: 24,
             revocation_policy_name: "trailguard-revocations".to_owned(),
             member_role_name: "trailguard-member".to_owned(),
             member_reader_role_name: "trailguard-member-reader".to_owned(),
@@ -87,7 +106,8 @@ pub enum Mode {
 pub struct RuleSettings {
     /// The mode; unset means the default (enforce for agents, alert for people, decided by the remediator).
     pub mode: Option<Mode>,
-    /// Globs on actor ARNs (session ARN, role ARN or user ARN) whose events this rule ignores.
+    /// Globs on actor ARNs (session ARN, role ARN or user ARN) whose events this rule ignores. Not accepted for
+    /// `guardrail-tampering`, whose only exemption is `deployment_role_arns` (exact).
     pub allow_principals: Vec<String>,
     /// Accounts whose events this rule ignores.
     pub allow_accounts: Vec<String>,
@@ -105,6 +125,17 @@ pub enum ConfigError {
     /// An account id that is not 12 digits.
     #[error("configuration has invalid account id `{0}` (expected 12 digits)")]
     Account(String),
+    /// A field that must hold exact IAM role ARNs holds something else.
+    #[error("configuration field `{field}` has `{value}`, which is not an exact IAM role ARN (no wildcards)")]
+    RoleArn {
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// `allow_principals` on `guardrail-tampering`: a glob would let a role named to match it tamper unseen.
+    #[error("`guardrail-tampering` takes no `allow_principals`; name the deploying roles in `deployment_role_arns`")]
+    TamperingAllowList,
 }
 
 impl Default for Config {
@@ -112,7 +143,9 @@ impl Default for Config {
         Config {
             agents: AgentMatchers::default(),
             trusted_accounts: Vec::new(),
-            own_roles: vec!["trailguard-*".to_owned()],
+            organization_ids: Vec::new(),
+            own_role_arns: Vec::new(),
+            deployment_role_arns: Vec::new(),
             own_resources: vec!["trailguard*".to_owned()],
             sensitive_calls: Vec::new(),
             rules: BTreeMap::new(),
@@ -141,6 +174,16 @@ impl Config {
                 return Err(ConfigError::Account(account.clone()));
             }
         }
+        for (field, arns) in
+            [("own_role_arns", &self.own_role_arns), ("deployment_role_arns", &self.deployment_role_arns)]
+        {
+            if let Some(bad) = arns.iter().find(|a| role_name_of_arn(a).is_none()) {
+                return Err(ConfigError::RoleArn { field, value: bad.clone() });
+            }
+        }
+        if self.rules.get("guardrail-tampering").is_some_and(|r| !r.allow_principals.is_empty()) {
+            return Err(ConfigError::TamperingAllowList);
+        }
         Ok(())
     }
 
@@ -149,20 +192,58 @@ impl Config {
         self.rules.get(id).cloned().unwrap_or_default()
     }
 
-    /// Whether the actor is one of trailguard's own roles.
+    /// Whether the actor is trailguard itself: a session of one of its function roles (exact ARN), or a
+    /// session of a member role (exact name) under the exact session name trailguard uses when it assumes
+    /// that role. Nothing else, whatever its name, is exempt.
     pub fn is_own_actor(&self, actor: &Actor) -> bool {
-        actor.role_name.as_deref().is_some_and(|name| self.is_own_role(name))
+        if actor.kind != "AssumedRole" {
+            return false;
+        }
+        let Some(role_arn) = actor.role_arn.as_deref() else { return false };
+        if self.own_role_arns.iter().any(|own| same_role_arn(own, role_arn)) {
+            return true;
+        }
+        let (role, session) = (actor.role_name.as_deref().unwrap_or_default(), actor.session_name.as_deref());
+        let settings = &self.remediation;
+        (role.eq_ignore_ascii_case(&settings.member_role_name) && session == Some(REMEDIATOR_SESSION))
+            || (role.eq_ignore_ascii_case(&settings.member_reader_role_name) && session == Some(DETECTOR_SESSION))
     }
 
-    /// Whether a role name is one of trailguard's own.
-    pub fn is_own_role(&self, name: &str) -> bool {
-        self.own_roles.iter().any(|p| wildcard::matches(p, name, true))
+    /// Whether a role is one of trailguard's own roles: a function role (the exact name and account of one of
+    /// `own_role_arns`; any account when `account` is unknown) or a member role (by its exact configured name).
+    /// IAM role names are unique whatever their case, so the comparison ignores case.
+    pub fn is_own_role(&self, account: Option<&str>, name: &str) -> bool {
+        let settings = &self.remediation;
+        let function_role = |arn: &String| {
+            let in_account = account.is_none_or(|a| arn.split(':').nth(4) == Some(a));
+            in_account && role_name_of_arn(arn).is_some_and(|own| own.eq_ignore_ascii_case(name))
+        };
+        self.own_role_arns.iter().any(function_role)
+            || name.eq_ignore_ascii_case(&settings.member_role_name)
+            || name.eq_ignore_ascii_case(&settings.member_reader_role_name)
     }
 
-    /// Whether a resource name or ARN belongs to trailguard (the last `/` or `:` part of an ARN is compared).
+    /// Whether the actor deploys trailguard (exact role ARN of its session or user).
+    pub fn is_deployer(&self, actor: &Actor) -> bool {
+        let arn = if actor.kind == "AssumedRole" { actor.role_arn.as_deref() } else { actor.arn.as_deref() };
+        arn.is_some_and(|arn| self.deployment_role_arns.iter().any(|d| same_role_arn(d, arn)))
+    }
+
+    /// Whether a resource name or ARN is named like one of trailguard's (the last `/` or `:` part of an ARN is
+    /// compared). Used only to widen tampering detection, never to exempt.
     pub fn is_own_resource(&self, name_or_arn: &str) -> bool {
         let name = name_or_arn.rsplit(['/', ':']).next().unwrap_or(name_or_arn);
-        self.own_resources.iter().any(|p| wildcard::matches(p, name, true)) || self.is_own_role(name)
+        self.own_resources.iter().any(|p| wildcard::matches(p, name, true)) || self.is_own_role(None, name)
+    }
+
+    /// Why a principal must never be touched by configuration (`protected_principals`), matched against its
+    /// name and, when known, its ARN, ignoring case.
+    pub fn protected_principal(&self, name: &str, arn: Option<&str>) -> Option<&str> {
+        self.remediation
+            .protected_principals
+            .iter()
+            .map(String::as_str)
+            .find(|p| wildcard::matches(p, name, true) || arn.is_some_and(|arn| wildcard::matches(p, arn, true)))
     }
 
     /// Whether a rule's settings exempt this actor or account.
@@ -174,6 +255,36 @@ impl Config {
             .any(|arn| settings.allow_principals.iter().any(|p| wildcard::matches(p, arn, false)));
         let account_allowed = account.is_some_and(|a| settings.allow_accounts.iter().any(|x| x == a));
         principal_allowed || account_allowed
+    }
+}
+
+/// The session name the remediator uses when it assumes a member role (and so the one its calls show).
+pub const REMEDIATOR_SESSION: &str = "trailguard-remediate";
+/// The session name the detector uses when it assumes a member reader role.
+pub const DETECTOR_SESSION: &str = "trailguard-detect";
+
+/// The role name of an exact IAM role ARN (`arn:aws:iam::<12 digits>:role/[path/]name`), or `None` when the text
+/// is not one (or holds a wildcard).
+pub fn role_name_of_arn(arn: &str) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (_partition, rest) = rest.split_once(':')?;
+    let rest = rest.strip_prefix("iam::")?;
+    let (account, resource) = rest.split_once(':')?;
+    let path_and_name = resource.strip_prefix("role/")?;
+    let valid = account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !arn.contains(['*', '?'])
+        && !path_and_name.is_empty();
+    valid.then(|| path_and_name.rsplit('/').next().unwrap_or(path_and_name))
+}
+
+/// Two role ARNs name the same role: same partition and account, same name ignoring case (IAM role names are
+/// unique case-insensitively; the path is part of the ARN IAM reports and is compared as written).
+fn same_role_arn(a: &str, b: &str) -> bool {
+    let split = |arn: &str| arn.rsplit_once('/').map(|(head, name)| (head.to_owned(), name.to_ascii_lowercase()));
+    match (split(a), split(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
     }
 }
 
@@ -197,5 +308,53 @@ mod tests {
         let ok = Config::from_json(r#"{"rules":{"root-usage":{"mode":"alert","allow_accounts":["111122223333"]}}}"#)
             .unwrap();
         assert_eq!(ok.rule("root-usage").mode, Some(Mode::Alert));
+        assert!(matches!(
+            Config::from_json(r#"{"own_role_arns":["arn:aws:iam::123456789012:role/trailguard-*"]}"#),
+            Err(ConfigError::RoleArn { .. })
+        ));
+        assert_eq!(
+            Config::from_json(r#"{"rules":{"guardrail-tampering":{"allow_principals":["*deploy*"]}}}"#),
+            Err(ConfigError::TamperingAllowList)
+        );
+    }
+
+    fn session(role_arn: &str, session: &str) -> Actor {
+        Actor {
+            kind: "AssumedRole".into(),
+            role_name: role_name_of_arn(role_arn).map(str::to_owned),
+            role_arn: Some(role_arn.into()),
+            session_name: Some(session.into()),
+            ..Actor::default()
+        }
+    }
+
+    #[test]
+    fn only_exact_identities_are_trailguard_itself() {
+        let config =
+            Config::from_json(r#"{"own_role_arns":["arn:aws:iam::123456789012:role/tg/trailguard-remediate-Role"]}"#)
+                .unwrap();
+        assert!(config.is_own_actor(&session("arn:aws:iam::123456789012:role/tg/trailguard-remediate-Role", "x")));
+        assert!(config.is_own_actor(&session("arn:aws:iam::123456789012:role/tg/TRAILGUARD-remediate-role", "x")));
+        // A look-alike name, another account, or another path is someone else.
+        assert!(!config.is_own_actor(&session("arn:aws:iam::123456789012:role/trailguard-remediate-Role", "x")));
+        assert!(!config.is_own_actor(&session("arn:aws:iam::111122223333:role/tg/trailguard-remediate-Role", "x")));
+        assert!(!config.is_own_actor(&session("arn:aws:iam::123456789012:role/trailguard-anything", "x")));
+        // A member role counts only under the session name trailguard uses.
+        let member = "arn:aws:iam::111122223333:role/trailguard-member";
+        assert!(config.is_own_actor(&session(member, REMEDIATOR_SESSION)));
+        assert!(!config.is_own_actor(&session(member, "attacker")));
+        assert!(!config
+            .is_own_actor(&session("arn:aws:iam::111122223333:role/trailguard-member-reader", REMEDIATOR_SESSION)));
+    }
+
+    #[test]
+    fn protected_principals_match_names_and_arns_ignoring_case() {
+        let config = Config::from_json(
+            r#"{"remediation":{"protected_principals":["break-glass-*","arn:aws:iam::123456789012:user/ops/*"]}}"#,
+        )
+        .unwrap();
+        assert!(config.protected_principal("Break-Glass-Admin", None).is_some());
+        assert!(config.protected_principal("alice", Some("arn:aws:iam::123456789012:user/ops/alice")).is_some());
+        assert!(config.protected_principal("alice", Some("arn:aws:iam::123456789012:user/dev/alice")).is_none());
     }
 }

@@ -125,6 +125,11 @@ pub enum Remediation {
         user_id: Option<String>,
         /// The session's source identity, when it has one (covers every session it chained into).
         source_identity: Option<String>,
+        /// Why the session's credentials rotate under the same session name (an EC2 instance profile, an ECS
+        /// task, a Lambda function), when they do: such a session is quarantined for a fixed time instead,
+        /// since a deny bounded by issue time would lift at the next rotation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rotating: Option<String>,
     },
     /// Deny every session of a role issued before now.
     RevokeOlderSessions {
@@ -152,6 +157,10 @@ pub enum Remediation {
         principal_name: String,
         /// The policy.
         policy_arn: String,
+        /// SHA-256 of the document the detector judged (canonical JSON), when it read one: after the freshness
+        /// window the step acts only while the policy still holds exactly that document.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document_sha256: Option<String>,
     },
     /// Delete an inline policy (its document stays in the finding's evidence).
     DeleteInlinePolicy {
@@ -163,6 +172,10 @@ pub enum Remediation {
         principal_name: String,
         /// The inline policy's name.
         policy_name: String,
+        /// SHA-256 of the document the event wrote (canonical JSON): after the freshness window the step acts only
+        /// while the policy still holds exactly that document.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document_sha256: Option<String>,
     },
     /// Make the previous version of a managed policy the default again (when `version_id` is still default).
     RollBackPolicyVersion {
@@ -185,13 +198,42 @@ pub enum Remediation {
 }
 
 impl Remediation {
+    /// The account the step acts in: its target's, which for a session is the role's own account (a
+    /// cross-account session's role is not in the account that recorded the call).
+    pub fn account(&self) -> &str {
+        match self {
+            Remediation::RevokeSession { account, .. }
+            | Remediation::RevokeOlderSessions { account, .. }
+            | Remediation::DeactivateAccessKey { account, .. }
+            | Remediation::DetachManagedPolicy { account, .. }
+            | Remediation::DeleteInlinePolicy { account, .. }
+            | Remediation::RollBackPolicyVersion { account, .. }
+            | Remediation::RemoveTrustStatements { account, .. } => account,
+        }
+    }
+
+    /// Whether the step removes something a person may want back (so its record is delivered first).
+    pub fn removes(&self) -> bool {
+        matches!(
+            self,
+            Remediation::DetachManagedPolicy { .. }
+                | Remediation::DeleteInlinePolicy { .. }
+                | Remediation::RollBackPolicyVersion { .. }
+                | Remediation::RemoveTrustStatements { .. }
+        )
+    }
+
     /// One line for people.
     pub fn describe(&self) -> String {
         match self {
             // Said as the executor does it: by session id first, since a source identity may be shared by every
             // run of the same agent.
-            Remediation::RevokeSession { role_name, user_id, source_identity, .. } => {
+            Remediation::RevokeSession { role_name, user_id, source_identity, rotating, .. } => {
                 match (user_id, source_identity) {
+                    (Some(uid), _) if rotating.is_some() => format!(
+                        "quarantine session {uid} of role {role_name} (its credentials rotate: {})",
+                        rotating.as_deref().unwrap_or_default()
+                    ),
                     (Some(uid), _) => {
                         format!("revoke session {uid} of role {role_name} (credentials issued before now)")
                     }

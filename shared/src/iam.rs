@@ -24,6 +24,9 @@ pub enum IamErrorKind {
     Throttled,
     /// A network error, timeout or 5xx.
     Transient,
+    /// trailguard cannot act in that account at all: its member role cannot be assumed (missing, or the trust
+    /// refuses). Permanent until someone fixes the account; on-call is told once an hour.
+    Blind,
     /// Anything else (a malformed request, a limit).
     Other,
 }
@@ -50,6 +53,8 @@ impl IamError {
 /// What trailguard needs to know of a role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleInfo {
+    /// The role's ARN, with its path.
+    pub arn: String,
     /// The role's unique id (`AROA...`), the first half of its sessions' `aws:userid`.
     pub role_id: String,
     /// The role's path (`/aws-service-role/...` for service-linked roles).
@@ -80,6 +85,12 @@ pub trait IamActions {
         principal: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<String>, IamError>> + Send;
+    /// `List{Role,User,Group}Policies`: the names of the principal's inline policies.
+    fn inline_policy_names(
+        &self,
+        kind: PrincipalKind,
+        principal: &str,
+    ) -> impl Future<Output = Result<Vec<String>, IamError>> + Send;
     /// `PutRolePolicy`.
     fn put_role_policy(
         &self,
@@ -107,6 +118,9 @@ pub trait IamActions {
         principal: &str,
         arn: &str,
     ) -> impl Future<Output = Result<(), IamError>> + Send;
+    /// `ListEntitiesForPolicy`: the roles, users and groups a managed policy is attached to.
+    fn policy_entities(&self, arn: &str)
+        -> impl Future<Output = Result<Vec<(PrincipalKind, String)>, IamError>> + Send;
     /// `ListPolicyVersions`, newest first.
     fn policy_versions(&self, arn: &str) -> impl Future<Output = Result<Vec<PolicyVersion>, IamError>> + Send;
     /// `GetPolicyVersion`: the document.

@@ -6,6 +6,7 @@
 //! are declared by [`engine::Engine::needs`] and answered by the caller.
 #![warn(missing_docs)]
 
+pub mod authenticity;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod change;

@@ -6,6 +6,12 @@
 //! IAM's events arrive in us-east-1 only; every other group also happens in other regions and is forwarded
 //! from there.
 //!
+//! **Invariant:** every pattern requires `"source": [{"prefix": "aws."}]`. Anyone with `events:PutEvents` can send
+//! any other source with CloudTrail's detail-type and a made-up record; AWS refuses `aws.*` sources in
+//! `PutEvents`, so only AWS's own deliveries match. Events that imitate CloudTrail under another source match the
+//! `Tripwire` pattern instead, which hands them to the detector's forgery path (one page per sending account and
+//! hour, never a remediation).
+//!
 //! **Invariant:** no event matches two patterns. EventBridge invokes the target once per matching rule, so an
 //! overlap would page twice for one event: names the any-source prefixes cover are left out of the per-source
 //! groups, and every group but `Root` excludes root's events (keeping events that carry no identity type). <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-service-event-cloudtrail.html>
@@ -126,7 +132,7 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
             RulePattern {
                 regional: source.as_deref() != Some("iam.amazonaws.com"),
                 name,
-                pattern: json!({"detail-type": [API_CALL], "detail": detail}),
+                pattern: json!({"source": aws_sources(), "detail-type": [API_CALL], "detail": detail}),
                 read_only: group.read_only,
                 rules,
             }
@@ -136,12 +142,20 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
         // Root may call anything, and every rule judges root's calls.
         out.push(RulePattern {
             name: "Root".to_owned(),
-            pattern: json!({"detail-type": [API_CALL, CONSOLE_SIGN_IN], "detail": {"userIdentity": {"type": ["Root"]}}}),
+            pattern: json!({"source": aws_sources(), "detail-type": [API_CALL, CONSOLE_SIGN_IN],
+                "detail": {"userIdentity": {"type": ["Root"]}}}),
             read_only: true,
             regional: true,
             rules: all_rules,
         });
     }
+    out.push(RulePattern {
+        name: "Tripwire".to_owned(),
+        pattern: tripwire_pattern(),
+        read_only: false,
+        regional: true,
+        rules: vec!["guardrail-tampering".to_owned()],
+    });
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
@@ -150,6 +164,17 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
 /// at least one remediation step.
 pub fn remediation_pattern() -> Value {
     json!({"source": ["trailguard"], "detail-type": ["Trailguard Finding"], "detail": {"remediable": [true]}})
+}
+
+/// Only AWS may send `aws.*` sources: the one part of an event's envelope nobody else can choose.
+fn aws_sources() -> Value {
+    json!([{"prefix": "aws."}])
+}
+
+/// Events that imitate CloudTrail under a source AWS did not send: forgeries, for the detector's forgery path.
+pub fn tripwire_pattern() -> Value {
+    json!({"source": [{"anything-but": {"prefix": "aws."}}], "detail-type": [API_CALL, CONSOLE_SIGN_IN,
+        "AWS Service Event via CloudTrail", "AWS Insight via CloudTrail"]})
 }
 
 /// `access-analyzer` gives `AccessAnalyzer`.
@@ -183,6 +208,17 @@ mod tests {
         assert!(patterns.iter().find(|p| p.name == "Sts").unwrap().read_only);
         let cloudtrail = patterns.iter().find(|p| p.name == "Cloudtrail").unwrap();
         assert!(!cloudtrail.pattern.to_string().contains("\"DeleteTrail\""), "the any-source rule covers it");
+    }
+
+    #[test]
+    fn every_pattern_admits_only_aws_sources_but_the_tripwire() {
+        for p in patterns(&Engine::new(Config::default())) {
+            if p.name == "Tripwire" {
+                assert_eq!(p.pattern["source"], json!([{"anything-but": {"prefix": "aws."}}]));
+            } else {
+                assert_eq!(p.pattern["source"], json!([{"prefix": "aws."}]), "{}", p.name);
+            }
+        }
     }
 
     #[test]

@@ -6,10 +6,12 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use serde_json::{json, Value};
 
-/// The alert topic and the findings bus, with a queue behind each.
+/// The alert topic and the findings bus, with a queue behind each; the state table and the findings' MAC key.
 pub struct Outputs {
     pub topic_arn: String,
     pub bus_name: String,
+    pub table_name: String,
+    pub mac_key_id: String,
     alert_queue: String,
     bus_queue: String,
     sqs: aws_sdk_sqs::Client,
@@ -51,7 +53,8 @@ impl Outputs {
             .send()
             .await
             .unwrap();
-        Outputs { topic_arn, bus_name, alert_queue, bus_queue, sqs }
+        let (table_name, mac_key_id) = state(sdk).await;
+        Outputs { topic_arn, bus_name, table_name, mac_key_id, alert_queue, bus_queue, sqs }
     }
 
     /// The environment the Lambdas need for these destinations.
@@ -59,6 +62,8 @@ impl Outputs {
         vec![
             ("ALERT_TOPIC_ARN".to_owned(), self.topic_arn.clone()),
             ("FINDINGS_BUS_NAME".to_owned(), self.bus_name.clone()),
+            ("STATE_TABLE_NAME".to_owned(), self.table_name.clone()),
+            ("FINDINGS_MAC_KEY_ID".to_owned(), self.mac_key_id.clone()),
         ]
     }
 
@@ -109,6 +114,37 @@ impl Outputs {
         }
         out
     }
+}
+
+/// The state table (as the template creates it) and the HMAC key that signs findings.
+pub async fn state(sdk: &SdkConfig) -> (String, String) {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = "trailguard-state".to_owned();
+    let attribute = |name: &str| {
+        AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+    dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .send()
+        .await
+        .unwrap();
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let key = kms
+        .create_key()
+        .key_usage(aws_sdk_kms::types::KeyUsageType::GenerateVerifyMac)
+        .key_spec(aws_sdk_kms::types::KeySpec::Hmac256)
+        .send()
+        .await
+        .unwrap();
+    (table, key.key_metadata.unwrap().arn.unwrap())
 }
 
 /// A role with a trust policy for the account, returning its unique id (`AROA...`).

@@ -1,6 +1,14 @@
 //! CloudTrail records in their real format, wrapped in EventBridge events as the default bus delivers them.
 
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+/// A time `ago` before now, as CloudTrail writes it. Events are made recent: remediation treats a finding older
+/// than its freshness window as stale.
+pub fn ago(ago: Duration) -> String {
+    (OffsetDateTime::now_utc() - ago).replace_nanosecond(0).unwrap().format(&Rfc3339).unwrap()
+}
 
 /// An AI agent's session of a role (recognised by its session name `agent-*`).
 pub fn session(account: &str, role: &str, role_id: &str, session: &str) -> Value {
@@ -14,7 +22,7 @@ pub fn session(account: &str, role: &str, role_id: &str, session: &str) -> Value
             "sessionIssuer": {"type": "Role", "principalId": role_id, "arn": format!("arn:aws:iam::{account}:role/{role}"),
                               "accountId": account, "userName": role},
             "webIdFederationData": {},
-            "attributes": {"creationDate": "2026-11-27T09:00:00Z", "mfaAuthenticated": "false"}
+            "attributes": {"creationDate": ago(Duration::minutes(10)), "mfaAuthenticated": "false"}
         }
     })
 }
@@ -37,7 +45,7 @@ pub fn api_call(
     let detail = json!({
         "eventVersion": "1.09",
         "userIdentity": identity,
-        "eventTime": "2026-11-27T10:00:00Z",
+        "eventTime": ago(Duration::minutes(1)),
         "eventSource": source,
         "eventName": name,
         "awsRegion": "us-east-1",
@@ -56,7 +64,7 @@ pub fn api_call(
     json!({
         "version": "0", "id": format!("eb-{event_id}"), "detail-type": "AWS API Call via CloudTrail",
         "source": format!("aws.{}", source.split('.').next().unwrap_or("iam")), "account": account,
-        "time": "2026-11-27T10:00:00Z", "region": "us-east-1", "resources": [], "detail": detail
+        "time": ago(Duration::minutes(1)), "region": "us-east-1", "resources": [], "detail": detail
     })
 }
 

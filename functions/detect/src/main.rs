@@ -6,6 +6,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use trailguard_core::aws::lambda::{sdk_config, Settings};
 use trailguard_core::aws::Detector;
+use trailguard_core::config::DETECTOR_SESSION;
 use trailguard_core::Engine;
 
 #[tokio::main(flavor = "current_thread")]
@@ -15,8 +16,9 @@ async fn main() -> Result<(), Error> {
     let sdk = sdk_config().await;
     let detector = Detector::new(
         Engine::new(settings.config.clone()),
-        settings.accounts(&sdk, &settings.config.remediation.member_reader_role_name, "trailguard-detect"),
-        settings.delivery(&sdk),
+        settings.accounts(&sdk, &settings.config.remediation.member_reader_role_name, DETECTOR_SESSION),
+        settings.delivery(&sdk).signing_with(settings.mac_key(&sdk)),
+        settings.state(&sdk),
     );
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(&detector, event))).await
 }

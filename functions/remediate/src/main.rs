@@ -6,21 +6,28 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 use trailguard_core::aws::lambda::{sdk_config, Settings};
 use trailguard_core::aws::Remediator;
+use trailguard_core::config::REMEDIATOR_SESSION;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt().json().with_env_filter(filter()).without_time().init();
     let settings = Settings::from_env()?;
     let sdk = sdk_config().await;
-    let accounts = settings.accounts(&sdk, &settings.config.remediation.member_role_name, "trailguard-remediate");
-    let remediator = Remediator::new(settings.config.clone(), accounts, settings.delivery(&sdk));
+    let accounts = settings.accounts(&sdk, &settings.config.remediation.member_role_name, REMEDIATOR_SESSION);
+    let remediator = Remediator::new(
+        settings.config.clone(),
+        accounts,
+        settings.delivery(&sdk),
+        settings.state(&sdk),
+        settings.mac_key(&sdk),
+    );
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(&remediator, event))).await
 }
 
 async fn handle(remediator: &Remediator, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let now = time::OffsetDateTime::now_utc();
     match remediator.handle(&event.payload.to_string(), now).await {
-        Ok(report) => Ok(serde_json::to_value(report)?),
+        Ok(outcome) => Ok(outcome),
         Err(e) => {
             tracing::error!(request_id = %event.context.request_id, error = %e, "finding not handled");
             Err(e.into())

@@ -5,7 +5,10 @@ use std::sync::Mutex;
 
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::SdkConfig;
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_iam::error::DisplayErrorContext;
+
+use crate::iam::{IamError, IamErrorKind};
 
 /// Hands out an SDK configuration for any account of the organisation.
 ///
@@ -40,18 +43,27 @@ impl Accounts {
         }
     }
 
+    /// The function's own configuration, in its home account.
+    pub fn home_config(&self) -> SdkConfig {
+        self.base.clone()
+    }
+
     /// The account the function runs in.
     pub fn home_account(&self) -> &str {
         &self.home_account
     }
 
     /// The configuration to act in `account` (the home one when the account is unknown or the home account).
-    pub async fn config_for(&self, account: &str) -> SdkConfig {
+    ///
+    /// The member role is assumed here, not at the first call: a role that cannot be assumed (missing, or its
+    /// trust refuses) is a [`IamErrorKind::Blind`] error, permanent until someone fixes that account, which the
+    /// SDK would otherwise report at the first call as a dispatch failure that looks transient.
+    pub async fn config_for(&self, account: &str) -> Result<SdkConfig, IamError> {
         if account.is_empty() || account == self.home_account {
-            return self.base.clone();
+            return Ok(self.base.clone());
         }
         if let Some(config) = self.assumed.lock().ok().and_then(|m| m.get(account).cloned()) {
-            return config;
+            return Ok(config);
         }
         let role_arn = format!("arn:aws:iam::{account}:role/{}", self.member_role);
         let mut builder = AssumeRoleProvider::builder(role_arn).session_name(&self.session_name).configure(&self.base);
@@ -59,10 +71,23 @@ impl Accounts {
             builder = builder.external_id(id);
         }
         let provider = builder.build().await;
+        if let Err(e) = provider.provide_credentials().await {
+            let message = DisplayErrorContext(&e).to_string();
+            let permanent =
+                ["AccessDenied", "NoSuchEntity", "not authorized", "InvalidClientTokenId", "ValidationError"]
+                    .iter()
+                    .any(|code| message.contains(code));
+            let kind = if permanent { IamErrorKind::Blind } else { IamErrorKind::Transient };
+            return Err(IamError {
+                kind,
+                action: "sts:AssumeRole".to_owned(),
+                message: format!("arn:aws:iam::{account}:role/{} cannot be assumed: {message}", self.member_role),
+            });
+        }
         let config = self.base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
         if let Ok(mut map) = self.assumed.lock() {
             map.insert(account.to_owned(), config.clone());
         }
-        config
+        Ok(config)
     }
 }

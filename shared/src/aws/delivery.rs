@@ -10,17 +10,18 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::error::classify;
+use super::mac::MacKey;
+use crate::authenticity::{signing_digest, unsigned_detail, with_mac};
 use crate::finding::Finding;
 use crate::iam::IamError;
 use crate::remediation::report::truncate;
 use crate::remediation::Report;
 
-/// The `source` of trailguard's events on the findings bus.
-pub const EVENT_SOURCE: &str = "trailguard";
-/// The detail-type of a finding event.
-pub const FINDING_DETAIL_TYPE: &str = "Trailguard Finding";
+pub use crate::authenticity::{FINDING_DETAIL_TYPE, FINDING_SOURCE as EVENT_SOURCE};
 /// The detail-type of a remediation report event.
 pub const REPORT_DETAIL_TYPE: &str = "Trailguard Remediation";
+/// The detail-type of the record of a removal about to be made (delivered before the removal).
+pub const INTENT_DETAIL_TYPE: &str = "Trailguard Remediation Intent";
 /// EventBridge's limit for one entry is 256 KB; stay below it with room for the envelope.
 const MAX_DETAIL_BYTES: usize = 240 * 1024;
 /// SNS's limit for a message is 256 KB.
@@ -35,6 +36,9 @@ pub enum DeliveryError {
     /// EventBridge refused or could not be reached.
     #[error("event not put on the findings bus: {0}")]
     Bus(IamError),
+    /// The finding could not be signed.
+    #[error("finding not signed: {0}")]
+    Sign(IamError),
     /// EventBridge accepted the request but failed the entry.
     #[error("event not put on the findings bus: entry failed with {code}: {message}")]
     Entry {
@@ -49,7 +53,7 @@ impl DeliveryError {
     /// Whether a retry can help.
     pub fn retryable(&self) -> bool {
         match self {
-            DeliveryError::Sns(e) | DeliveryError::Bus(e) => e.retryable(),
+            DeliveryError::Sns(e) | DeliveryError::Bus(e) | DeliveryError::Sign(e) => e.retryable(),
             DeliveryError::Entry { .. } => true,
         }
     }
@@ -62,6 +66,7 @@ pub struct Delivery {
     events: aws_sdk_eventbridge::Client,
     topic_arn: String,
     bus_name: String,
+    mac: Option<MacKey>,
 }
 
 impl Delivery {
@@ -72,7 +77,13 @@ impl Delivery {
         topic_arn: &str,
         bus_name: &str,
     ) -> Delivery {
-        Delivery { sns, events, topic_arn: topic_arn.to_owned(), bus_name: bus_name.to_owned() }
+        Delivery { sns, events, topic_arn: topic_arn.to_owned(), bus_name: bus_name.to_owned(), mac: None }
+    }
+
+    /// Signs every finding it delivers with this key (the detector's delivery).
+    pub fn signing_with(mut self, mac: MacKey) -> Delivery {
+        self.mac = Some(mac);
+        self
     }
 
     /// Publishes a finding: the SNS alert and the bus event. Both must succeed.
@@ -87,7 +98,25 @@ impl Delivery {
             ("agent", agent),
         ];
         self.publish(&subject, &finding.to_text(), &attributes).await?;
-        self.put_event(FINDING_DETAIL_TYPE, &bus_detail(finding)).await
+        let mut detail = bus_detail(finding);
+        // Signed after trimming, over exactly what the bus carries.
+        if let Some(mac) = &self.mac {
+            let now = time::OffsetDateTime::now_utc();
+            detail = unsigned_detail(detail, &crate::remediation::revocation::rfc3339(now), mac.key_id());
+            let tag = mac.sign(&signing_digest(&detail)).await.map_err(DeliveryError::Sign)?;
+            detail = with_mac(detail, &tag);
+        }
+        self.put_event(FINDING_DETAIL_TYPE, &detail).await
+    }
+
+    /// Puts the record of a removal about to be made on the bus, before it is made.
+    pub async fn intent(
+        &self,
+        finding_id: &str,
+        outcome: &crate::remediation::execute::StepOutcome,
+    ) -> Result<(), DeliveryError> {
+        let detail = serde_json::json!({"finding_id": finding_id, "about_to": outcome});
+        self.put_event(INTENT_DETAIL_TYPE, &trim_to(detail, MAX_DETAIL_BYTES)).await
     }
 
     /// Publishes a remediation report: the SNS follow-up and the bus event.

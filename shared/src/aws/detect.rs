@@ -1,18 +1,23 @@
-//! The detector's work for one event: read it, look up what the rules need, judge it, deliver the findings.
+//! The detector's work for one event: check where it came from, read it, look up what the rules need, judge
+//! it, deliver the findings (signed).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use thiserror::Error;
+use time::OffsetDateTime;
 
 use super::accounts::Accounts;
 use super::delivery::{Delivery, DeliveryError};
 use super::iam::SdkIam;
+use super::state::StateTable;
+use crate::authenticity::{guardrail_finding, read_delivered, Delivered};
 use crate::engine::Engine;
-use crate::event::{read_event, RecordError};
-use crate::iam::{resolve, IamError, IamReader};
+use crate::event::RecordError;
+use crate::finding::{Finding, Severity};
+use crate::iam::{resolve, IamError, IamErrorKind, IamReader};
 
 /// Role tags change rarely; a warm Lambda reuses them for this long.
 const TAG_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -21,12 +26,15 @@ const TAG_CACHE_TTL: Duration = Duration::from_secs(300);
 /// event in the dead-letter destination, so nothing is lost.
 #[derive(Debug, Error)]
 pub enum DetectError {
-    /// The event is not a CloudTrail record in any wrapping trailguard knows. Retrying will not help.
+    /// The event is not a CloudTrail record in an EventBridge event. Retrying will not help.
     #[error("event could not be read: {0}")]
     Unreadable(RecordError),
     /// A look-up failed in a way a retry may fix (throttling, network).
     #[error("look-up failed, the event will be retried: {0}")]
     Lookup(IamError),
+    /// The state table could not be reached (de-duplicating a page).
+    #[error("state table unavailable, the event will be retried: {0}")]
+    State(IamError),
     /// A finding could not be delivered.
     #[error("{delivered} of {total} finding(s) delivered: {source}")]
     Delivery {
@@ -48,6 +56,9 @@ pub struct DetectOutcome {
     pub rules: Vec<String>,
     /// Warnings (a document that could not be read, tags that could not be looked up).
     pub warnings: Vec<String>,
+    /// Why the event was taken for a forgery, when it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forged: Option<String>,
 }
 
 /// Role tags by `(account, role)`, with when they were read.
@@ -58,18 +69,41 @@ pub struct Detector {
     engine: Engine,
     accounts: Accounts,
     delivery: Delivery,
+    state: StateTable,
     tags: TagCache,
+    /// Accounts whose reader role could not be assumed while handling the current event.
+    blind: Mutex<BTreeSet<String>>,
 }
 
 impl Detector {
-    /// Puts the parts together.
-    pub fn new(engine: Engine, accounts: Accounts, delivery: Delivery) -> Detector {
-        Detector { engine, accounts, delivery, tags: Mutex::new(HashMap::new()) }
+    /// Puts the parts together. `delivery` must sign (see [`Delivery::signing_with`]).
+    pub fn new(engine: Engine, accounts: Accounts, delivery: Delivery, state: StateTable) -> Detector {
+        Detector {
+            engine,
+            accounts,
+            delivery,
+            state,
+            tags: Mutex::new(HashMap::new()),
+            blind: Mutex::new(BTreeSet::new()),
+        }
     }
 
-    /// Handles one event (an EventBridge event or a bare record, as JSON text).
+    /// Handles one EventBridge event, as JSON text.
     pub async fn handle(&self, event: &str) -> Result<DetectOutcome, DetectError> {
-        let record = read_event(event).map_err(DetectError::Unreadable)?;
+        let now = OffsetDateTime::now_utc();
+        let record = match read_delivered(event).map_err(DetectError::Unreadable)? {
+            Delivered::Record(record) => record,
+            Delivered::Forged(forgery) => {
+                tracing::warn!(account = forgery.account.as_deref().unwrap_or_default(), reason = %forgery.reason, "forged event");
+                let hour = hour(now);
+                let account = forgery.account.clone().unwrap_or_default();
+                let mut outcome = DetectOutcome { forged: Some(forgery.reason.clone()), ..DetectOutcome::default() };
+                if self.first_this_hour(&format!("forged#{account}"), now).await? {
+                    self.deliver(&[forgery.finding(&hour)], &mut outcome).await?;
+                }
+                return Ok(outcome);
+            }
+        };
         // Most events stop here, before any AWS call.
         let Some(prepared) = self.engine.prepare(&record) else { return Ok(DetectOutcome::default()) };
         let resolved = resolve(&self.engine.needs(&prepared), self).await.map_err(DetectError::Lookup)?;
@@ -77,9 +111,22 @@ impl Detector {
         for warning in &evaluation.warnings {
             tracing::warn!(event_id = record.event_id.as_deref().unwrap_or_default(), %warning, "evaluation warning");
         }
-        let total = evaluation.findings.len();
         let mut outcome = DetectOutcome { warnings: evaluation.warnings.clone(), ..DetectOutcome::default() };
-        for (delivered, finding) in evaluation.findings.iter().enumerate() {
+        let mut findings = evaluation.findings;
+        let blind: Vec<String> =
+            self.blind.lock().map(|mut b| std::mem::take(&mut *b).into_iter().collect()).unwrap_or_default();
+        for account in blind {
+            if self.first_this_hour(&format!("blind#{account}"), now).await? {
+                findings.push(blind_finding(&account, &hour(now)));
+            }
+        }
+        self.deliver(&findings, &mut outcome).await?;
+        Ok(outcome)
+    }
+
+    async fn deliver(&self, findings: &[Finding], outcome: &mut DetectOutcome) -> Result<(), DetectError> {
+        let total = findings.len();
+        for (delivered, finding) in findings.iter().enumerate() {
             self.delivery.finding(finding).await.map_err(|source| DetectError::Delivery {
                 delivered,
                 total,
@@ -90,17 +137,61 @@ impl Detector {
             outcome.findings.push(finding.id.clone());
             outcome.rules.push(finding.rule.clone());
         }
-        Ok(outcome)
+        Ok(())
     }
 
-    async fn iam(&self, account: &str) -> SdkIam {
-        SdkIam::new(aws_sdk_iam::Client::new(&self.accounts.config_for(account).await))
+    async fn first_this_hour(&self, key: &str, now: OffsetDateTime) -> Result<bool, DetectError> {
+        self.state
+            .first_time(&format!("{key}#{}", hour(now)), time::Duration::hours(1), now)
+            .await
+            .map_err(DetectError::State)
     }
+
+    async fn iam(&self, account: &str) -> Result<SdkIam, IamError> {
+        match self.accounts.config_for(account).await {
+            Ok(config) => Ok(SdkIam::new(aws_sdk_iam::Client::new(&config))),
+            Err(e) => {
+                if e.kind == IamErrorKind::Blind {
+                    if let Ok(mut blind) = self.blind.lock() {
+                        blind.insert(account.to_owned());
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The hour a time falls in, `2026-11-27T10`: the unit of "once per hour" pages.
+pub fn hour(now: OffsetDateTime) -> String {
+    format!("{:04}-{:02}-{:02}T{:02}", now.year(), u8::from(now.month()), now.day(), now.hour())
+}
+
+/// "trailguard is blind in account X": its member role there cannot be assumed.
+pub fn blind_finding(account: &str, hour: &str) -> Finding {
+    let mut finding = guardrail_finding(
+        &format!("blind|{account}|{hour}"),
+        &format!("trailguard is blind in account {account}"),
+        Some(account.to_owned()),
+        vec![
+            format!(
+                "trailguard's member role in account {account} cannot be assumed (deleted, or its trust changed): \
+                 grants there cannot be judged and nothing there can be remediated."
+            ),
+            "Redeploy the member stack in that account, then check its CloudTrail for who removed or changed the role."
+                .to_owned(),
+            format!("Reported once per account and hour ({hour})."),
+        ],
+        Some("sts.amazonaws.com".to_owned()),
+    );
+    finding.severity = Severity::High;
+    finding.event_name = "AssumeRole".to_owned();
+    finding
 }
 
 impl IamReader for Detector {
     async fn policy_document(&self, account: &str, arn: &str, version: Option<&str>) -> Result<String, IamError> {
-        self.iam(account).await.policy_document(arn, version).await
+        self.iam(account).await?.policy_document(arn, version).await
     }
 
     /// Tags are cached per role for a few minutes: agents' sessions call often, tags change rarely.
@@ -110,7 +201,7 @@ impl IamReader for Detector {
         if let Some((_, tags)) = cached.filter(|(at, _)| at.elapsed() < TAG_CACHE_TTL) {
             return Ok(tags);
         }
-        let tags = self.iam(account).await.role_tags(role).await?;
+        let tags = self.iam(account).await?.role_tags(role).await?;
         if let Ok(mut m) = self.tags.lock() {
             m.insert(key, (Instant::now(), tags.clone()));
         }

@@ -57,6 +57,7 @@ impl IamActions for SdkIam {
         let result = self.client.get_role().role_name(role).send().await.map_err(|e| classify("iam:GetRole", &e));
         Ok(not_found_is_none(result)?.and_then(|out| {
             out.role().map(|r| RoleInfo {
+                arn: r.arn().to_owned(),
                 role_id: r.role_id().to_owned(),
                 path: r.path().to_owned(),
                 max_session_seconds: i64::from(r.max_session_duration().unwrap_or(3600)),
@@ -99,6 +100,70 @@ impl IamActions for SdkIam {
                 .map_err(|e| classify("iam:GetGroupPolicy", &e)),
         };
         not_found_is_none(result)
+    }
+
+    async fn inline_policy_names(&self, kind: PrincipalKind, principal: &str) -> Result<Vec<String>, IamError> {
+        let c = &self.client;
+        let mut names = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let (page, next) = match kind {
+                PrincipalKind::Role => c
+                    .list_role_policies()
+                    .role_name(principal)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map(|o| (o.policy_names().to_vec(), o.marker().map(str::to_owned)))
+                    .map_err(|e| classify("iam:ListRolePolicies", &e))?,
+                PrincipalKind::User => c
+                    .list_user_policies()
+                    .user_name(principal)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map(|o| (o.policy_names().to_vec(), o.marker().map(str::to_owned)))
+                    .map_err(|e| classify("iam:ListUserPolicies", &e))?,
+                PrincipalKind::Group => c
+                    .list_group_policies()
+                    .group_name(principal)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map(|o| (o.policy_names().to_vec(), o.marker().map(str::to_owned)))
+                    .map_err(|e| classify("iam:ListGroupPolicies", &e))?,
+            };
+            names.extend(page);
+            match next {
+                Some(m) => marker = Some(m),
+                None => return Ok(names),
+            }
+        }
+    }
+
+    async fn policy_entities(&self, arn: &str) -> Result<Vec<(PrincipalKind, String)>, IamError> {
+        let mut entities = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_entities_for_policy()
+                .policy_arn(arn)
+                .set_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| classify("iam:ListEntitiesForPolicy", &e))?;
+            let names = |list: Vec<Option<&str>>, kind: PrincipalKind| {
+                list.into_iter().flatten().map(move |n| (kind, n.to_owned())).collect::<Vec<_>>()
+            };
+            entities.extend(names(out.policy_roles().iter().map(|r| r.role_name()).collect(), PrincipalKind::Role));
+            entities.extend(names(out.policy_users().iter().map(|u| u.user_name()).collect(), PrincipalKind::User));
+            entities.extend(names(out.policy_groups().iter().map(|g| g.group_name()).collect(), PrincipalKind::Group));
+            match out.marker() {
+                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
+                _ => return Ok(entities),
+            }
+        }
     }
 
     async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<(), IamError> {

@@ -8,7 +8,9 @@ use crate::config::Config;
 
 /// The settings a Lambda is started with, from its environment.
 ///
-/// `TRAILGUARD_CONFIG` (JSON, optional), `HOME_ACCOUNT_ID`, `ALERT_TOPIC_ARN`, `FINDINGS_BUS_NAME` (required),
+/// `TRAILGUARD_CONFIG` (JSON, optional), `HOME_ACCOUNT_ID`, `ALERT_TOPIC_ARN`, `FINDINGS_BUS_NAME`,
+/// `STATE_TABLE_NAME` (the DynamoDB state table), `FINDINGS_MAC_KEY_ID` (the KMS HMAC key) (required),
+/// `OWN_ROLE_ARNS` and `DEPLOYMENT_ROLE_ARNS` (comma-separated exact role ARNs, added to the configuration's),
 /// `EXTERNAL_ID` (optional, for member accounts), `DRY_RUN` (`true` forces a dry run whatever the config says),
 /// `TRAILGUARD_MODE` (the deployment's mode: `enforce` keeps the configuration, `alert-only` makes every
 /// finding alert-only, `dry-run` plans and reports without changing anything).
@@ -23,6 +25,10 @@ pub struct Settings {
     pub bus_name: String,
     /// The external id for member roles.
     pub external_id: Option<String>,
+    /// The state table.
+    pub table_name: String,
+    /// The KMS HMAC key that signs findings.
+    pub mac_key_id: String,
 }
 
 impl Settings {
@@ -34,6 +40,13 @@ impl Settings {
             Some(text) => Config::from_json(&text).map_err(|e| format!("TRAILGUARD_CONFIG: {e}"))?,
             None => Config::default(),
         };
+        let arns = |name: &str| {
+            var(name)
+                .map(|v| v.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect::<Vec<_>>())
+        };
+        config.own_role_arns.extend(arns("OWN_ROLE_ARNS").unwrap_or_default());
+        config.deployment_role_arns.extend(arns("DEPLOYMENT_ROLE_ARNS").unwrap_or_default());
+        config.validate().map_err(|e| format!("OWN_ROLE_ARNS / DEPLOYMENT_ROLE_ARNS: {e}"))?;
         if var("DRY_RUN").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             config.remediation.dry_run = true;
         }
@@ -57,6 +70,8 @@ impl Settings {
             topic_arn: required("ALERT_TOPIC_ARN")?,
             bus_name: required("FINDINGS_BUS_NAME")?,
             external_id: var("EXTERNAL_ID"),
+            table_name: required("STATE_TABLE_NAME")?,
+            mac_key_id: required("FINDINGS_MAC_KEY_ID")?,
         })
     }
 
@@ -64,6 +79,16 @@ impl Settings {
     /// marks its calls in their CloudTrail.
     pub fn accounts(&self, sdk: &SdkConfig, role: &str, session_name: &str) -> Accounts {
         Accounts::new(sdk.clone(), &self.home_account, role, self.external_id.clone(), session_name)
+    }
+
+    /// The state table.
+    pub fn state(&self, sdk: &SdkConfig) -> super::StateTable {
+        super::StateTable::new(aws_sdk_dynamodb::Client::new(sdk), &self.table_name)
+    }
+
+    /// The findings' HMAC key.
+    pub fn mac_key(&self, sdk: &SdkConfig) -> super::MacKey {
+        super::MacKey::new(aws_sdk_kms::Client::new(sdk), &self.mac_key_id)
     }
 
     /// Delivery to the topic and bus.

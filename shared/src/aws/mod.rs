@@ -9,10 +9,14 @@ pub mod detect;
 pub mod error;
 pub mod iam;
 pub mod lambda;
+pub mod mac;
 pub mod remediate;
+pub mod state;
 
 pub use accounts::Accounts;
 pub use delivery::Delivery;
 pub use detect::{DetectError, Detector};
 pub use iam::SdkIam;
+pub use mac::MacKey;
 pub use remediate::{RemediateError, Remediator};
+pub use state::StateTable;

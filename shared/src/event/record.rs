@@ -105,6 +105,10 @@ pub struct SessionContext {
     /// Set by the first `AssumeRole` of a chain; survives chaining and cannot be changed by the session.
     #[serde(default)]
     pub source_identity: Option<String>,
+    /// Present (`"1.0"`, `"2.0"`) when the credentials were delivered to an EC2 instance through its instance
+    /// metadata service: an instance profile, whose credentials rotate under the same session name.
+    #[serde(default)]
+    pub ec2_role_delivery: Option<String>,
 }
 
 /// The `sessionContext.sessionIssuer` block.

@@ -3,6 +3,7 @@
 //! **Invariant:** everything here is pure; documents come in as text or JSON, answers go out as data.
 
 pub mod analysis;
+pub mod canonical;
 pub mod catalogue;
 pub mod document;
 pub mod error;

@@ -2,7 +2,15 @@
 //!
 //! Every step first reads the current state and acts only if the danger is still there: the event describes
 //! the past, and by now the policy may be detached, the version no longer default, or the key inactive. A
-//! second run of the same plan finds nothing to do and says so. What a step removes is kept in its outcome.
+//! second run of the same plan finds nothing to do and says so. What a step removes is kept in its outcome,
+//! and delivered before the removal ([`Safeguards::about_to`]).
+//!
+//! A finding may be replayed or redriven long after the event. Within the freshness window a grant is undone
+//! while it is still dangerous; after it, only while the current state is exactly what the event created (the
+//! same document, the same default version), and a key is never deactivated. A session is revoked only while
+//! credentials issued before the event can still be valid. Writes to one role's revocation policy are
+//! serialised by a per-role lock ([`Safeguards::lock`]): reading IAM back after writing proves nothing about a
+//! concurrent writer, since IAM is eventually consistent.
 //! IAM is reached through [`IamActions`], which the AWS module implements with the SDK; tests can record calls.
 
 use serde::{Deserialize, Serialize};
@@ -10,11 +18,15 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use super::plan::{Decision, Plan};
-use super::revocation::{merge, Revocation};
+use std::future::Future;
+
+use super::plan::{Decision, Plan, PlannedStep};
+use super::revocation::{compact_len, merge, Revocation, ROLE_INLINE_BUDGET};
 use crate::config::Config;
 use crate::finding::{Finding, PrincipalKind, Remediation};
 use crate::iam::{IamActions, IamError, IamErrorKind, PolicyVersion, RoleInfo};
+use crate::policy::canonical::{same_statement, sha256};
+use crate::policy::document::decode_json_text;
 use crate::policy::{analyze, PolicyDocument};
 
 /// How a step ended.
@@ -62,9 +74,13 @@ impl StepOutcome {
         }
     }
 
-    fn failed(step: &Remediation, error: &IamError) -> StepOutcome {
+    /// A step that failed on an IAM (or STS) error.
+    pub fn failed(step: &Remediation, error: &IamError) -> StepOutcome {
         let detail = match error.kind {
             IamErrorKind::AccessDenied => format!("trailguard lacks permission `{}`: {}", error.action, error.message),
+            IamErrorKind::Blind => {
+                format!("trailguard cannot act in account {}: {}", step.account(), error.message)
+            }
             _ => error.to_string(),
         };
         StepOutcome { retryable: error.retryable(), ..StepOutcome::new(step, Status::Failed, detail) }
@@ -89,9 +105,35 @@ impl<'a> Occasion<'a> {
     }
 }
 
-/// Executes every step of a plan in order. A failed step does not stop the next (revoking the session is
-/// worth doing even when the detach failed); the outcomes say what happened to each.
-pub async fn execute<I: IamActions>(
+/// What execution needs beside IAM: a lock per role, and a record of what is about to be removed, delivered
+/// before the removal so that a failed report afterwards loses nothing.
+pub trait Safeguards {
+    /// Takes the lock on one role's revocation policy, waiting a while for another holder; returns a token.
+    fn lock(&self, account: &str, role: &str) -> impl Future<Output = Result<String, IamError>> + Send;
+    /// Releases a lock taken with [`Safeguards::lock`] (a lost release expires by itself).
+    fn unlock(&self, account: &str, role: &str, token: &str) -> impl Future<Output = ()> + Send;
+    /// Delivers the record of a removal about to be made; an error means: do not remove.
+    fn about_to(&self, outcome: &StepOutcome) -> impl Future<Output = Result<(), IamError>> + Send;
+}
+
+/// No lock and no prior record: for one person running the kill switch by hand, and for unit tests.
+pub struct Unguarded;
+
+impl Safeguards for Unguarded {
+    async fn lock(&self, _account: &str, _role: &str) -> Result<String, IamError> {
+        Ok(String::new())
+    }
+
+    async fn unlock(&self, _account: &str, _role: &str, _token: &str) {}
+
+    async fn about_to(&self, _outcome: &StepOutcome) -> Result<(), IamError> {
+        Ok(())
+    }
+}
+
+/// Executes every step of a plan in order, in one account, unguarded (the kill switch). A failed step does not
+/// stop the next; the outcomes say what happened to each.
+pub async fn execute<I: IamActions + Sync>(
     plan: &Plan,
     occasion: Occasion<'_>,
     iam: &I,
@@ -100,245 +142,417 @@ pub async fn execute<I: IamActions>(
 ) -> Vec<StepOutcome> {
     let mut outcomes = Vec::new();
     for planned in &plan.steps {
-        let step = &planned.step;
-        let dry_run = match &planned.decision {
-            Decision::Skip { reason } => {
-                outcomes.push(StepOutcome::new(step, Status::Skipped, reason.clone()));
-                continue;
-            }
-            Decision::DryRun => true,
-            Decision::Execute => false,
-        };
-        let outcome = match run_step(step, occasion, iam, config, now, dry_run).await {
-            Ok(outcome) => outcome,
-            Err(error) => StepOutcome::failed(step, &error),
-        };
-        outcomes.push(outcome);
+        outcomes.push(execute_step(planned, occasion, iam, &Unguarded, config, now).await);
     }
     outcomes
 }
 
-async fn run_step<I: IamActions>(
-    step: &Remediation,
+/// Executes one planned step with IAM of the step's own account.
+pub async fn execute_step<I: IamActions + Sync, G: Safeguards + Sync>(
+    planned: &PlannedStep,
     occasion: Occasion<'_>,
     iam: &I,
+    guard: &G,
     config: &Config,
     now: OffsetDateTime,
-    dry_run: bool,
-) -> Result<StepOutcome, IamError> {
-    match step {
-        Remediation::RevokeSession { role_name, user_id, source_identity, .. } => {
-            let revocation = match (user_id, source_identity) {
-                (Some(id), _) => Revocation::Session(id.clone()),
-                (None, Some(si)) => Revocation::SourceIdentity(si.clone()),
-                (None, None) => return Ok(StepOutcome::new(step, Status::Skipped, "the finding names no session")),
-            };
-            revoke(step, role_name, &revocation, occasion, iam, config, now, dry_run).await
-        }
-        Remediation::RevokeOlderSessions { role_name, .. } => {
-            revoke(step, role_name, &Revocation::AllSessions, occasion, iam, config, now, dry_run).await
-        }
-        Remediation::DeactivateAccessKey { user_name, access_key_id, .. } => {
-            let keys = iam.access_keys(user_name).await?;
-            match keys.iter().find(|(id, _)| id == access_key_id) {
-                None => Ok(StepOutcome::new(step, Status::AlreadyDone, "the key no longer exists")),
-                Some((_, false)) => Ok(StepOutcome::new(step, Status::AlreadyDone, "the key is already inactive")),
-                Some(_) if dry_run => Ok(StepOutcome::new(step, Status::DryRun, "would deactivate the key")),
-                Some(_) => {
-                    iam.deactivate_access_key(user_name, access_key_id).await?;
-                    Ok(StepOutcome::new(step, Status::Done, "key deactivated"))
-                }
-            }
-        }
-        Remediation::DetachManagedPolicy { principal_kind, principal_name, policy_arn, .. } => {
-            let attached = iam.attached_policies(*principal_kind, principal_name).await?;
-            if !attached.iter().any(|a| a == policy_arn) {
-                return Ok(StepOutcome::new(step, Status::AlreadyDone, "the policy is no longer attached"));
-            }
-            if let Some(text) = current_managed_document(iam, policy_arn).await? {
-                if !still_dangerous(occasion.rule, &text) {
-                    return Ok(StepOutcome::new(step, Status::Skipped, "the policy no longer grants what was flagged"));
-                }
-            }
-            if dry_run {
-                return Ok(StepOutcome::new(step, Status::DryRun, "would detach the policy"));
-            }
-            iam.detach_policy(*principal_kind, principal_name, policy_arn).await?;
-            Ok(StepOutcome::new(
-                step,
-                Status::Done,
-                format!("detached from {} {principal_name} only", principal_kind.as_str()),
-            ))
-        }
-        Remediation::DeleteInlinePolicy { principal_kind, principal_name, policy_name, .. } => {
-            let Some(text) = iam.get_inline_policy(*principal_kind, principal_name, policy_name).await? else {
-                return Ok(StepOutcome::new(step, Status::AlreadyDone, "the inline policy no longer exists"));
-            };
-            if !still_dangerous(occasion.rule, &text) {
-                return Ok(StepOutcome::new(
-                    step,
-                    Status::Skipped,
-                    "the inline policy no longer grants what was flagged",
-                ));
-            }
-            let removed = crate::policy::document::decode_json_text(&text).ok();
-            if dry_run {
-                return Ok(StepOutcome {
-                    removed,
-                    ..StepOutcome::new(step, Status::DryRun, "would delete the inline policy")
-                });
-            }
-            iam.delete_inline_policy(*principal_kind, principal_name, policy_name).await?;
-            Ok(StepOutcome {
-                removed,
-                ..StepOutcome::new(step, Status::Done, "inline policy deleted; its document is kept here")
-            })
-        }
-        Remediation::RollBackPolicyVersion { policy_arn, version_id, .. } => {
-            roll_back(step, policy_arn, version_id.as_deref(), occasion, iam, dry_run).await
-        }
-        Remediation::RemoveTrustStatements { role_name, statements, .. } => {
-            let Some(role) = iam.get_role(role_name).await? else {
-                return Ok(StepOutcome::new(step, Status::AlreadyDone, "the role no longer exists"));
-            };
-            if let Some(reason) = protected_by_path(&role) {
-                return Ok(StepOutcome::new(step, Status::Skipped, reason));
-            }
-            let trust = role
-                .trust_policy
-                .as_deref()
-                .and_then(|t| crate::policy::document::decode_json_text(t).ok())
-                .unwrap_or(Value::Null);
-            let current: Vec<Value> = match trust.get("Statement") {
-                Some(Value::Array(items)) => items.clone(),
-                Some(single @ Value::Object(_)) => vec![single.clone()],
-                _ => Vec::new(),
-            };
-            let (removed, kept): (Vec<Value>, Vec<Value>) = current.into_iter().partition(|s| statements.contains(s));
-            if removed.is_empty() {
-                return Ok(StepOutcome::new(
-                    step,
-                    Status::AlreadyDone,
-                    "the offending statements are no longer in the trust policy",
-                ));
-            }
-            // IAM needs at least one statement; with none left, nobody may assume the role.
-            let kept = if kept.is_empty() {
-                vec![
-                    json!({"Sid": "TrailguardNobody", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}),
-                ]
-            } else {
-                kept
-            };
-            let mut written = trust.clone();
-            match &mut written {
-                Value::Object(map) => {
-                    map.insert("Statement".to_owned(), Value::Array(kept));
-                }
-                other => *other = json!({"Version": "2012-10-17", "Statement": kept}),
-            }
-            let outcome = |status, detail: &str| StepOutcome {
-                removed: Some(Value::Array(removed.clone())),
-                written: Some(written.clone()),
-                ..StepOutcome::new(step, status, detail)
-            };
-            if dry_run {
-                return Ok(outcome(Status::DryRun, "would remove the offending trust statements"));
-            }
-            iam.update_trust_policy(role_name, &written.to_string()).await?;
-            Ok(outcome(Status::Done, "offending statements removed, the rest kept"))
-        }
+) -> StepOutcome {
+    let step = &planned.step;
+    let dry_run = match &planned.decision {
+        Decision::Skip { reason } => return StepOutcome::new(step, Status::Skipped, reason.clone()),
+        Decision::DryRun => true,
+        Decision::Execute => false,
+    };
+    let run = Run { step, occasion, iam, guard, config, now, dry_run };
+    match run.step().await {
+        Ok(outcome) => outcome,
+        Err(error) => StepOutcome::failed(step, &error),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn revoke<I: IamActions>(
-    step: &Remediation,
-    role_name: &str,
-    revocation: &Revocation,
-    occasion: Occasion<'_>,
-    iam: &I,
-    config: &Config,
+/// One step being carried out, with everything it needs.
+struct Run<'a, I, G> {
+    step: &'a Remediation,
+    occasion: Occasion<'a>,
+    iam: &'a I,
+    guard: &'a G,
+    config: &'a Config,
     now: OffsetDateTime,
     dry_run: bool,
-) -> Result<StepOutcome, IamError> {
-    let Some(role) = iam.get_role(role_name).await? else {
-        return Ok(StepOutcome::new(step, Status::AlreadyDone, "the role no longer exists, nor do its sessions"));
-    };
-    if let Some(reason) = protected_by_path(&role) {
-        return Ok(StepOutcome::new(step, Status::Skipped, reason));
-    }
-    let name = &config.remediation.revocation_policy_name;
-    let existing = iam.get_inline_policy(PrincipalKind::Role, role_name, name).await?;
-    let existing = existing.as_deref().and_then(|t| crate::policy::document::decode_json_text(t).ok());
-    let event_time = occasion.happened;
-    let max_session = Duration::seconds(role.max_session_seconds.max(3600));
-    let merged = merge(existing.as_ref(), revocation, event_time, now, max_session);
-    let written = Some(merged.document.clone());
-    if !merged.changed {
-        return Ok(StepOutcome { written, ..StepOutcome::new(step, Status::AlreadyDone, "already revoked") });
-    }
-    let mut detail = format!("deny written to inline policy {name} for credentials issued before now");
-    if merged.pruned > 0 {
-        detail.push_str(&format!("; pruned {} expired entr(ies)", merged.pruned));
-    }
-    if merged.collapsed {
-        detail.push_str("; too many entries: collapsed into a deny of every older session of the role");
-    }
-    if dry_run {
-        return Ok(StepOutcome { written, ..StepOutcome::new(step, Status::DryRun, format!("would write: {detail}")) });
-    }
-    iam.put_role_policy(role_name, name, &merged.document.to_string()).await?;
-    Ok(StepOutcome { written, ..StepOutcome::new(step, Status::Done, detail) })
 }
 
-async fn roll_back<I: IamActions>(
-    step: &Remediation,
-    arn: &str,
-    offending: Option<&str>,
-    occasion: Occasion<'_>,
-    iam: &I,
-    dry_run: bool,
-) -> Result<StepOutcome, IamError> {
-    let versions = iam.policy_versions(arn).await?;
-    let Some(default) = versions.iter().find(|v| v.is_default) else {
-        return Ok(StepOutcome::new(step, Status::AlreadyDone, "the policy no longer exists"));
-    };
-    if offending.is_some_and(|v| v != default.id) {
-        return Ok(StepOutcome::new(
-            step,
-            Status::AlreadyDone,
-            format!("the default is now {}, not the offending version", default.id),
-        ));
+impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
+    fn outcome(&self, status: Status, detail: impl Into<String>) -> StepOutcome {
+        StepOutcome::new(self.step, status, detail)
     }
-    let offending_doc = iam.policy_version_document(arn, &default.id).await?;
-    if !still_dangerous(occasion.rule, &offending_doc) {
-        return Ok(StepOutcome::new(step, Status::Skipped, "the default version no longer grants what was flagged"));
+
+    /// Whether the finding is recent enough to act on without proof that the state is exactly the event's.
+    fn fresh(&self) -> bool {
+        let window = Duration::minutes(i64::from(self.config.remediation.freshness_minutes));
+        self.occasion.happened.is_some_and(|t| self.now - t <= window)
     }
-    let mut candidates: Vec<&PolicyVersion> = versions.iter().filter(|v| !v.is_default).collect();
-    candidates.sort_by_key(|v| std::cmp::Reverse(v.id.trim_start_matches('v').parse::<u32>().unwrap_or(0)));
-    for candidate in candidates {
-        let doc = iam.policy_version_document(arn, &candidate.id).await?;
-        if still_dangerous(occasion.rule, &doc) {
-            continue;
+
+    fn stale(&self, what: &str) -> StepOutcome {
+        self.outcome(
+            Status::Skipped,
+            format!(
+                "stale, nothing done: the event is older than {} minutes and {what}",
+                self.config.remediation.freshness_minutes
+            ),
+        )
+    }
+
+    /// Why a role must not be touched, from what IAM says of it now (path and exact ARN).
+    fn protected_role(&self, role: &RoleInfo, name: &str) -> Option<StepOutcome> {
+        let reason = protected_by_path(role).or_else(|| {
+            self.config
+                .protected_principal(name, Some(&role.arn))
+                .map(|p| format!("role {} is protected by configuration (`{p}`)", role.arn))
+        })?;
+        Some(self.outcome(Status::Skipped, reason))
+    }
+
+    async fn step(&self) -> Result<StepOutcome, IamError> {
+        let step = self.step;
+        match step {
+            Remediation::RevokeSession { role_name, user_id, source_identity, rotating, .. } => {
+                let revocation = match (user_id, source_identity, rotating) {
+                    (Some(id), _, Some(_)) => Revocation::Quarantine {
+                        user_id: id.clone(),
+                        until: self.now + Duration::hours(i64::from(self.config.remediation.quarantine_hours)),
+                    },
+                    (Some(id), _, None) => Revocation::Session(id.clone()),
+                    (None, Some(si), _) => Revocation::SourceIdentity(si.clone()),
+                    (None, None, _) => return Ok(self.outcome(Status::Skipped, "the finding names no session")),
+                };
+                self.revoke(role_name, &revocation).await
+            }
+            Remediation::RevokeOlderSessions { role_name, .. } => {
+                self.revoke(role_name, &Revocation::AllSessions).await
+            }
+            Remediation::DeactivateAccessKey { user_name, access_key_id, .. } => {
+                let keys = self.iam.access_keys(user_name).await?;
+                match keys.iter().find(|(id, _)| id == access_key_id) {
+                    None => Ok(self.outcome(Status::AlreadyDone, "the key no longer exists")),
+                    Some((_, false)) => Ok(self.outcome(Status::AlreadyDone, "the key is already inactive")),
+                    // A key may have been re-enabled by a person since: never undo that on an old finding.
+                    Some(_) if !self.fresh() => Ok(self.stale("a key is never deactivated on an old finding")),
+                    Some(_) if self.dry_run => Ok(self.outcome(Status::DryRun, "would deactivate the key")),
+                    Some(_) => {
+                        self.iam.deactivate_access_key(user_name, access_key_id).await?;
+                        Ok(self.outcome(Status::Done, "key deactivated"))
+                    }
+                }
+            }
+            Remediation::DetachManagedPolicy {
+                principal_kind, principal_name, policy_arn, document_sha256, ..
+            } => {
+                if *principal_kind == PrincipalKind::Role {
+                    if let Some(role) = self.iam.get_role(principal_name).await? {
+                        if let Some(skip) = self.protected_role(&role, principal_name) {
+                            return Ok(skip);
+                        }
+                    }
+                }
+                let attached = self.iam.attached_policies(*principal_kind, principal_name).await?;
+                if !attached.iter().any(|a| a == policy_arn) {
+                    return Ok(self.outcome(Status::AlreadyDone, "the policy is no longer attached"));
+                }
+                let current = current_managed_document(self.iam, policy_arn).await?;
+                if let Some(text) = &current {
+                    if !still_dangerous(self.occasion.rule, text) {
+                        return Ok(self.outcome(Status::Skipped, "the policy no longer grants what was flagged"));
+                    }
+                }
+                if !self.fresh() {
+                    let same = match (document_sha256, current.as_deref().map(decode_json_text)) {
+                        (Some(expected), Some(Ok(doc))) => sha256(&doc) == *expected,
+                        // An AWS managed policy attached: the attachment is the whole state.
+                        (None, _) => crate::policy::managed::summary(policy_arn).is_some(),
+                        _ => false,
+                    };
+                    if !same {
+                        return Ok(self.stale("the policy's document is no longer the one the event attached"));
+                    }
+                }
+                let outcome = |status, detail: String| StepOutcome {
+                    removed: Some(json!({"policy_arn": policy_arn, "attached_to": principal_name})),
+                    ..self.outcome(status, detail)
+                };
+                if self.dry_run {
+                    return Ok(outcome(Status::DryRun, "would detach the policy".to_owned()));
+                }
+                self.guard.about_to(&outcome(Status::Done, "about to detach the policy".to_owned())).await?;
+                self.iam.detach_policy(*principal_kind, principal_name, policy_arn).await?;
+                Ok(outcome(Status::Done, format!("detached from {} {principal_name} only", principal_kind.as_str())))
+            }
+            Remediation::DeleteInlinePolicy {
+                principal_kind, principal_name, policy_name, document_sha256, ..
+            } => {
+                if *principal_kind == PrincipalKind::Role {
+                    if let Some(role) = self.iam.get_role(principal_name).await? {
+                        if let Some(skip) = self.protected_role(&role, principal_name) {
+                            return Ok(skip);
+                        }
+                    }
+                }
+                let Some(text) = self.iam.get_inline_policy(*principal_kind, principal_name, policy_name).await? else {
+                    return Ok(self.outcome(Status::AlreadyDone, "the inline policy no longer exists"));
+                };
+                if !still_dangerous(self.occasion.rule, &text) {
+                    return Ok(self.outcome(Status::Skipped, "the inline policy no longer grants what was flagged"));
+                }
+                let removed = decode_json_text(&text).ok();
+                if !self.fresh() {
+                    let same = removed.as_ref().zip(document_sha256.as_ref()).is_some_and(|(d, e)| sha256(d) == *e);
+                    if !same {
+                        return Ok(self.stale("the inline policy's document is no longer the one the event wrote"));
+                    }
+                }
+                let outcome =
+                    |status, detail: &str| StepOutcome { removed: removed.clone(), ..self.outcome(status, detail) };
+                if self.dry_run {
+                    return Ok(outcome(Status::DryRun, "would delete the inline policy"));
+                }
+                self.guard.about_to(&outcome(Status::Done, "about to delete the inline policy")).await?;
+                self.iam.delete_inline_policy(*principal_kind, principal_name, policy_name).await?;
+                Ok(outcome(Status::Done, "inline policy deleted; its document is kept here"))
+            }
+            Remediation::RollBackPolicyVersion { policy_arn, version_id, .. } => {
+                self.roll_back(policy_arn, version_id.as_deref()).await
+            }
+            Remediation::RemoveTrustStatements { role_name, statements, .. } => {
+                self.remove_trust(role_name, statements).await
+            }
         }
-        let outcome = |status, detail: String| StepOutcome {
-            removed: crate::policy::document::decode_json_text(&offending_doc).ok(),
-            ..StepOutcome::new(step, status, detail)
+    }
+
+    async fn remove_trust(&self, role_name: &str, statements: &[Value]) -> Result<StepOutcome, IamError> {
+        let Some(role) = self.iam.get_role(role_name).await? else {
+            return Ok(self.outcome(Status::AlreadyDone, "the role no longer exists"));
         };
-        if dry_run {
-            return Ok(outcome(
-                Status::DryRun,
-                format!("would make {} the default instead of {}", candidate.id, default.id),
+        if let Some(skip) = self.protected_role(&role, role_name) {
+            return Ok(skip);
+        }
+        let trust = role.trust_policy.as_deref().and_then(|t| decode_json_text(t).ok()).unwrap_or(Value::Null);
+        let current: Vec<Value> = match trust.get("Statement") {
+            Some(Value::Array(items)) => items.clone(),
+            Some(single @ Value::Object(_)) => vec![single.clone()],
+            _ => Vec::new(),
+        };
+        // Compared as IAM means them: IAM returns its own canonical form of what the event wrote.
+        let (removed, kept): (Vec<Value>, Vec<Value>) =
+            current.into_iter().partition(|s| statements.iter().any(|o| same_statement(o, s)));
+        if removed.is_empty() {
+            return Ok(self.outcome(Status::AlreadyDone, "the offending statements are no longer in the trust policy"));
+        }
+        // IAM needs at least one statement; with none left, nobody may assume the role.
+        let kept = if kept.is_empty() {
+            vec![
+                json!({"Sid": "TrailguardNobody", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}),
+            ]
+        } else {
+            kept
+        };
+        let mut written = trust.clone();
+        match &mut written {
+            Value::Object(map) => {
+                map.insert("Statement".to_owned(), Value::Array(kept));
+            }
+            other => *other = json!({"Version": "2012-10-17", "Statement": kept}),
+        }
+        let outcome = |status, detail: &str| StepOutcome {
+            removed: Some(Value::Array(removed.clone())),
+            written: Some(written.clone()),
+            ..self.outcome(status, detail)
+        };
+        if self.dry_run {
+            return Ok(outcome(Status::DryRun, "would remove the offending trust statements"));
+        }
+        self.guard.about_to(&outcome(Status::Done, "about to remove the offending trust statements")).await?;
+        self.iam.update_trust_policy(role_name, &written.to_string()).await?;
+        Ok(outcome(Status::Done, "offending statements removed, the rest kept"))
+    }
+
+    async fn revoke(&self, role_name: &str, revocation: &Revocation) -> Result<StepOutcome, IamError> {
+        let Some(role) = self.iam.get_role(role_name).await? else {
+            return Ok(self.outcome(Status::AlreadyDone, "the role no longer exists, nor do its sessions"));
+        };
+        if let Some(skip) = self.protected_role(&role, role_name) {
+            return Ok(skip);
+        }
+        if let Revocation::Session(id) | Revocation::Quarantine { user_id: id, .. } = revocation {
+            // A role deleted and re-created under the same name has a new id: the session belonged to the old
+            // role, which took its sessions with it. Never write a deny for someone else's role.
+            if id.split(':').next() != Some(role.role_id.as_str()) {
+                return Ok(self.outcome(
+                    Status::AlreadyDone,
+                    format!(
+                        "the session {id} belongs to an earlier role of that name (now {}); nothing to deny",
+                        role.role_id
+                    ),
+                ));
+            }
+        }
+        let max_session = Duration::seconds(role.max_session_seconds.max(3600));
+        let expired = self.occasion.happened.is_some_and(|t| t + max_session < self.now);
+        if expired && !matches!(revocation, Revocation::Quarantine { .. }) {
+            return Ok(self.outcome(
+                Status::AlreadyDone,
+                "credentials issued before the event have expired (the role's maximum session duration has passed)",
             ));
         }
-        iam.set_default_policy_version(arn, &candidate.id).await?;
-        return Ok(outcome(
-            Status::Done,
-            format!("{} is the default again; {} is kept but not in effect", candidate.id, default.id),
-        ));
+        let token = self.guard.lock(self.step.account(), role_name).await?;
+        let result = self.write_revocation(role_name, revocation, max_session).await;
+        self.guard.unlock(self.step.account(), role_name, &token).await;
+        result
     }
-    Ok(StepOutcome::new(step, Status::Failed, "no earlier version is safe to restore; detach the policy by hand"))
+
+    /// Reads, merges and writes the role's revocation policy; called under the role's lock.
+    async fn write_revocation(
+        &self,
+        role_name: &str,
+        revocation: &Revocation,
+        max_session: Duration,
+    ) -> Result<StepOutcome, IamError> {
+        let name = &self.config.remediation.revocation_policy_name;
+        // IAM's size limit counts all of the role's inline policies together.
+        let mut others = 0;
+        let mut existing = None;
+        for policy in self.iam.inline_policy_names(PrincipalKind::Role, role_name).await? {
+            let text = self.iam.get_inline_policy(PrincipalKind::Role, role_name, &policy).await?;
+            let doc = text.as_deref().and_then(|t| decode_json_text(t).ok());
+            if policy == *name {
+                existing = doc;
+            } else {
+                others += doc.as_ref().map_or_else(|| text.as_deref().map_or(0, str::len), compact_len);
+            }
+        }
+        let room = ROLE_INLINE_BUDGET.saturating_sub(others);
+        let merged = merge(existing.as_ref(), revocation, self.occasion.happened, self.now, max_session, room);
+        let written = Some(merged.document.clone());
+        if !merged.changed && merged.fits {
+            return Ok(StepOutcome { written, ..self.outcome(Status::AlreadyDone, "already revoked") });
+        }
+        if !merged.fits {
+            return Ok(StepOutcome {
+                written,
+                ..self.outcome(
+                    Status::Failed,
+                    format!(
+                        "NOT REVOKED: the role's other inline policies take {others} of IAM's {ROLE_INLINE_BUDGET} \
+                         characters, leaving {room}, too few even for a deny of every older session; revoke by \
+                         hand (aws iam put-role-policy after removing an inline policy, or detach the role's \
+                         managed policies)"
+                    ),
+                )
+            });
+        }
+        let mut detail = match revocation {
+            Revocation::Quarantine { until, .. } => format!(
+                "quarantined: deny written to inline policy {name} for this session whatever its credentials' issue \
+                 time, until {}",
+                super::revocation::rfc3339(*until)
+            ),
+            _ => format!("deny written to inline policy {name} for credentials issued before now"),
+        };
+        if merged.pruned > 0 {
+            detail.push_str(&format!("; pruned {} expired entr(ies)", merged.pruned));
+        }
+        if merged.collapsed {
+            detail = format!(
+                "EVERY older session of the role revoked (no room for one more entry within IAM's size limit): {detail}"
+            );
+        }
+        if self.dry_run {
+            return Ok(StepOutcome {
+                written,
+                ..self.outcome(Status::DryRun, format!("would write the deny: {detail}"))
+            });
+        }
+        self.iam.put_role_policy(role_name, name, &merged.document.to_string()).await?;
+        Ok(StepOutcome { written, ..self.outcome(Status::Done, detail) })
+    }
+
+    async fn roll_back(&self, arn: &str, offending: Option<&str>) -> Result<StepOutcome, IamError> {
+        let versions = self.iam.policy_versions(arn).await?;
+        let Some(default) = versions.iter().find(|v| v.is_default) else {
+            return Ok(self.outcome(Status::AlreadyDone, "the policy no longer exists"));
+        };
+        // The default being the offending version is exactly the state the event created, at any age.
+        if offending.is_some_and(|v| v != default.id) {
+            return Ok(self.outcome(
+                Status::AlreadyDone,
+                format!("the default is now {}, not the offending version", default.id),
+            ));
+        }
+        if offending.is_none() && !self.fresh() {
+            return Ok(self.stale("the finding does not say which version was offending"));
+        }
+        let offending_doc = self.iam.policy_version_document(arn, &default.id).await?;
+        if !still_dangerous(self.occasion.rule, &offending_doc) {
+            return Ok(self.outcome(Status::Skipped, "the default version no longer grants what was flagged"));
+        }
+        // Rolling back changes every principal the policy is attached to: none of them may be protected.
+        let entities = self.iam.policy_entities(arn).await?;
+        if let Some((kind, name)) = entities.iter().find(|(kind, name)| {
+            self.config.protected_principal(name, None).is_some()
+                || (*kind == PrincipalKind::Role && self.config.is_own_role(Some(self.step.account()), name))
+        }) {
+            return Ok(self.outcome(
+                Status::Skipped,
+                format!("the policy is attached to protected {} {name}; roll it back by hand", kind.as_str()),
+            ));
+        }
+        let removed = decode_json_text(&offending_doc).ok();
+        let number = |id: &str| id.trim_start_matches('v').parse::<u32>().unwrap_or(0);
+        let mut candidates: Vec<&PolicyVersion> =
+            versions.iter().filter(|v| number(&v.id) < number(&default.id)).collect();
+        candidates.sort_by_key(|v| std::cmp::Reverse(number(&v.id)));
+        for candidate in candidates {
+            let doc = self.iam.policy_version_document(arn, &candidate.id).await?;
+            // Safe means: no grant rule would flag it, not only the rule that fired.
+            if still_dangerous("", &doc) {
+                continue;
+            }
+            let outcome =
+                |status, detail: String| StepOutcome { removed: removed.clone(), ..self.outcome(status, detail) };
+            if self.dry_run {
+                return Ok(outcome(
+                    Status::DryRun,
+                    format!("would make {} the default instead of {}", candidate.id, default.id),
+                ));
+            }
+            self.guard.about_to(&outcome(Status::Done, format!("about to make {} the default", candidate.id))).await?;
+            self.iam.set_default_policy_version(arn, &candidate.id).await?;
+            return Ok(outcome(
+                Status::Done,
+                format!("{} is the default again; {} is kept but not in effect", candidate.id, default.id),
+            ));
+        }
+        // No earlier version is safe: take the policy off every principal instead, and say so.
+        let outcome = |status, detail: String| StepOutcome {
+            removed: Some(
+                json!({"policy_arn": arn, "document": removed, "attached_to": entities.iter().map(|(k, n)| format!("{} {n}", k.as_str())).collect::<Vec<_>>()}),
+            ),
+            ..self.outcome(status, detail)
+        };
+        if self.dry_run {
+            return Ok(outcome(
+                Status::DryRun,
+                format!("no earlier version is safe: would detach it from {} principal(s)", entities.len()),
+            ));
+        }
+        self.guard
+            .about_to(&outcome(Status::Done, "about to detach the policy from every principal".to_owned()))
+            .await?;
+        for (kind, name) in &entities {
+            self.iam.detach_policy(*kind, name, arn).await?;
+        }
+        Ok(outcome(
+            Status::Done,
+            format!("no earlier version is safe to restore: detached from {} principal(s) instead", entities.len()),
+        ))
+    }
 }
 
 /// The current default version's document of a managed policy, or `None` when it cannot be told.
@@ -366,6 +580,13 @@ pub fn still_dangerous(rule: &str, text: &str) -> bool {
     }
 }
 
+/// Roles AWS manages, told by their path (reserved: nobody can create a role there), never by name.
 fn protected_by_path(role: &RoleInfo) -> Option<String> {
-    role.path.starts_with("/aws-service-role/").then(|| "the role is service-linked and managed by AWS".to_owned())
+    if role.path.starts_with("/aws-service-role/") {
+        return Some("the role is service-linked and managed by AWS".to_owned());
+    }
+    if role.path.starts_with("/aws-reserved/sso.amazonaws.com/") {
+        return Some("the role belongs to IAM Identity Center; revoke the user's access there".to_owned());
+    }
+    None
 }

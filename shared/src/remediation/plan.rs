@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Mode};
 use crate::finding::{Finding, PrincipalKind, Remediation};
-use crate::wildcard;
 
 /// What to do with one step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,22 +129,24 @@ pub fn principal_of(step: &Remediation) -> Option<(PrincipalKind, &str)> {
     }
 }
 
-/// Why a step's principal must not be touched, judged by name (`None`: not protected by name).
+/// Why a step must not be taken, judged from the finding (`None`: nothing known against it yet). Roles AWS
+/// manages are told at execution time by their path, which nobody can choose, never by a name anyone can give
+/// a role; trailguard's own roles are known by exact ARN and member-role name.
 pub fn protected(step: &Remediation, config: &Config) -> Option<String> {
+    if let Remediation::RollBackPolicyVersion { policy_arn, .. } = step {
+        let name = policy_arn.rsplit('/').next().unwrap_or(policy_arn);
+        return config
+            .protected_principal(name, Some(policy_arn))
+            .map(|p| format!("policy {policy_arn} is protected by configuration (`{p}`)"));
+    }
     let (kind, name) = principal_of(step)?;
-    if kind == PrincipalKind::Role && name.starts_with("AWSReservedSSO_") {
-        return Some(format!("role {name} belongs to IAM Identity Center; revoke access there"));
-    }
-    if kind == PrincipalKind::Role && (name.starts_with("AWSServiceRoleFor") || name.contains("aws-service-role/")) {
-        return Some(format!("role {name} is service-linked and managed by AWS"));
-    }
-    if kind == PrincipalKind::Role && config.is_own_role(name) {
+    if kind == PrincipalKind::Role && config.is_own_role(Some(step.account()), name) {
         return Some(format!("role {name} is trailguard's own"));
     }
-    if config.remediation.protected_principals.iter().any(|p| wildcard::matches(p, name, false)) {
-        return Some(format!("{} {name} is protected by configuration", kind.as_str()));
-    }
-    None
+    let arn = format!("arn:aws:iam::{}:{}/{name}", step.account(), kind.as_str());
+    config
+        .protected_principal(name, Some(&arn))
+        .map(|p| format!("{} {name} is protected by configuration (`{p}`)", kind.as_str()))
 }
 
 #[cfg(test)]
@@ -170,12 +171,14 @@ mod tests {
                 principal_kind: PrincipalKind::Role,
                 principal_name: role.into(),
                 policy_arn: "arn:aws:iam::aws:policy/AdministratorAccess".into(),
+                document_sha256: None,
             },
             Remediation::RevokeSession {
                 account: "123456789012".into(),
                 role_name: role.into(),
                 user_id: Some("AROA:agent-1".into()),
                 source_identity: None,
+                rotating: None,
             },
         ];
         Finding {
@@ -224,15 +227,23 @@ mod tests {
 
     #[test]
     fn protected_principals_are_skipped_in_every_mode() {
-        let mut config = Config::from_json(r#"{"remediation":{"protected_principals":["break-glass-*"]}}"#).unwrap();
+        let mut config = Config::from_json(
+            r#"{"own_role_arns":["arn:aws:iam::123456789012:role/trailguard-remediate"],
+                "remediation":{"protected_principals":["break-glass-*"]}}"#,
+        )
+        .unwrap();
         config.remediation.humans = Mode::Enforce;
         for role in
-            ["AWSReservedSSO_Admin_0123", "AWSServiceRoleForSupport", "trailguard-remediate", "break-glass-admin"]
+            ["trailguard-remediate", "TRAILGUARD-Remediate", "trailguard-member", "break-glass-admin", "Break-Glass-2"]
         {
             for agent in [true, false] {
                 let p = plan(&finding(agent, role), &config);
                 assert!(!p.acts(), "{role} must never be touched");
             }
+        }
+        // A name that merely looks like trailguard's or AWS's own is judged like any other.
+        for role in ["trailguard-evil", "AWSReservedSSO_Fake", "AWSServiceRoleForFake"] {
+            assert!(plan(&finding(true, role), &config).acts(), "{role} is not exempt by its name");
         }
     }
 }

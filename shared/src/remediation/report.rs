@@ -70,7 +70,28 @@ impl Report {
             Status::Skipped => "not remediated",
             Status::Failed => "REMEDIATION FAILED",
         };
-        truncate(&format!("trailguard {verb}: {}", self.finding_title), 99)
+        match self.qualifier() {
+            Some(q) => truncate(&format!("trailguard {verb} ({q}): {}", self.finding_title), 99),
+            None => truncate(&format!("trailguard {verb}: {}", self.finding_title), 99),
+        }
+    }
+
+    /// What was done differently from a plain step, for the first line: more revoked than one session, a
+    /// quarantine, or a revocation that could not be written.
+    fn qualifier(&self) -> Option<&'static str> {
+        self.steps.iter().find_map(|s| {
+            if s.detail.starts_with("NOT REVOKED") {
+                Some("session NOT revoked: no room")
+            } else if s.detail.starts_with("EVERY older session") {
+                Some("EVERY older session of the role revoked")
+            } else if s.detail.starts_with("quarantined") {
+                Some("session quarantined")
+            } else if s.detail.starts_with("stale") {
+                Some("stale finding, nothing done")
+            } else {
+                None
+            }
+        })
     }
 
     /// The body for people.

@@ -86,6 +86,7 @@ impl GrantView {
                     principal_kind: *kind,
                     principal_name: name.clone(),
                     policy_name,
+                    document_sha256: self.raw.as_ref().map(crate::policy::canonical::sha256),
                 })
             }
             (GrantKind::AttachManaged, Some((kind, name))) => {
@@ -94,6 +95,11 @@ impl GrantView {
                     principal_kind: *kind,
                     principal_name: name.clone(),
                     policy_arn,
+                    document_sha256: self
+                        .raw
+                        .as_ref()
+                        .filter(|_| self.unavailable.is_none())
+                        .map(crate::policy::canonical::sha256),
                 })
             }
             (GrantKind::CreateVersion | GrantKind::SetDefaultVersion, _) if g.in_effect => {

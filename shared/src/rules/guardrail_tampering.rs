@@ -62,6 +62,15 @@ const CALLS: &[(&str, &[&str])] = &[
             "DetachRolePolicy",
             "PutRolePermissionsBoundary",
             "DeleteRolePermissionsBoundary",
+            "TagRole",
+            "UntagRole",
+            "CreatePolicy",
+            "CreatePolicyVersion",
+            "DeletePolicy",
+            "DeletePolicyVersion",
+            "SetDefaultPolicyVersion",
+            "TagPolicy",
+            "UntagPolicy",
         ],
     ),
     (
@@ -82,6 +91,7 @@ const NAME_KEYS: &[&str] = &[
     "queueUrl",
     "roleName",
     "roleArn",
+    "policyArn",
     "stackName",
     "changeSetName",
     "stackSetName",
@@ -99,8 +109,9 @@ impl Rule for GuardrailTampering {
     }
 
     fn description(&self) -> &'static str {
-        "Someone other than trailguard changed, disabled or deleted trailguard's own functions, rules, topic, \
-         bus, queues, logs, stacks or roles, created a role with one of its names, or assumed one of its roles."
+        "Someone other than trailguard's deployment roles changed, disabled or deleted trailguard's own functions, \
+         rules, topic, bus, queues, logs, stacks, roles or policies, created or tagged a role or policy with one of \
+         its names, or assumed one of its roles."
     }
 
     fn response(&self) -> &'static str {
@@ -118,6 +129,11 @@ impl Rule for GuardrailTampering {
     }
 
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Verdict> {
+        // The only exemption: the exact roles that deploy trailguard. Not `invokedBy` CloudFormation (anyone's
+        // stack can touch anything) and not a name pattern (anyone who can create a role can choose its name).
+        if ctx.config.is_deployer(ctx.actor) {
+            return Vec::new();
+        }
         let Some(params) = ctx.params else { return Vec::new() };
         let Some((key, value)) = NAME_KEYS
             .iter()

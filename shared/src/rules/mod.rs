@@ -8,6 +8,7 @@
 mod admin_policy_grant;
 mod agent_sensitive_call;
 mod audit_tampering;
+mod grant_unjudged;
 mod grant_view;
 mod guardrail_tampering;
 mod passrole_grant;
@@ -126,8 +127,28 @@ impl Context<'_> {
         self.record.account().unwrap_or_default().to_owned()
     }
 
-    /// Steps that stop the actor from going on: revoke its session, or deactivate its long-term key. Empty for
-    /// root (alert only), AWS services and identities trailguard cannot act on.
+    /// Why the actor's session credentials rotate under the same session name, when they do: EC2 delivered
+    /// them through instance metadata (`sessionContext.ec2RoleDelivery`), or the SDK says it runs in Lambda or
+    /// ECS (`exec-env/AWS_Lambda_…`, `exec-env/AWS_ECS_…` in the user agent). A caller who forges the user agent
+    /// only earns a stricter, longer deny.
+    pub fn rotating_credentials(&self) -> Option<String> {
+        let identity = self.record.identity();
+        if identity.session_context.as_ref().is_some_and(|s| s.ec2_role_delivery.is_some()) {
+            return Some("EC2 instance profile".to_owned());
+        }
+        let agent = self.record.user_agent.as_deref().unwrap_or_default();
+        if agent.contains("exec-env/AWS_Lambda_") {
+            return Some("Lambda function: every environment of the function stops".to_owned());
+        }
+        if agent.contains("exec-env/AWS_ECS_") {
+            return Some("ECS task".to_owned());
+        }
+        None
+    }
+
+    /// Steps that stop the actor from going on: revoke its session (quarantine it when its credentials rotate),
+    /// or deactivate its long-term key. Empty for root (alert only), AWS services and identities trailguard
+    /// cannot act on.
     pub fn contain_actor(&self) -> Vec<Remediation> {
         let actor = self.actor;
         let account = actor.account.clone().unwrap_or_else(|| self.account());
@@ -140,6 +161,7 @@ impl Context<'_> {
                     role_name,
                     user_id: actor.principal_id.clone(),
                     source_identity: actor.source_identity.clone(),
+                    rotating: self.rotating_credentials(),
                 })
                 .into_iter()
                 .collect(),
@@ -202,5 +224,6 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &audit_tampering::AuditTampering,
         &guardrail_tampering::GuardrailTampering,
         &agent_sensitive_call::AgentSensitiveCall,
+        &grant_unjudged::GrantUnjudged,
     ]
 }

@@ -1,0 +1,134 @@
+//! trailguard's durable state in one DynamoDB table: per-role locks and "once per hour" de-duplication.
+//!
+//! One table, a string partition key `pk` and sort key `sk`, and a TTL attribute `expires_at` (epoch seconds).
+//! Items are typed by the prefix of `pk`: `lock#…` (a role's revocation policy being written), `once#…` (a page
+//! already sent this hour: forgeries, refusals, blind accounts). The agent-session registry adds its own prefixes
+//! (`session#<access key id>`) to the same table. TTL deletes lazily (within days), so every read compares
+//! `expires_at` with the clock itself: an expired item is treated as absent.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use time::OffsetDateTime;
+
+use super::error::classify;
+use crate::iam::{IamError, IamErrorKind};
+
+/// How long a lock is held at most: longer than any read-merge-write of one revocation policy, short enough
+/// that a crashed holder does not block the next remediation for long.
+const LOCK_SECONDS: i64 = 30;
+/// How long to wait for another holder before failing (retryably): Lambda retries the finding later.
+const LOCK_WAIT: Duration = Duration::from_secs(25);
+
+/// The state table.
+#[derive(Clone, Debug)]
+pub struct StateTable {
+    client: Client,
+    table: String,
+}
+
+impl StateTable {
+    /// The table `table` through `client`.
+    pub fn new(client: Client, table: &str) -> StateTable {
+        StateTable { client, table: table.to_owned() }
+    }
+
+    /// Records `key` for `ttl`; `true` the first time within that time, `false` when it is already recorded
+    /// (a conditional put, so two concurrent callers cannot both get `true`).
+    pub async fn first_time(&self, key: &str, ttl: time::Duration, now: OffsetDateTime) -> Result<bool, IamError> {
+        let expires = (now + ttl).unix_timestamp();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("once#{key}")))
+            .item("sk", AttributeValue::S("once".to_owned()))
+            .item("expires_at", AttributeValue::N(expires.to_string()))
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(classify("dynamodb:PutItem", &e)),
+        }
+    }
+
+    /// Takes the lock named `key`, waiting up to [`LOCK_WAIT`] for another holder; returns the owner token.
+    pub async fn lock(&self, key: &str) -> Result<String, IamError> {
+        let token = format!("{:x}", rand_token());
+        let deadline = tokio::time::Instant::now() + LOCK_WAIT;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(format!("lock#{key}")))
+                .item("sk", AttributeValue::S("lock".to_owned()))
+                .item("owner", AttributeValue::S(token.clone()))
+                .item("expires_at", AttributeValue::N((now + LOCK_SECONDS).to_string()))
+                .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(token),
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(classify("dynamodb:PutItem", &e)),
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Err(IamError {
+                    kind: IamErrorKind::Transient,
+                    action: "dynamodb:PutItem".to_owned(),
+                    message: format!("lock {key} is held by another remediation; retrying later"),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Releases a lock if this token still holds it (a lock that expired and was taken by another stays).
+    pub async fn unlock(&self, key: &str, token: &str) {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("lock#{key}")))
+            .key("sk", AttributeValue::S("lock".to_owned()))
+            .condition_expression("#owner = :token")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":token", AttributeValue::S(token.to_owned()))
+            .send()
+            .await;
+        if let Err(e) = result {
+            if !is_condition_failure(&e) {
+                tracing::warn!(lock = key, error = %classify("dynamodb:DeleteItem", &e), "lock not released; it expires by itself");
+            }
+        }
+    }
+}
+
+fn is_condition_failure<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    matches!(error, aws_sdk_dynamodb::error::SdkError::ServiceError(e) if e.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+/// A token unique to this holder: time, process and a counter, hashed (no secret needed: it only tells holders
+/// apart).
+fn rand_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(OffsetDateTime::now_utc().unix_timestamp_nanos().unsigned_abs());
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
+}
