@@ -1,5 +1,6 @@
 //! `audit-tampering`: stopping, deleting or narrowing CloudTrail, GuardDuty, Config, Security Hub or IAM
-//! Access Analyzer.
+//! Access Analyzer; deleting other audit logs (VPC flow logs, DNS query logs, Bedrock invocation logs); leaving the
+//! organisation.
 //!
 //! The rule judges what a call changed, not its name: calls that stop, delete or disconnect always narrow;
 //! the others narrow only with some parameters, read per API in [`super::audit_requests`]. Calls whose request
@@ -134,6 +135,36 @@ const CALLS: &[(&str, &str, Severity, &str, Check)] = &[
     (ANALYZER, "DeleteAnalyzer", Critical, "analyzer", Always("the IAM Access Analyzer analyzer is deleted")),
     (ANALYZER, "CreateArchiveRule", High, "analyzer", Reads(read::archive_rule)),
     (ANALYZER, "UpdateArchiveRule", High, "analyzer", Reads(read::archive_rule)),
+    // Other audit logs and the organisation's own controls (Stratus Red Team's defense-evasion techniques).
+    (
+        "organizations.amazonaws.com",
+        "LeaveOrganization",
+        Critical,
+        "organization",
+        Always("the account leaves its organisation: organisation trails, delegated GuardDuty and Security Hub, and SCPs stop applying"),
+    ),
+    ("ec2.amazonaws.com", "DeleteFlowLogs", High, "flow-logs", Always("VPC flow logs are deleted")),
+    (
+        "route53resolver.amazonaws.com",
+        "DeleteResolverQueryLogConfig",
+        High,
+        "dns-query-logs",
+        Always("a DNS query logging configuration is deleted"),
+    ),
+    (
+        "route53resolver.amazonaws.com",
+        "DisassociateResolverQueryLogConfig",
+        High,
+        "dns-query-logs",
+        Always("DNS query logging is detached from a VPC"),
+    ),
+    (
+        "bedrock.amazonaws.com",
+        "DeleteModelInvocationLoggingConfiguration",
+        Medium,
+        "bedrock-logging",
+        Always("Bedrock model invocation logging is deleted"),
+    ),
 ];
 
 /// Parameters that name the touched resource, in the order they are tried (camelCase and PascalCase alike).
@@ -153,6 +184,7 @@ const NAME_KEYS: &[&str] = &[
     "ruleName",
     "threatIntelSetId",
     "destinationId",
+    "resolverQueryLogConfigId",
 ];
 
 /// Attackers blind detection before they act: every one of these calls reduces what is recorded or alerted.
