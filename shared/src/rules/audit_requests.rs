@@ -33,8 +33,9 @@ pub struct Narrowing {
 }
 
 impl Narrowing {
-    fn new(severity: Severity) -> Narrowing {
-        Narrowing { severity, notes: Vec::new(), evidence: Vec::new() }
+    /// Nothing narrowed yet: each [`Narrowing::add`] raises the severity to its own.
+    fn new() -> Narrowing {
+        Narrowing { severity: Severity::Info, notes: Vec::new(), evidence: Vec::new() }
     }
 
     fn add(&mut self, severity: Severity, note: impl Into<String>, evidence: Value) {
@@ -115,7 +116,7 @@ fn pinned(values: &[&str]) -> bool {
 /// `UpdateTrail`: scope turned off, validation off, CloudWatch Logs delivery removed, logs or key sent elsewhere.
 /// Adding KMS, SNS or CloudWatch Logs delivery narrows nothing.
 pub fn update_trail(p: &Value, r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(Medium);
+    let mut n = Narrowing::new();
     let off = |key: &str| boolean(get(p, key)) == Some(false);
     if off("isMultiRegionTrail") {
         n.add(
@@ -200,7 +201,7 @@ pub fn put_event_selectors(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
         return None;
     };
     let selectors = get(p, "advancedEventSelectors").or_else(|| get(p, "eventSelectors")).cloned().unwrap_or_default();
-    let mut n = Narrowing::new(Medium);
+    let mut n = Narrowing::new();
     if !management.included {
         n.add(High, "management events are no longer recorded: no selector includes them", selectors);
         return n.found();
@@ -293,7 +294,7 @@ fn advanced_management(selectors: &[Value]) -> Management {
 /// `PutInsightSelectors`: an empty list turns CloudTrail Insights off.
 pub fn put_insight_selectors(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
     let selectors = get(p, "insightSelectors")?;
-    let mut n = Narrowing::new(Low);
+    let mut n = Narrowing::new();
     if list(Some(selectors)).is_empty() {
         n.add(Low, "CloudTrail Insights is turned off (no insight selectors)", json!({"insightSelectors": []}));
     }
@@ -302,7 +303,7 @@ pub fn put_insight_selectors(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
 
 /// `UpdateEventDataStore`: multi-region or organisation recording off, or management events narrowed.
 pub fn update_event_data_store(p: &Value, r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(Medium);
+    let mut n = Narrowing::new();
     for (key, what) in [("multiRegionEnabled", "other regions"), ("organizationEnabled", "the organisation's accounts")]
     {
         if boolean(get(p, key)) == Some(false) {
@@ -355,7 +356,7 @@ fn features_off(p: &Value, n: &mut Narrowing) {
 /// `UpdateDetector`: the detector disabled (critical) or a feature or data source turned off. A publishing
 /// frequency change narrows nothing.
 pub fn update_detector(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     if boolean(get(p, "enable")) == Some(false) {
         n.add(
             Critical,
@@ -369,7 +370,7 @@ pub fn update_detector(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
 
 /// `UpdateMemberDetectors`: features or data sources turned off in member accounts.
 pub fn update_member_detectors(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     features_off(p, &mut n);
     let accounts = strings(get(p, "accountIds"));
     if !accounts.is_empty() && !n.notes.is_empty() {
@@ -380,7 +381,7 @@ pub fn update_member_detectors(p: &Value, _r: &Reading<'_>) -> Option<Narrowing>
 
 /// `UpdateOrganizationConfiguration` (GuardDuty): new member accounts no longer get GuardDuty or a feature.
 pub fn update_organization_configuration(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     if boolean(get(p, "autoEnable")) == Some(false) {
         n.add(
             High,
@@ -448,7 +449,7 @@ pub fn update_filter(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
 fn guardduty_filter(p: &Value, update: bool) -> Option<Narrowing> {
     let criteria = get(p, "findingCriteria");
     let broad = criteria.map(|c| !guardduty_criteria_narrow(c));
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     match (text(get(p, "action")), broad) {
         (Some(action), _) if !action.eq_ignore_ascii_case("ARCHIVE") => {}
         (Some(_), Some(true)) => n.add(
@@ -475,7 +476,7 @@ fn guardduty_filter(p: &Value, update: bool) -> Option<Narrowing> {
 
 /// `CreateIPSet` / `UpdateIPSet`: an active trusted IP list silences findings about those addresses.
 pub fn ip_set(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     match boolean(get(p, "activate")) {
         Some(true) => n.add(
             High,
@@ -503,7 +504,7 @@ pub fn ip_set(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
 /// one region only (`includeGlobalResourceTypes` false) is AWS's own advice, not narrowing.
 pub fn put_configuration_recorder(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
     let group = at(p, &["configurationRecorder", "recordingGroup"])?;
-    let mut n = Narrowing::new(Medium);
+    let mut n = Narrowing::new();
     let strategy = text(at(group, &["recordingStrategy", "useOnly"]));
     let exclusions = strings(at(group, &["exclusionByResourceTypes", "resourceTypes"]));
     if strategy.is_some_and(|s| s.eq_ignore_ascii_case("EXCLUSION_BY_RESOURCE_TYPES")) || !exclusions.is_empty() {
@@ -529,7 +530,7 @@ pub fn put_configuration_recorder(p: &Value, _r: &Reading<'_>) -> Option<Narrowi
 
 /// `UpdateStandardsControl`: a control disabled.
 pub fn update_standards_control(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     if is(get(p, "ControlStatus"), "DISABLED") {
         let control = text(get(p, "StandardsControlArn")).unwrap_or("a control");
         n.add(High, format!("Security Hub control {control} is disabled"), json!({"ControlStatus": "DISABLED"}));
@@ -539,7 +540,7 @@ pub fn update_standards_control(p: &Value, _r: &Reading<'_>) -> Option<Narrowing
 
 /// `BatchUpdateStandardsControlAssociations`: controls disabled in standards.
 pub fn batch_update_control_associations(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     for update in list(get(p, "StandardsControlAssociationUpdates")) {
         if is(get(update, "AssociationStatus"), "DISABLED") {
             let control = text(get(update, "SecurityControlId")).unwrap_or("a control");
@@ -594,14 +595,14 @@ fn automation_rule(item: &Value, n: &mut Narrowing) {
 
 /// `CreateAutomationRule`: a rule that suppresses or resolves findings broadly.
 pub fn create_automation_rule(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     automation_rule(p, &mut n);
     n.found()
 }
 
 /// `BatchUpdateAutomationRules`: rules changed to suppress or resolve findings broadly.
 pub fn batch_update_automation_rules(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     for item in list(get(p, "UpdateAutomationRulesRequestItems")) {
         automation_rule(item, &mut n);
     }
@@ -621,7 +622,7 @@ pub fn archive_rule(p: &Value, _r: &Reading<'_>) -> Option<Narrowing> {
             subject && pinned(&values)
         })
     });
-    let mut n = Narrowing::new(High);
+    let mut n = Narrowing::new();
     if !narrow {
         n.add(
             High,
