@@ -91,7 +91,7 @@ proptest! {
         let text = value.to_string();
         if let Ok(doc) = PolicyDocument::parse(&text) {
             let _ = analyze(&doc);
-            let _ = analyze_trust(&doc, Some("123456789012"), &[]);
+            let _ = analyze_trust(&doc, &trailguard_core::policy::Known { own_account: Some("123456789012"), ..Default::default() });
         }
     }
 

@@ -38,7 +38,7 @@ fn looks_like_trust(doc: &PolicyDocument) -> bool {
 }
 
 fn report_trust(config: &Config, doc: &PolicyDocument, account: Option<&str>) -> bool {
-    let issues = analyze_trust(doc, account, &config.trusted_accounts);
+    let issues = analyze_trust(doc, &config.known(account));
     println!("Trust policy with {} statement(s).", doc.statements.len());
     if issues.is_empty() {
         println!("No outsider can assume the role.");

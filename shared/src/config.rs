@@ -20,7 +20,8 @@ pub struct Config {
     pub agents: AgentMatchers,
     /// Accounts outside the event's own that trust policies may name without conditions.
     pub trusted_accounts: Vec<String>,
-    /// Organisation ids (`o-...`) whose members trust policies may admit through `aws:PrincipalOrgID`.
+    /// AWS Organizations ids (`o-...`) whose principals trust policies may admit: an `aws:PrincipalOrgID` (or
+    /// `aws:PrincipalOrgPaths`) condition narrows a trust only to one of these, or to a trusted account.
     pub organization_ids: Vec<String>,
     /// The exact ARNs of trailguard's function roles (the template passes them). Their sessions never yield
     /// findings (trailguard's remediation is recorded by CloudTrail too) and are never touched. Exact, never a
@@ -122,6 +123,9 @@ pub enum ConfigError {
     /// A rule id that no rule has.
     #[error("configuration names unknown rule `{0}`")]
     UnknownRule(String),
+    /// An organisation id that is not `o-` and 10 to 32 lower-case letters or digits.
+    #[error("configuration has invalid organization id `{0}` (expected `o-` and 10 to 32 letters or digits)")]
+    Organization(String),
     /// An account id that is not 12 digits.
     #[error("configuration has invalid account id `{0}` (expected 12 digits)")]
     Account(String),
@@ -184,7 +188,18 @@ impl Config {
         if self.rules.get("guardrail-tampering").is_some_and(|r| !r.allow_principals.is_empty()) {
             return Err(ConfigError::TamperingAllowList);
         }
+        for org in &self.organization_ids {
+            let id = org.strip_prefix("o-").unwrap_or_default();
+            if !(10..=32).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+                return Err(ConfigError::Organization(org.clone()));
+            }
+        }
         Ok(())
+    }
+
+    /// The organisations and accounts a trust policy in `own_account` may admit.
+    pub fn known<'a>(&'a self, own_account: Option<&'a str>) -> crate::policy::Known<'a> {
+        crate::policy::Known { own_account, accounts: &self.trusted_accounts, organizations: &self.organization_ids }
     }
 
     /// The settings of a rule (defaults when not configured).
@@ -305,6 +320,8 @@ mod tests {
             Err(ConfigError::UnknownRule("no-such-rule".into()))
         );
         assert_eq!(Config::from_json(r#"{"trusted_accounts":["12345"]}"#), Err(ConfigError::Account("12345".into())));
+        assert_eq!(Config::from_json(r#"{"organization_ids":["o-*"]}"#), Err(ConfigError::Organization("o-*".into())));
+        assert!(Config::from_json(r#"{"organization_ids":["o-a1b2c3d4e5"]}"#).is_ok());
         let ok = Config::from_json(r#"{"rules":{"root-usage":{"mode":"alert","allow_accounts":["111122223333"]}}}"#)
             .unwrap();
         assert_eq!(ok.rule("root-usage").mode, Some(Mode::Alert));

@@ -6,6 +6,11 @@
 //! 2. [`Engine::needs`] lists what must be looked up in IAM (a customer managed policy's document, the actor
 //!    role's tags); the detector Lambda fetches them, the offline scanner does not.
 //! 3. [`Engine::evaluate`] runs the rules with whatever was resolved and turns verdicts into findings.
+//!
+//! Failed calls (`errorCode`, or a failed console sign-in): a rule judges them as if they had succeeded, and a
+//! verdict becomes an *attempt* finding one severity lower only when the call was refused for authorization or
+//! authentication ([`CloudTrailRecord::refused`]), or when an AI agent made it (whatever the error). A person's
+//! call that failed for another reason is no finding; rules that report every failure (root) keep theirs.
 
 use std::collections::HashMap;
 
@@ -281,7 +286,7 @@ impl Engine {
         let trust = prepared.trust.as_ref().map(|change| TrustView {
             change: change.clone(),
             issues: match &change.document {
-                Ok(doc) => Ok(analyze_trust(doc, record.account(), &self.config.trusted_accounts)),
+                Ok(doc) => Ok(analyze_trust(doc, &self.config.known(record.account()))),
                 Err(e) => Err(e.to_string()),
             },
         });
@@ -304,6 +309,12 @@ impl Engine {
                 continue;
             }
             verdicts.extend(rule.evaluate(&ctx).into_iter().map(|v| (*rule, v)));
+        }
+        // Failed calls: only a call refused for authorization or authentication is an attempt (or any failed call
+        // by an AI agent, which probes). A person's call that failed otherwise (not found, validation, conflict)
+        // tried nothing the rules fear: no finding, except from rules that report every failure (root).
+        if record.failed() && !record.refused() && actor.agent.is_none() {
+            verdicts.retain(|(r, _)| r.reports_every_failure());
         }
         if verdicts.iter().any(|(r, _)| !r.yields_to_others()) {
             verdicts.retain(|(r, _)| !r.yields_to_others());
@@ -354,6 +365,16 @@ impl Engine {
                     "not judged (see above)".to_owned()
                 } else if self.config.allows(id, &actor, record.account()) {
                     "actor or account allow-listed for this rule".to_owned()
+                } else if findings.is_empty()
+                    && record.failed()
+                    && !record.refused()
+                    && actor.agent.is_none()
+                    && !rule.reports_every_failure()
+                {
+                    format!(
+                        "the call failed ({}) for a reason other than authorization: a person's such failure is no attempt",
+                        record.error_code.as_deref().unwrap_or("error")
+                    )
                 } else if findings.is_empty() && rule.yields_to_others() && !evaluation.findings.is_empty() {
                     "left to the more specific rule that flagged the event".to_owned()
                 } else if findings.is_empty() && !evaluation.findings.is_empty() {

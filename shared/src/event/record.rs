@@ -173,6 +173,37 @@ impl CloudTrailRecord {
                 && self.response().and_then(|r| r.get("ConsoleLogin").cloned()) == Some(Value::from("Failure")))
     }
 
+    /// Whether a failed call was refused for authorization or authentication: `AccessDenied*`,
+    /// `UnauthorizedOperation` (EC2, also as `Client.UnauthorizedOperation`), `AuthorizationError` (SNS), the
+    /// signature and token errors, or a failed console sign-in (which carries no `errorCode`). A call that failed
+    /// for another reason (not found, validation, conflict, throttling) is not refused.
+    pub fn refused(&self) -> bool {
+        const REFUSALS: &[&str] = &[
+            "UnauthorizedOperation",
+            "AuthorizationError",
+            "AuthFailure",
+            "UnauthorizedAccess",
+            "UnauthorizedException",
+            "NotAuthorized",
+            "NotAuthorizedException",
+            "Forbidden",
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "SignatureDoesNotMatch",
+            "IncompleteSignature",
+            "MissingAuthenticationToken",
+            "ExpiredToken",
+            "ExpiredTokenException",
+        ];
+        match self.error_code.as_deref() {
+            Some(code) => {
+                let code = code.strip_prefix("Client.").unwrap_or(code);
+                code.starts_with("AccessDenied") || REFUSALS.contains(&code)
+            }
+            None => self.failed(),
+        }
+    }
+
     /// Whether AWS itself generated the event (not a call by a principal).
     pub fn is_aws_service_event(&self) -> bool {
         self.event_type.as_deref() == Some("AwsServiceEvent")

@@ -380,27 +380,55 @@ fn escalation_narrowed(conditions: &[Condition]) -> bool {
 }
 
 /// Like [`narrowed`] for one key, and stricter: each value may match at most `max` of the `probes`, the
-/// values that would make the limit meaningless.
+/// values that would make the limit meaningless. Under `StringEquals` a value is compared literally (`*` is just
+/// a character), so `iam:PassedToService = "*"` admits no service at all.
 fn narrowed_to_few(conditions: &[Condition], key: &str, probes: &[&str], max: usize) -> bool {
     narrowed(conditions, &[key])
         && conditions
             .iter()
             .filter(|c| c.key.eq_ignore_ascii_case(key))
-            .all(|c| c.values.iter().all(|v| probes.iter().filter(|p| wildcard::matches(v, p, true)).count() <= max))
+            .all(|c| c.values.iter().all(|v| probes.iter().filter(|p| value_matches(&c.operator, v, p)).count() <= max))
+}
+
+/// Whether a condition value admits `text` under `operator`: literally for `StringEquals` and its
+/// `IgnoreCase` form, as a pattern for the `Like` and `Arn` operators (IAM expands `*` and `?` in `ArnEquals`
+/// too). <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html>
+pub fn value_matches(operator: &str, value: &str, text: &str) -> bool {
+    if is_literal(operator) {
+        if operator.contains("IgnoreCase") {
+            value.eq_ignore_ascii_case(text)
+        } else {
+            value == text
+        }
+    } else {
+        wildcard::matches(value, text, true)
+    }
+}
+
+/// Whether an operator compares literally (no wildcard expansion).
+pub fn is_literal(operator: &str) -> bool {
+    let operator = operator.strip_prefix("ForAnyValue:").unwrap_or(operator);
+    matches!(operator, "StringEquals" | "StringEqualsIgnoreCase")
+}
+
+/// Whether an operator is a positive test that must hold for the statement to apply, so that it narrows an
+/// Allow: an equality or pattern test, possibly `ForAnyValue:` (false for an absent key). `...IfExists`,
+/// `ForAllValues:` (true for an absent key) and the negated operators do not narrow.
+pub fn narrowing_operator(operator: &str) -> bool {
+    let operator = operator.strip_prefix("ForAnyValue:").unwrap_or(operator);
+    matches!(operator, "StringEquals" | "StringEqualsIgnoreCase" | "StringLike" | "ArnEquals" | "ArnLike")
 }
 
 /// Whether some condition narrows on one of `keys`: an equality or pattern test that must hold, with a value
-/// that is not itself a wildcard. `...IfExists`, `ForAllValues:` (true for an absent key) and the negated
-/// operators do not narrow an Allow.
+/// that is not itself a wildcard (under `StringEquals` a `*` is a literal character, so it narrows: it admits
+/// only that literal). `...IfExists`, `ForAllValues:` (true for an absent key) and the negated operators do not
+/// narrow an Allow.
 pub fn narrowed(conditions: &[Condition], keys: &[&str]) -> bool {
     conditions.iter().any(|c| {
-        let operator = c.operator.strip_prefix("ForAnyValue:").unwrap_or(&c.operator);
-        let narrowing_operator =
-            matches!(operator, "StringEquals" | "StringEqualsIgnoreCase" | "StringLike" | "ArnEquals" | "ArnLike");
-        narrowing_operator
+        narrowing_operator(&c.operator)
             && keys.iter().any(|k| c.key.eq_ignore_ascii_case(k))
             && !c.values.is_empty()
-            && c.values.iter().all(|v| !v.chars().all(|ch| ch == '*' || ch == '?'))
+            && (is_literal(&c.operator) || c.values.iter().all(|v| !v.chars().all(|ch| ch == '*' || ch == '?')))
     })
 }
 
@@ -538,6 +566,16 @@ mod tests {
         assert!(with(r#"["lambda.amazonaws.com","ecs-tasks.amazonaws.com"]"#).passrole.is_none());
         assert!(with(r#""*.amazonaws.com""#).passrole.is_some());
         assert!(with(r#""*""#).passrole.is_some());
+        let literal = grants(
+            r#"{"Statement":[{"Effect":"Allow","Action":"iam:PassRole","Resource":"*",
+                "Condition":{"StringEquals":{"iam:PassedToService":"*"}}}]}"#,
+        );
+        assert!(literal.passrole.is_none(), "under StringEquals `*` is a literal: it allows passing to no service");
+        let for_all = grants(
+            r#"{"Statement":[{"Effect":"Allow","Action":"iam:PassRole","Resource":"*",
+                "Condition":{"ForAllValues:StringEquals":{"iam:PassedToService":"lambda.amazonaws.com"}}}]}"#,
+        );
+        assert!(for_all.passrole.is_some(), "ForAllValues: is true when the key is absent");
     }
 
     #[test]

@@ -14,4 +14,4 @@ pub mod trust;
 pub use analysis::{analyze, Grants};
 pub use document::PolicyDocument;
 pub use error::PolicyError;
-pub use trust::{analyze_trust, TrustIssue};
+pub use trust::{analyze_trust, Known, TrustIssue};

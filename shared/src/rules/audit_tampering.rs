@@ -1,56 +1,173 @@
 //! `audit-tampering`: stopping, deleting or narrowing CloudTrail, GuardDuty, Config, Security Hub or IAM
-//! Access Analyzer.
+//! Access Analyzer; deleting other audit logs (VPC flow logs, DNS query logs, Bedrock invocation logs); leaving the
+//! organisation.
+//!
+//! The rule judges what a call changed, not its name: calls that stop, delete or disconnect always narrow;
+//! the others narrow only with some parameters, read per API in [`super::audit_requests`]. Calls whose request
+//! alone cannot tell narrowing from widening are judged from the request, with "unknown" in the notes; the
+//! rule never looks the current state up (rules never call AWS).
 
 use serde_json::Value;
 
+use super::audit_requests::{self as read, Check, Narrowing, Reading};
 use super::{Context, Rule, Trigger, Verdict};
 use crate::finding::{Severity, Target};
 
+use Check::{Always, Reads};
 use Severity::{Critical, High, Medium};
 
-/// `(event source, event name, severity, target kind)`. Calls that only sometimes blind (a GuardDuty filter
-/// that may or may not archive) are refined in [`blinds`].
-const CALLS: &[(&str, &str, Severity, &str)] = &[
-    ("cloudtrail.amazonaws.com", "StopLogging", Critical, "trail"),
-    ("cloudtrail.amazonaws.com", "DeleteTrail", Critical, "trail"),
-    ("cloudtrail.amazonaws.com", "UpdateTrail", High, "trail"),
-    ("cloudtrail.amazonaws.com", "PutEventSelectors", High, "trail"),
-    ("cloudtrail.amazonaws.com", "PutInsightSelectors", Medium, "trail"),
-    ("cloudtrail.amazonaws.com", "DeleteEventDataStore", Critical, "event-data-store"),
-    ("cloudtrail.amazonaws.com", "StopEventDataStoreIngestion", Critical, "event-data-store"),
-    ("cloudtrail.amazonaws.com", "UpdateEventDataStore", High, "event-data-store"),
-    ("guardduty.amazonaws.com", "DeleteDetector", Critical, "detector"),
-    ("guardduty.amazonaws.com", "UpdateDetector", Medium, "detector"),
-    ("guardduty.amazonaws.com", "DisassociateFromMasterAccount", Critical, "detector"),
-    ("guardduty.amazonaws.com", "DisassociateFromAdministratorAccount", Critical, "detector"),
-    ("guardduty.amazonaws.com", "DeleteMembers", High, "detector"),
-    ("guardduty.amazonaws.com", "DisassociateMembers", High, "detector"),
-    ("guardduty.amazonaws.com", "StopMonitoringMembers", High, "detector"),
-    ("guardduty.amazonaws.com", "CreateFilter", High, "detector"),
-    ("guardduty.amazonaws.com", "UpdateFilter", High, "detector"),
-    ("guardduty.amazonaws.com", "CreateIPSet", High, "detector"),
-    ("guardduty.amazonaws.com", "UpdateIPSet", High, "detector"),
-    ("guardduty.amazonaws.com", "DeletePublishingDestination", High, "detector"),
-    ("config.amazonaws.com", "StopConfigurationRecorder", Critical, "config-recorder"),
-    ("config.amazonaws.com", "DeleteConfigurationRecorder", Critical, "config-recorder"),
-    ("config.amazonaws.com", "DeleteDeliveryChannel", Critical, "config-recorder"),
-    ("config.amazonaws.com", "PutConfigurationRecorder", Medium, "config-recorder"),
-    ("config.amazonaws.com", "DeleteConfigRule", High, "config-rule"),
-    ("config.amazonaws.com", "DeleteConfigurationAggregator", Medium, "config-aggregator"),
-    ("securityhub.amazonaws.com", "DisableSecurityHub", Critical, "security-hub"),
-    ("securityhub.amazonaws.com", "BatchDisableStandards", High, "security-hub"),
-    ("securityhub.amazonaws.com", "DisableImportFindingsForProduct", High, "security-hub"),
-    ("securityhub.amazonaws.com", "UpdateStandardsControl", High, "security-hub"),
-    ("securityhub.amazonaws.com", "DisassociateFromAdministratorAccount", High, "security-hub"),
-    ("securityhub.amazonaws.com", "DisassociateFromMasterAccount", High, "security-hub"),
-    ("securityhub.amazonaws.com", "DeleteMembers", High, "security-hub"),
-    ("securityhub.amazonaws.com", "DisassociateMembers", High, "security-hub"),
-    ("access-analyzer.amazonaws.com", "DeleteAnalyzer", Critical, "analyzer"),
-    ("access-analyzer.amazonaws.com", "CreateArchiveRule", High, "analyzer"),
-    ("access-analyzer.amazonaws.com", "UpdateArchiveRule", High, "analyzer"),
+const CLOUDTRAIL: &str = "cloudtrail.amazonaws.com";
+const GUARDDUTY: &str = "guardduty.amazonaws.com";
+const CONFIG: &str = "config.amazonaws.com";
+const SECURITYHUB: &str = "securityhub.amazonaws.com";
+const ANALYZER: &str = "access-analyzer.amazonaws.com";
+
+/// `(event source, event name, severity, target kind, how it is judged)`, grouped by source.
+const CALLS: &[(&str, &str, Severity, &str, Check)] = &[
+    (
+        CLOUDTRAIL,
+        "StopLogging",
+        Critical,
+        "trail",
+        Always("logging is stopped: nothing is recorded until it starts again"),
+    ),
+    (CLOUDTRAIL, "DeleteTrail", Critical, "trail", Always("the trail is deleted")),
+    (CLOUDTRAIL, "UpdateTrail", High, "trail", Reads(read::update_trail)),
+    (CLOUDTRAIL, "PutEventSelectors", High, "trail", Reads(read::put_event_selectors)),
+    (CLOUDTRAIL, "PutInsightSelectors", Medium, "trail", Reads(read::put_insight_selectors)),
+    (CLOUDTRAIL, "DeleteEventDataStore", Critical, "event-data-store", Always("the event data store is deleted")),
+    (
+        CLOUDTRAIL,
+        "StopEventDataStoreIngestion",
+        Critical,
+        "event-data-store",
+        Always("the event data store stops ingesting events"),
+    ),
+    (CLOUDTRAIL, "UpdateEventDataStore", High, "event-data-store", Reads(read::update_event_data_store)),
+    (GUARDDUTY, "DeleteDetector", Critical, "detector", Always("the GuardDuty detector is deleted")),
+    (GUARDDUTY, "UpdateDetector", High, "detector", Reads(read::update_detector)),
+    (
+        GUARDDUTY,
+        "DisassociateFromMasterAccount",
+        Critical,
+        "detector",
+        Always("the account leaves its GuardDuty administrator: findings no longer reach it"),
+    ),
+    (
+        GUARDDUTY,
+        "DisassociateFromAdministratorAccount",
+        Critical,
+        "detector",
+        Always("the account leaves its GuardDuty administrator: findings no longer reach it"),
+    ),
+    (GUARDDUTY, "DeleteMembers", High, "detector", Always("member accounts are removed from GuardDuty")),
+    (GUARDDUTY, "DisassociateMembers", High, "detector", Always("member accounts are disassociated from GuardDuty")),
+    (GUARDDUTY, "StopMonitoringMembers", High, "detector", Always("GuardDuty stops monitoring member accounts")),
+    (GUARDDUTY, "UpdateMemberDetectors", High, "detector", Reads(read::update_member_detectors)),
+    (GUARDDUTY, "CreateFilter", High, "detector", Reads(read::create_filter)),
+    (GUARDDUTY, "UpdateFilter", High, "detector", Reads(read::update_filter)),
+    (GUARDDUTY, "CreateIPSet", High, "detector", Reads(read::ip_set)),
+    (GUARDDUTY, "UpdateIPSet", High, "detector", Reads(read::ip_set)),
+    (GUARDDUTY, "DeleteThreatIntelSet", High, "detector", Always("a threat intelligence list is deleted")),
+    (GUARDDUTY, "UpdateOrganizationConfiguration", High, "detector", Reads(read::update_organization_configuration)),
+    (
+        GUARDDUTY,
+        "DeletePublishingDestination",
+        High,
+        "detector",
+        Always("findings are no longer exported to their publishing destination"),
+    ),
+    (CONFIG, "StopConfigurationRecorder", Critical, "config-recorder", Always("the configuration recorder is stopped")),
+    (
+        CONFIG,
+        "DeleteConfigurationRecorder",
+        Critical,
+        "config-recorder",
+        Always("the configuration recorder is deleted"),
+    ),
+    (CONFIG, "DeleteDeliveryChannel", Critical, "config-recorder", Always("the delivery channel is deleted")),
+    (CONFIG, "PutConfigurationRecorder", Medium, "config-recorder", Reads(read::put_configuration_recorder)),
+    (CONFIG, "DeleteConfigRule", High, "config-rule", Always("a Config rule is deleted")),
+    (CONFIG, "DeleteConformancePack", High, "config-rule", Always("a conformance pack and its rules are deleted")),
+    (CONFIG, "DeleteOrganizationConfigRule", High, "config-rule", Always("an organisation Config rule is deleted")),
+    (
+        CONFIG,
+        "DeleteConfigurationAggregator",
+        Medium,
+        "config-aggregator",
+        Always("a configuration aggregator is deleted"),
+    ),
+    (SECURITYHUB, "DisableSecurityHub", Critical, "security-hub", Always("Security Hub is disabled")),
+    (SECURITYHUB, "BatchDisableStandards", High, "security-hub", Always("security standards are disabled")),
+    (
+        SECURITYHUB,
+        "DisableImportFindingsForProduct",
+        High,
+        "security-hub",
+        Always("findings of an integrated product are no longer imported"),
+    ),
+    (SECURITYHUB, "UpdateStandardsControl", High, "security-hub", Reads(read::update_standards_control)),
+    (
+        SECURITYHUB,
+        "BatchUpdateStandardsControlAssociations",
+        High,
+        "security-hub",
+        Reads(read::batch_update_control_associations),
+    ),
+    (SECURITYHUB, "CreateAutomationRule", High, "security-hub", Reads(read::create_automation_rule)),
+    (SECURITYHUB, "BatchUpdateAutomationRules", High, "security-hub", Reads(read::batch_update_automation_rules)),
+    (
+        SECURITYHUB,
+        "DisassociateFromAdministratorAccount",
+        High,
+        "security-hub",
+        Always("the account leaves its Security Hub administrator"),
+    ),
+    (
+        SECURITYHUB,
+        "DisassociateFromMasterAccount",
+        High,
+        "security-hub",
+        Always("the account leaves its Security Hub administrator"),
+    ),
+    (SECURITYHUB, "DeleteMembers", High, "security-hub", Always("member accounts are removed from Security Hub")),
+    (SECURITYHUB, "DisassociateMembers", High, "security-hub", Always("member accounts are disassociated")),
+    (ANALYZER, "DeleteAnalyzer", Critical, "analyzer", Always("the IAM Access Analyzer analyzer is deleted")),
+    (ANALYZER, "CreateArchiveRule", High, "analyzer", Reads(read::archive_rule)),
+    (ANALYZER, "UpdateArchiveRule", High, "analyzer", Reads(read::archive_rule)),
+    // Other audit logs and the organisation's own controls (Stratus Red Team's defense-evasion techniques).
+    (
+        "organizations.amazonaws.com",
+        "LeaveOrganization",
+        Critical,
+        "organization",
+        Always("the account leaves its organisation: organisation trails, delegated GuardDuty and Security Hub, and SCPs stop applying"),
+    ),
+    ("ec2.amazonaws.com", "DeleteFlowLogs", High, "flow-logs", Always("VPC flow logs are deleted")),
+    (
+        "route53resolver.amazonaws.com",
+        "DeleteResolverQueryLogConfig",
+        High,
+        "dns-query-logs",
+        Always("a DNS query logging configuration is deleted"),
+    ),
+    (
+        "route53resolver.amazonaws.com",
+        "DisassociateResolverQueryLogConfig",
+        High,
+        "dns-query-logs",
+        Always("DNS query logging is detached from a VPC"),
+    ),
+    (
+        "bedrock.amazonaws.com",
+        "DeleteModelInvocationLoggingConfiguration",
+        Medium,
+        "bedrock-logging",
+        Always("Bedrock model invocation logging is deleted"),
+    ),
 ];
 
-/// Parameters that name the touched resource, in the order they are tried.
+/// Parameters that name the touched resource, in the order they are tried (camelCase and PascalCase alike).
 const NAME_KEYS: &[&str] = &[
     "name",
     "trailName",
@@ -59,10 +176,15 @@ const NAME_KEYS: &[&str] = &[
     "configurationRecorderName",
     "deliveryChannelName",
     "configRuleName",
+    "conformancePackName",
+    "organizationConfigRuleName",
     "configurationAggregatorName",
     "analyzerName",
     "standardsControlArn",
     "ruleName",
+    "threatIntelSetId",
+    "destinationId",
+    "resolverQueryLogConfigId",
 ];
 
 /// Attackers blind detection before they act: every one of these calls reduces what is recorded or alerted.
@@ -79,7 +201,8 @@ impl Rule for AuditTampering {
     }
 
     fn response(&self) -> &'static str {
-        "Restore the service (start logging, re-enable the detector or recorder) and revoke the actor's session."
+        "Restore the service (start logging, re-enable the detector or recorder, undo the narrowing) and revoke \
+         the actor's session."
     }
 
     fn triggers(&self, _config: &crate::config::Config) -> Vec<Trigger> {
@@ -96,13 +219,29 @@ impl Rule for AuditTampering {
 
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Verdict> {
         let record = ctx.record;
-        let Some(&(_, name, severity, kind)) =
+        let Some(&(_, _, severity, kind, check)) =
             CALLS.iter().find(|c| c.0 == record.event_source && c.1 == record.event_name)
         else {
             return Vec::new();
         };
-        let Some(severity) = blinds(name, ctx.params, severity) else { return Vec::new() };
-        let resource = NAME_KEYS.iter().find_map(|k| ctx.param(k)).map(str::to_owned);
+        if service_linked(ctx) {
+            return Vec::new();
+        }
+        let narrowing = match check {
+            Always(what) => Narrowing { severity, notes: vec![what.to_owned()], evidence: Vec::new() },
+            Reads(reader) => {
+                let empty = Value::Null;
+                let reading = Reading { account: record.account() };
+                match reader(ctx.params.unwrap_or(&empty), &reading) {
+                    Some(narrowing) => narrowing,
+                    None => return Vec::new(),
+                }
+            }
+        };
+        let resource = NAME_KEYS
+            .iter()
+            .find_map(|k| ctx.params.and_then(|p| read::get(p, k)).and_then(Value::as_str))
+            .map(str::to_owned);
         let title = format!(
             "{} on {kind} {} in {}",
             record.action(),
@@ -110,25 +249,21 @@ impl Rule for AuditTampering {
             record.aws_region.as_deref().unwrap_or("unknown region")
         );
         let target = Target { kind: kind.to_owned(), name: resource, ..Target::default() };
-        let mut verdict = Verdict::new(severity, title, target);
+        let mut verdict = Verdict::new(narrowing.severity, title, target);
+        verdict.notes = narrowing.notes;
+        verdict.statements = narrowing.evidence;
+        if let Some(invoker) = &ctx.actor.invoked_by {
+            verdict.notes.push(format!("made through {invoker} on behalf of the actor"));
+        }
         verdict.remediation = ctx.contain_actor();
         vec![verdict]
     }
 }
 
-/// Refines calls whose danger depends on their parameters; `None` when this call does not blind anything.
-fn blinds(name: &str, params: Option<&Value>, severity: Severity) -> Option<Severity> {
-    let param = |key: &str| params.and_then(|p| p.get(key));
-    match name {
-        // Disabling the detector is as bad as deleting it; other updates (publishing frequency) are minor.
-        "UpdateDetector" => Some(if param("enable") == Some(&Value::Bool(false)) { Critical } else { severity }),
-        // A filter blinds only when it archives findings automatically.
-        "CreateFilter" | "UpdateFilter" => {
-            (param("action").and_then(Value::as_str) == Some("ARCHIVE")).then_some(severity)
-        }
-        "UpdateStandardsControl" => {
-            (param("controlStatus").and_then(Value::as_str) == Some("DISABLED")).then_some(severity)
-        }
-        _ => Some(severity),
-    }
+/// AWS's own housekeeping: a service-linked role (path `/aws-service-role/`) acting. `invokedBy` alone does not
+/// exempt: CloudFormation, StackSets and Control Tower act for a principal, who answers for what they do.
+fn service_linked(ctx: &Context<'_>) -> bool {
+    let actor = ctx.actor;
+    actor.role_arn.as_deref().is_some_and(|arn| arn.contains(":role/aws-service-role/"))
+        || actor.role_name.as_deref().is_some_and(|name| name.starts_with("AWSServiceRoleFor"))
 }

@@ -7,6 +7,7 @@
 
 mod admin_policy_grant;
 mod agent_sensitive_call;
+mod audit_requests;
 mod audit_tampering;
 mod grant_unjudged;
 mod grant_view;
@@ -43,6 +44,12 @@ pub trait Rule: Send + Sync {
     /// Whether the rule's findings are dropped when another rule flagged the same event (a general rule
     /// that a specific one supersedes, so one event pages once).
     fn yields_to_others(&self) -> bool {
+        false
+    }
+    /// Whether the rule reports every failed call it judges, whatever the error. By default (see
+    /// [`crate::engine`]) a failed call is an attempt only when it was refused for authorization or
+    /// authentication, or made by an AI agent.
+    fn reports_every_failure(&self) -> bool {
         false
     }
 }

@@ -24,6 +24,11 @@ impl Rule for RootUsage {
         vec![Trigger::RootActor]
     }
 
+    /// Any use of root is news, failed or not.
+    fn reports_every_failure(&self) -> bool {
+        true
+    }
+
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Verdict> {
         let record = ctx.record;
         let account = ctx.account();

@@ -14,8 +14,8 @@ impl Rule for TrustPolicyGrant {
     }
 
     fn description(&self) -> &'static str {
-        "A role's trust policy now lets anyone, an account outside the allow-list (without an external id or \
-         organisation condition), or any identity of a web identity provider assume it."
+        "A role's trust policy now lets anyone, an organisation or account outside the configured ones, or any \
+         identity of a web identity provider (any GitHub repository, or any of one organisation) assume it."
     }
 
     fn response(&self) -> &'static str {
@@ -40,7 +40,14 @@ impl Rule for TrustPolicyGrant {
             format!("Trust policy of role {role} lets outsiders assume it")
         };
         let target = Target { kind: "role".to_owned(), name: Some(role.clone()), ..Target::default() };
-        let mut verdict = Verdict::new(if anyone { Severity::Critical } else { Severity::High }, title, target);
+        let severity = if anyone {
+            Severity::Critical
+        } else if issues.iter().all(TrustIssue::is_lesser) {
+            Severity::Medium
+        } else {
+            Severity::High
+        };
+        let mut verdict = Verdict::new(severity, title, target);
         verdict.notes = issues.iter().map(TrustIssue::describe).collect();
         let mut positions: Vec<usize> = issues.iter().map(TrustIssue::statement).collect();
         positions.dedup();
