@@ -32,8 +32,11 @@ fn state(p: &RulePattern) -> &'static str {
     }
 }
 
-/// Rules on the default bus that invoke the detector, each with a retry policy, a dead-letter queue and the
-/// permission that lets that one rule invoke the function.
+/// Rules on the default bus that invoke the detector, each with a retry policy and a dead-letter queue, and the
+/// detector's resource policy: those rules may invoke it, and an explicit Deny refuses everyone else. An Allow
+/// alone would not stop a principal of this account whose own policy allows `lambda:InvokeFunction`; only an
+/// explicit Deny does. One `AWS::Lambda::ResourcePolicy` holds every statement, since it replaces the whole
+/// policy (it cannot share the function with `AWS::Lambda::Permission` resources).
 fn account_rules(all: &[RulePattern]) -> String {
     let mut out = String::new();
     for p in all {
@@ -54,13 +57,6 @@ fn account_rules(all: &[RulePattern]) -> String {
             MaximumEventAgeInSeconds: 3600
           DeadLetterConfig:
             Arn: !GetAtt RuleDeadLetterQueue.Arn
-  Permission{name}:
-    Type: AWS::Lambda::Permission
-    Properties:
-      FunctionName: !Ref DetectFunction
-      Action: lambda:InvokeFunction
-      Principal: events.amazonaws.com
-      SourceArn: !GetAtt Rule{name}.Arn
 ",
             name = p.name,
             rules = p.rules.join(", "),
@@ -68,6 +64,35 @@ fn account_rules(all: &[RulePattern]) -> String {
             pattern = p.pattern,
         );
     }
+    let sources: String = all.iter().map(|p| format!("\n                  - !GetAtt Rule{}.Arn", p.name)).collect();
+    let _ = write!(
+        out,
+        "  DetectInvokePolicy:
+    Type: AWS::Lambda::ResourcePolicy
+    Properties:
+      ResourceArn: !GetAtt DetectFunction.Arn
+      PolicyDocument:
+        Version: \"2012-10-17\"
+        Statement:
+          - Sid: TrailguardRules
+            Effect: Allow
+            Principal:
+              Service: events.amazonaws.com
+            Action: lambda:InvokeFunction
+            Resource: !GetAtt DetectFunction.Arn
+            Condition:
+              ArnEquals:
+                aws:SourceArn:{sources}
+          - Sid: NobodyElse
+            Effect: Deny
+            Principal: \"*\"
+            Action: lambda:InvokeFunction
+            Resource: !GetAtt DetectFunction.Arn
+            Condition:
+              ArnNotEquals:
+                aws:SourceArn:{sources}
+"
+    );
     out
 }
 

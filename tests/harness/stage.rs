@@ -71,6 +71,14 @@ impl Stage {
     }
 }
 
+impl Stage {
+    /// Runs the remediator; returns every event it put on the bus (intents, reports, refusal findings).
+    pub async fn remediate_all(&self, findings: Vec<Value>, extra: &[(&str, &str)]) -> (Run, Vec<Value>) {
+        let run = self.run("remediate", findings, extra).await;
+        (run, self.out.bus_events().await)
+    }
+}
+
 pub fn ok(run: &Run) -> Vec<Value> {
     run.invocations
         .iter()

@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::SdkConfig;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sdk_iam::error::DisplayErrorContext;
 
 use crate::iam::{IamError, IamErrorKind};
 
@@ -72,7 +71,7 @@ impl Accounts {
         }
         let provider = builder.build().await;
         if let Err(e) = provider.provide_credentials().await {
-            let message = DisplayErrorContext(&e).to_string();
+            let message = one_line(&e);
             let permanent =
                 ["AccessDenied", "NoSuchEntity", "not authorized", "InvalidClientTokenId", "ValidationError"]
                     .iter()
@@ -90,4 +89,18 @@ impl Accounts {
         }
         Ok(config)
     }
+}
+
+/// An error and its sources on one line, without the debug dump of the SDK's response: what on-call reads.
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string().replace(['"', '\\'], "'");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
