@@ -84,7 +84,9 @@ fn every_fixture_file_has_an_expectation_and_every_rule_is_covered() {
     assert_eq!(listed, on_disk, "expected.tsv and fixtures/events must list the same files");
     assert!(on_disk.len() >= 80, "only {} fixtures", on_disk.len());
     let all: String = expectations().iter().flat_map(|(_, s)| s.iter().cloned()).collect::<Vec<_>>().join(" ");
-    for rule in trailguard_core::rules::registry() {
+    // `grant-unjudged` fires only when a look-up was made and failed, which an offline fixture cannot show: the
+    // Lambda suite (`enforcement.rs`) and the rule's unit test cover it.
+    for rule in trailguard_core::rules::registry().into_iter().filter(|r| r.id() != "grant-unjudged") {
         assert!(all.contains(&format!("{}:", rule.id())), "no fixture for rule {}", rule.id());
     }
 }

@@ -302,7 +302,8 @@ async fn the_same_event_twice_changes_things_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unreadable_events_and_failed_alerts_fail_the_invocation_and_lose_nothing() {
     let stage = Stage::new().await;
-    let bad = json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "detail": {"eventSource": "iam.amazonaws.com", "eventName": 5}});
+    let bad = json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.iam",
+        "account": HOME_ACCOUNT, "detail": {"eventSource": "iam.amazonaws.com", "eventName": 5}});
     let run = stage.run("detect", vec![bad], &[]).await;
     let error = run.invocations[0].result.clone().unwrap_err();
     let message = error["errorMessage"].as_str().unwrap();

@@ -139,6 +139,55 @@ async fn each_needed_event_arrives_exactly_once_and_nothing_else_arrives() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn forged_cloudtrail_events_reach_only_the_tripwire() {
+    let engine = Engine::new(Config::default());
+    let moto = Moto::start();
+    let sdk = moto.sdk();
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let mut queues = BTreeMap::new();
+    for p in &patterns(&engine) {
+        let url = sqs.create_queue().queue_name(&p.name).send().await.unwrap().queue_url.unwrap();
+        events.put_rule().name(&p.name).event_pattern(p.pattern.to_string()).send().await.unwrap();
+        let target =
+            Target::builder().id("q").arn(format!("arn:aws:sqs:us-east-1:123456789012:{}", p.name)).build().unwrap();
+        events.put_targets().rule(&p.name).targets(target).send().await.unwrap();
+        queues.insert(p.name.clone(), url);
+    }
+    // What anyone with events:PutEvents can send: CloudTrail's detail-type and record under a source that is not
+    // AWS's (AWS refuses `aws.*` in PutEvents; moto does not, so the genuine side is the test above).
+    let records: Vec<Value> = fixture_records().into_iter().take(30).collect();
+    for chunk in records.chunks(10) {
+        let entries: Vec<PutEventsRequestEntry> = chunk
+            .iter()
+            .map(|r| {
+                PutEventsRequestEntry::builder()
+                    .source("aws-lookalike.iam")
+                    .detail_type(detail_type(r))
+                    .detail(r.to_string())
+                    .build()
+            })
+            .collect();
+        events.put_events().set_entries(Some(entries)).send().await.unwrap();
+    }
+    let mut arrived: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, url) in &queues {
+        loop {
+            let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            for m in messages {
+                *arrived.entry(name.clone()).or_default() += 1;
+                sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            }
+        }
+    }
+    assert_eq!(arrived, BTreeMap::from([("Tripwire".to_owned(), records.len())]), "every forgery, only at the tripwire");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn only_findings_with_steps_reach_the_remediator() {
     let moto = Moto::start();
     let sdk = moto.sdk();

@@ -30,8 +30,10 @@ impl Rule for GrantUnjudged {
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Verdict> {
         let Some(view) = ctx.grant else { return Vec::new() };
         let Some(reason) = view.unavailable.as_deref() else { return Vec::new() };
-        // Offline nothing is looked up: that is a note of the scan, not a blind spot of the deployed guardrail.
-        if reason.contains("(not looked up)") || !view.grant.in_effect {
+        // Only a look-up that was made and failed. Offline nothing is looked up: a note of the scan, not a blind
+        // spot of the deployed guardrail. A document in the request that does not parse is a warning: IAM
+        // accepted it, so what went wrong is the record, not the grant.
+        if !reason.starts_with("document not available:") || !view.grant.in_effect {
             return Vec::new();
         }
         let severity = if ctx.actor.is_agent() { Severity::High } else { Severity::Medium };
@@ -45,5 +47,44 @@ impl Rule for GrantUnjudged {
     /// A specific rule that did judge the event says more; this one stays only beside the general agent rule.
     fn yields_to_others(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{Engine, Resolved};
+    use crate::event::parse_record;
+    use crate::Config;
+
+    fn attach(session: &str) -> crate::event::CloudTrailRecord {
+        let json = format!(
+            r#"{{"eventSource":"iam.amazonaws.com","eventName":"AttachRolePolicy","recipientAccountId":"123456789012",
+            "userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/dev/{session}",
+              "sessionContext":{{"sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::123456789012:role/dev","userName":"dev"}}}}}},
+            "requestParameters":{{"roleName":"app","policyArn":"arn:aws:iam::123456789012:policy/gone"}}}}"#
+        );
+        parse_record(&json).unwrap()
+    }
+
+    fn rules(session: &str, resolved: &Resolved) -> Vec<(String, String)> {
+        let engine = Engine::new(Config::default());
+        let record = attach(session);
+        let prepared = engine.prepare(&record).unwrap();
+        let evaluation = engine.evaluate(&prepared, resolved);
+        evaluation.findings.iter().map(|f| (f.rule.clone(), f.severity.to_string())).collect()
+    }
+
+    #[test]
+    fn a_failed_look_up_is_a_finding_and_no_look_up_is_not() {
+        let mut failed = Resolved::default();
+        failed.policies.insert(
+            ("arn:aws:iam::123456789012:policy/gone".into(), None),
+            Err("`iam:GetPolicy` failed (NotFound): no such policy".into()),
+        );
+        let person = rules("alice@example.com", &failed);
+        assert_eq!(person, [("grant-unjudged".to_owned(), "medium".to_owned())]);
+        let agent = rules("agent-1", &failed);
+        assert!(agent.contains(&("grant-unjudged".to_owned(), "high".to_owned())), "{agent:?}");
+        assert!(rules("alice@example.com", &Resolved::default()).is_empty(), "offline: a note, not a finding");
     }
 }
