@@ -20,6 +20,15 @@ pub fn iam_action(event_source: &str, event_name: &str) -> String {
     }
 }
 
+/// A finding's title with the event named by its IAM action where the title names it as CloudTrail writes it.
+pub fn title(finding: &trailguard_core::Finding) -> String {
+    let action = iam_action(&finding.event_source, &finding.event_name);
+    match action.split_once(':').map(|(_, name)| name).filter(|name| *name != finding.event_name) {
+        Some(name) => finding.title.replace(&finding.event_name, name),
+        None => finding.title.clone(),
+    }
+}
+
 /// An event name without its API-version suffix: `UpdateFunctionCode20150331v2` is `UpdateFunctionCode`.
 fn without_version(name: &str) -> &str {
     let digits = |s: Option<&str>| s.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));

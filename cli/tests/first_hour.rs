@@ -261,6 +261,10 @@ fn iam_actions_are_shown_not_event_names() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("lambda:UpdateFunctionCode"), "{stdout}");
     assert!(!stdout.contains("UpdateFunctionCode20150331v2"), "{stdout}");
+    let config = fixtures().join("config.json");
+    let out = run(&["--config", config.to_str().unwrap(), "scan", "--format", "html", file.to_str().unwrap()], None);
+    let page = text(&out.stdout);
+    assert!(page.contains("lambda:UpdateFunctionCode") && !page.contains("20150331v2"), "{page}");
 }
 
 #[test]

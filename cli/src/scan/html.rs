@@ -89,7 +89,7 @@ pub fn render(tally: &mut Tally, inputs: &str) -> String {
                 h2 { "Most severe findings (" (top.len()) " of " (total) ")" }
                 table.findings {
                     colgroup {
-                        col style="width:6em"; col style="width:11em"; col style="width:12em"; col style="width:16em";
+                        col style="width:5.5em"; col style="width:12.5em"; col style="width:11.5em"; col style="width:15em";
                         col; col style="width:11em";
                     }
                     tr {
@@ -99,11 +99,11 @@ pub fn render(tally: &mut Tally, inputs: &str) -> String {
                     @for finding in top {
                         tr class=(finding.severity.as_str()) {
                             td { (finding.severity.as_str()) }
-                            td { (finding.time.as_deref().unwrap_or("")) }
+                            td.time { (finding.time.as_deref().map(|t| t.replacen('T', " ", 1)).unwrap_or_default()) }
                             td { (finding.rule) }
                             td { (finding.actor.display_name()) }
                             td {
-                                (finding.title)
+                                (crate::action::title(finding))
                                 @if finding.attempt { " (attempt: the call failed)" }
                                 br;
                                 span.action { (iam_action(&finding.event_source, &finding.event_name)) }
@@ -244,7 +244,8 @@ fn axis_labels(slots: usize, bar_width: f64, by_day: bool, start: OffsetDateTime
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}\
 table{border-collapse:collapse;margin-bottom:1em}td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;\
-vertical-align:top;overflow-wrap:anywhere}td.n,th.n{text-align:right}table.findings{table-layout:fixed;width:100%}\
+vertical-align:top}td{overflow-wrap:anywhere}td.n,th.n{text-align:right;white-space:nowrap}\
+table.rules td:first-child,td.time{white-space:nowrap}table.findings{table-layout:fixed;width:100%}\
 .counts div{display:inline-block;border-left:6px solid;padding:4px 12px;margin-right:8px}\
 .counts span{font-size:1.6em;display:block}svg text{font-size:11px;fill:#555}\
 .action,.id{font-family:ui-monospace,monospace;font-size:0.9em;color:#555}.note{color:#444;font-size:0.92em}\

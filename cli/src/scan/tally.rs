@@ -145,12 +145,7 @@ impl Tally {
 /// One finding under its rule's heading: what, who, when and where, why, what to do.
 fn write_finding(out: &mut impl Write, finding: &Finding) -> std::io::Result<()> {
     let action = iam_action(&finding.event_source, &finding.event_name);
-    // A title that names the event as CloudTrail writes it names the IAM action instead.
-    let short = action.split_once(':').map(|(_, name)| name).filter(|name| *name != finding.event_name);
-    let title = match short {
-        Some(name) => finding.title.replace(&finding.event_name, name),
-        None => finding.title.clone(),
-    };
+    let title = crate::action::title(finding);
     let attempt = if finding.attempt { " (attempt: the call failed)" } else { "" };
     writeln!(out, "  [{}] {title}{attempt}", finding.severity.as_str().to_uppercase())?;
     let actor = &finding.actor;
