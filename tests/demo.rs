@@ -17,6 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use trailguard_core::policy::eval::{denies, Request};
 use trailguard_core::policy::PolicyDocument;
+use trailguard_core::remediation::revocation::rfc3339;
 
 const IAM_FULL: &str = "arn:aws:iam::aws:policy/IAMFullAccess";
 
@@ -93,8 +94,8 @@ fn who_is_denied(revocations: &Value, role_id: &str) -> Vec<String> {
     let statement = &revocations["Statement"][0];
     let bound = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"].as_str().unwrap_or("?");
     let bound = OffsetDateTime::parse(bound, &Rfc3339).unwrap();
-    let earlier = (bound - Duration::minutes(5)).format(&Rfc3339).unwrap();
-    let now = OffsetDateTime::now_utc().max(bound + Duration::seconds(1)).format(&Rfc3339).unwrap();
+    let earlier = rfc3339(bound - Duration::minutes(5));
+    let now = rfc3339(OffsetDateTime::now_utc().max(bound + Duration::seconds(1)));
     let cases = [
         ("agent-run-42, credentials issued before the revocation", "agent-run-42", earlier.as_str()),
         ("agent-run-43, another session issued at the same time", "agent-run-43", earlier.as_str()),
