@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test lint build unit venv demo scan-demo bench patterns infra-check package fuzz catalogue clean
+.PHONY: help test lint build install unit venv demo scan-demo bench patterns infra-check package fuzz catalogue clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,6 +21,9 @@ lint: ## rustfmt check and clippy with warnings denied
 build: ## Build every binary, test and example once (debug): what `demo` and `unit` run
 	@echo "Building trailguard (first run: about 6 minutes on 2 cores; then seconds)"
 	$(CARGO) build --workspace --all-targets --locked
+
+install: ## Install the `trailguard` command line (release build, the locked versions) into ~/.cargo/bin
+	$(CARGO) install --locked --path cli
 
 unit: venv build ## All Rust tests: unit, fixtures, properties, CLI, and the Lambdas end to end on moto
 	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server $(CARGO) test --workspace --locked

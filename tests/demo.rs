@@ -13,6 +13,11 @@ use harness::events::{api_call, console_login, root, session};
 use harness::moto::HOME_ACCOUNT;
 use harness::stage::{Stage, ADMIN};
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+use trailguard_core::policy::eval::{denies, Request};
+use trailguard_core::policy::PolicyDocument;
+use trailguard_core::remediation::revocation::rfc3339;
 
 const IAM_FULL: &str = "arn:aws:iam::aws:policy/IAMFullAccess";
 
@@ -24,13 +29,7 @@ impl Demo {
     /// One act: the CloudTrail event goes through detect; the findings through remediate; print what people see.
     async fn act(&self, title: &str, event: Value) {
         println!("\n━━━ {title} ━━━");
-        let detail = &event["detail"];
-        println!(
-            "CloudTrail: {} called {} {}",
-            detail["userIdentity"]["arn"].as_str().unwrap_or("?"),
-            detail["eventName"].as_str().unwrap_or("?"),
-            detail["requestParameters"]
-        );
+        println!("CloudTrail: {}", what_happened(&event["detail"]));
         self.run("detect", vec![event], "📟 SNS alert").await;
         let findings: Vec<Value> = self.stage.out.bus_events().await;
         if findings.is_empty() {
@@ -71,6 +70,47 @@ impl Demo {
             println!("  dev-agent's trailguard-revocations: {revocations}");
         }
     }
+}
+
+/// One line for a CloudTrail record: who, and the IAM action with its parameters, or the console sign-in.
+fn what_happened(detail: &Value) -> String {
+    let who = detail["userIdentity"]["arn"].as_str().unwrap_or("?");
+    let name = detail["eventName"].as_str().unwrap_or("?");
+    if name == "ConsoleLogin" {
+        let mfa = detail["additionalEventData"]["MFAUsed"].as_str().unwrap_or("unknown");
+        return format!("{who} signed in to the console (ConsoleLogin, MFA used: {mfa})");
+    }
+    let service = detail["eventSource"].as_str().unwrap_or("?").split('.').next().unwrap_or("?");
+    match &detail["requestParameters"] {
+        Value::Null => format!("{who} called {service}:{name}"),
+        parameters => format!("{who} called {service}:{name} {parameters}"),
+    }
+}
+
+/// Shows, rather than says, whom the written revocation denies: its statements through trailguard's own policy
+/// evaluator for the revoked session, another session of the role and a session started after the revocation.
+fn who_is_denied(revocations: &Value, role_id: &str) -> Vec<String> {
+    let doc = PolicyDocument::from_value(revocations).unwrap();
+    let statement = &revocations["Statement"][0];
+    let bound = statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"].as_str().unwrap_or("?");
+    let bound = OffsetDateTime::parse(bound, &Rfc3339).unwrap();
+    let earlier = rfc3339(bound - Duration::minutes(5));
+    let now = rfc3339(OffsetDateTime::now_utc().max(bound + Duration::seconds(1)));
+    let cases = [
+        ("agent-run-42, credentials issued before the revocation", "agent-run-42", earlier.as_str()),
+        ("agent-run-43, another session issued at the same time", "agent-run-43", earlier.as_str()),
+        ("a new session of dev-agent, issued now", "agent-run-44", now.as_str()),
+    ];
+    cases
+        .iter()
+        .map(|(who, session, issued)| {
+            let request = Request::new("iam:AttachRolePolicy", "*")
+                .with("aws:userid", &format!("{role_id}:{session}"))
+                .with("aws:TokenIssueTime", issued);
+            let verdict = if denies(&doc, &request) { "DENIED" } else { "allowed" };
+            format!("  {who} ({issued}): iam:AttachRolePolicy {verdict}")
+        })
+        .collect()
 }
 
 #[tokio::main]
@@ -119,9 +159,36 @@ async fn main() {
     .await;
 
     demo.state("after").await;
+    if let Some(revocations) = inline_policy(iam, "dev-agent", "trailguard-revocations").await {
+        println!("\n━━━ Whom the revocation denies (its policy through trailguard's IAM evaluator) ━━━");
+        for line in who_is_denied(&revocations, &agent_id) {
+            println!("{line}");
+        }
+    }
     println!(
         "\nThe agent lost AdministratorAccess and its session agent-run-42 is denied (only credentials issued before"
     );
-    println!("the revocation; a new session of dev-agent works). Alice's change waits for a person. Root cannot be");
-    println!("touched by IAM: the alert is the response. The emulator is stopped now.");
+    println!("the revocation: a new session of dev-agent works, as shown). Alice's change waits for a person. Root");
+    println!("cannot be touched by IAM: the alert is the response. The emulator is stopped now.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sign_in_reads_as_one() {
+        let line = what_happened(&console_login(root(HOME_ACCOUNT), HOME_ACCOUNT, "demo-0003", false)["detail"]);
+        assert!(line.ends_with("signed in to the console (ConsoleLogin, MFA used: No)"), "{line}");
+        assert!(!line.contains("null"), "{line}");
+    }
+
+    #[test]
+    fn the_revoked_session_is_denied_and_a_new_one_works() {
+        let statement = trailguard_core::remediation::revocation::Revocation::Session("AROAX:agent-run-42".to_owned())
+            .statement(OffsetDateTime::parse("2026-11-27T10:00:00Z", &Rfc3339).unwrap());
+        let lines = who_is_denied(&json!({"Version": "2012-10-17", "Statement": [statement]}), "AROAX");
+        assert!(lines[0].contains("agent-run-42") && lines[0].ends_with("DENIED"), "{lines:?}");
+        assert!(lines[1].ends_with("allowed") && lines[2].ends_with("allowed"), "{lines:?}");
+    }
 }

@@ -30,6 +30,8 @@ async fn the_kill_switch_revokes_exactly_one_session_once() {
     let (code, out) = trailguard(&moto, &args);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(": done:"), "{out}");
+    assert!(out.contains("acting in account 123456789012 as "), "names the account before acting: {out}");
+    assert!(out.contains("issued before 2026-11-27T10:00:00Z") && !out.contains("before now"), "{out}");
     let written = inline_policy(&iam, "dev-agent", "trailguard-revocations").await.unwrap();
     let doc = PolicyDocument::from_value(&written).unwrap();
     let request = |session: &str, issued: &str| {
@@ -43,7 +45,7 @@ async fn the_kill_switch_revokes_exactly_one_session_once() {
 
     let (code, out) = trailguard(&moto, &args);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(": already_done:"), "running it again changes nothing: {out}");
+    assert!(out.contains(": nothing to do:"), "running it again changes nothing: {out}");
     let again = inline_policy(&iam, "dev-agent", "trailguard-revocations").await.unwrap();
     assert_eq!(again, written);
 }
@@ -55,14 +57,15 @@ async fn the_kill_switch_dry_runs_refuses_protected_roles_and_deactivates_keys()
     create_role(&iam, "ops", "/").await;
     let (code, out) = trailguard(&moto, &["revoke", "--role", "ops", "--all-older", "--dry-run"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("dry_run") && out.contains("would write") && out.contains("aws:TokenIssueTime"), "{out}");
+    assert!(out.contains(": dry run, nothing changed: would write a deny to"), "{out}");
+    assert!(!out.contains("would write: deny written") && out.contains("aws:TokenIssueTime"), "{out}");
     assert!(inline_policy(&iam, "ops", "trailguard-revocations").await.is_none());
 
     let sso = "AWSReservedSSO_Admin_0123456789abcdef";
     create_role(&iam, sso, "/aws-reserved/sso.amazonaws.com/").await;
     let (code, out) = trailguard(&moto, &["revoke", "--role", sso, "--all-older"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("skipped") && out.contains("IAM Identity Center"), "{out}");
+    assert!(out.contains(": refused:") && out.contains("IAM Identity Center"), "{out}");
     assert!(inline_policy(&iam, sso, "trailguard-revocations").await.is_none());
 
     iam.create_user().user_name("agent-bot").send().await.unwrap();
@@ -99,6 +102,7 @@ async fn the_kill_switch_acts_in_another_account_through_its_member_role() {
         ],
     );
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains("acting in account 111122223333"), "{out}");
     assert!(inline_policy(&member, "dev-agent", "trailguard-revocations").await.is_some());
     assert!(inline_policy(&home, "dev-agent", "trailguard-revocations").await.is_none());
 }

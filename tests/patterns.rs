@@ -184,7 +184,11 @@ async fn forged_cloudtrail_events_reach_only_the_tripwire() {
             }
         }
     }
-    assert_eq!(arrived, BTreeMap::from([("Tripwire".to_owned(), records.len())]), "every forgery, only at the tripwire");
+    assert_eq!(
+        arrived,
+        BTreeMap::from([("Tripwire".to_owned(), records.len())]),
+        "every forgery, only at the tripwire"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,6 @@
 //! `trailguard check-policy`: what one policy document grants, in words.
 
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -20,7 +21,9 @@ pub fn run(config: &Config, file: &Path, kind: PolicyKind, account: Option<&str>
         PolicyKind::Identity => false,
         PolicyKind::Auto => looks_like_trust(&doc),
     };
-    let flagged = if trust { report_trust(config, &doc, account) } else { report_identity(&doc) };
+    let mut out = crate::stdout();
+    let flagged = if trust { report_trust(&mut out, config, &doc, account)? } else { report_identity(&mut out, &doc)? };
+    out.flush()?;
     Ok(if flagged { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -37,30 +40,35 @@ fn looks_like_trust(doc: &PolicyDocument) -> bool {
     })
 }
 
-fn report_trust(config: &Config, doc: &PolicyDocument, account: Option<&str>) -> bool {
+fn report_trust(
+    out: &mut impl Write,
+    config: &Config,
+    doc: &PolicyDocument,
+    account: Option<&str>,
+) -> io::Result<bool> {
     let issues = analyze_trust(doc, &config.known(account));
-    println!("Trust policy with {} statement(s).", doc.statements.len());
+    writeln!(out, "Trust policy with {} statement(s).", doc.statements.len())?;
     if issues.is_empty() {
-        println!("No outsider can assume the role.");
+        writeln!(out, "No outsider can assume the role.")?;
     }
     for issue in &issues {
-        println!("FLAGGED: {}", issue.describe());
+        writeln!(out, "FLAGGED: {}", issue.describe())?;
     }
-    !issues.is_empty()
+    Ok(!issues.is_empty())
 }
 
-fn report_identity(doc: &PolicyDocument) -> bool {
+fn report_identity(out: &mut impl Write, doc: &PolicyDocument) -> io::Result<bool> {
     let grants = analyze(doc);
-    println!("Identity policy with {} statement(s).", doc.statements.len());
+    writeln!(out, "Identity policy with {} statement(s).", doc.statements.len())?;
     let flagged = grants.describe();
     for line in &flagged {
-        println!("FLAGGED: {line}");
+        writeln!(out, "FLAGGED: {line}")?;
     }
     for unknown in &grants.unknown_actions {
-        println!("note: unknown action pattern `{unknown}` (new service or typo)");
+        writeln!(out, "note: unknown action pattern `{unknown}` (new service or typo)")?;
     }
     if flagged.is_empty() {
-        println!("Nothing the rules flag: no admin, escalation, service-wide wildcard or unrestricted PassRole.");
+        writeln!(out, "Nothing the rules flag: no admin, escalation, service-wide wildcard or unrestricted PassRole.")?;
     }
-    !flagged.is_empty()
+    Ok(!flagged.is_empty())
 }

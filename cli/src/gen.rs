@@ -73,6 +73,7 @@ pub fn run(
         lines.flush()?;
     }
     std::fs::write(out.join("planted.tsv"), &manifest)?;
-    eprintln!("trailguard: wrote {written} events ({} planted) under {}", manifest.lines().count(), out.display());
+    let planted = manifest.lines().count();
+    crate::note(format_args!("wrote {written} events ({planted} planted) under {}", out.display()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,16 +1,20 @@
 //! The `trailguard` command line: the library, offline.
 //!
-//! Exit codes: 0 the command ran (findings or not); 1 `check-policy` found a grant the rules flag, or `revoke`
-//! could not revoke (refused or failed); 2 input or configuration could not be read (for `scan`, after scanning
-//! everything that could be read).
+//! Exit codes are in [`EXIT_CODES`] (shown by `--help`). Every write to standard output or standard error goes
+//! through `?`: a pipe whose reader has gone (`trailguard scan ... | head`) is a normal way to stop reading, so
+//! `main` ends quietly on `BrokenPipe` instead of panicking as `println!` would. The workspace forbids `unsafe`,
+//! so the default `SIGPIPE` disposition cannot be restored; handling the error on every write is the way.
 
+mod action;
 mod check_policy;
 mod explain;
 mod gen;
 mod patterns;
 mod revoke;
+mod rules;
 mod scan;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,9 +22,17 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use trailguard_core::{Config, Engine};
 
+/// What `--help` says about exit codes; the README says the same.
+const EXIT_CODES: &str = "Exit codes:
+  0  the command ran (findings or not); also when the reader of a pipe stops reading (`| head`)
+  1  `check-policy` found a grant the rules flag; `revoke` was refused or could not revoke (AWS said no, no
+     credentials, role not found)
+  2  bad arguments, or input or configuration that could not be read (for `scan`: after scanning everything
+     readable; also when no input file matched at all)";
+
 /// trailguard: find dangerous IAM activity in CloudTrail records.
 #[derive(Parser)]
-#[command(name = "trailguard", version, about)]
+#[command(name = "trailguard", version, about, after_help = EXIT_CODES)]
 struct Cli {
     /// Configuration file (JSON; see README). Defaults apply when absent.
     #[arg(long, global = true, value_name = "FILE")]
@@ -33,6 +45,7 @@ struct Cli {
 enum Command {
     /// Scan CloudTrail records: files, directories (recursively), or `-` for standard input. Reads log files
     /// (`{"Records": [...]}`, gzipped or not), EventBridge events, bare records and JSON lines of either.
+    #[command(after_help = scan::FILE_NAMES_HELP)]
     Scan {
         /// Where to read.
         #[arg(required = true)]
@@ -135,11 +148,12 @@ struct RevokeArgs {
     /// The access key to deactivate.
     #[arg(long, requires = "user")]
     access_key: Option<String>,
-    /// Act in this account (with --assume-role).
+    /// Act in this account, through --assume-role (the two go together: without them, revoke acts in the
+    /// account of the credentials it finds, and names it before acting).
     #[arg(long, requires = "assume_role")]
     account: Option<String>,
     /// The role to assume in --account (for example trailguard-member).
-    #[arg(long)]
+    #[arg(long, requires = "account")]
     assume_role: Option<String>,
     /// The external id that role requires.
     #[arg(long)]
@@ -148,9 +162,19 @@ struct RevokeArgs {
     /// time changes nothing.
     #[arg(long)]
     issued_before: Option<String>,
-    /// Print the exact policy that would be written; change nothing.
+    /// Print the exact policy that would be written; change nothing. With --role-id or --offline, no AWS call
+    /// is made and only the new statement is shown (merging with the role's current revocation policy,
+    /// pruning and the size budget need that policy).
     #[arg(long)]
     dry_run: bool,
+    /// The role's unique id (`AROA...`, from `aws iam get-role --role-name R --query Role.RoleId`): a dry run
+    /// with it works offline.
+    #[arg(long, requires = "dry_run", value_name = "AROA...")]
+    role_id: Option<String>,
+    /// A dry run without any AWS call: the new statement only, with the role id to be filled in unless
+    /// --role-id gives it.
+    #[arg(long, requires = "dry_run")]
+    offline: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -185,11 +209,51 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("trailguard: {e:#}");
-            ExitCode::from(2)
+            // Nothing more can be said if standard error is gone too.
+            let _ = writeln!(std::io::stderr().lock(), "trailguard: {e:#}");
+            match e.downcast_ref::<Failed>() {
+                Some(_) => ExitCode::from(1),
+                None => ExitCode::from(2),
+            }
         }
     }
+}
+
+/// An error that means "could not do it" (exit 1) rather than "could not read the input" (exit 2).
+#[derive(Debug)]
+struct Failed(String);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failed {}
+
+/// Whether the error is a write to a pipe whose reader has gone.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Standard output, buffered; its errors (a closed pipe) reach `main` through `?`.
+fn stdout() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
+    std::io::BufWriter::new(std::io::stdout().lock())
+}
+
+/// Says something about the run on standard error (`trailguard: ...`); a closed pipe is an error, as on stdout.
+fn note(what: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    writeln!(std::io::stderr().lock(), "trailguard: {what}")
+}
+
+/// An RFC 3339 time from an argument, or an error that says so once.
+fn parse_time(option: &str, text: &str) -> anyhow::Result<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| anyhow::anyhow!("{option} `{text}` is not an RFC 3339 time (such as 2026-11-01T13:00:00Z)"))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -202,18 +266,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Scan { paths, format, no_prefilter, progress, since, until, rules, accounts, actor } => {
-            let time = |t: Option<String>| -> anyhow::Result<Option<time::OffsetDateTime>> {
-                t.map(|t| {
-                    time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
-                        .with_context(|| format!("`{t}` is not an RFC 3339 time"))
-                })
-                .transpose()
-            };
             let known: Vec<&str> = trailguard_core::rules::registry().iter().map(|r| r.id()).collect();
             if let Some(unknown) = rules.iter().find(|r| !known.contains(&r.as_str())) {
                 anyhow::bail!("unknown rule `{unknown}` (see `trailguard rules`)");
             }
-            let filters = scan::Filters { since: time(since)?, until: time(until)?, rules, accounts, actor };
+            let since = since.map(|t| parse_time("--since", &t)).transpose()?;
+            let until = until.map(|t| parse_time("--until", &t)).transpose()?;
+            let filters = scan::Filters { since, until, rules, accounts, actor };
             let progress = match progress {
                 ProgressWhen::Auto => std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 ProgressWhen::Always => true,
@@ -229,14 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revoke(args) => revoke::run(&config, &args),
         Command::Explain { file } => explain::run(&Engine::new(config), &file),
         Command::Patterns { format } => patterns::run(&Engine::new(config), format),
-        Command::Rules => {
-            let engine = Engine::new(config);
-            for rule in trailguard_core::rules::registry() {
-                let state = if engine.rules().iter().any(|r| r.id() == rule.id()) { "" } else { " (off)" };
-                println!("{}{state}\n  {}\n  response: {}\n", rule.id(), rule.description(), rule.response());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Rules => rules::run(&Engine::new(config)),
     }
 }
 

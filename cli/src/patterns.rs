@@ -2,6 +2,7 @@
 //! pasted (by `make patterns`) between the markers of the templates in `infra/`.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use trailguard_core::patterns::{patterns, RulePattern};
@@ -20,7 +21,9 @@ pub fn run(engine: &Engine, output: PatternOutput) -> anyhow::Result<ExitCode> {
         PatternOutput::AccountStack => account_rules(&all),
         PatternOutput::Forwarder => forward_rules(&all),
     };
-    print!("{text}");
+    let mut out = crate::stdout();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -27,6 +27,16 @@ use progress::Progress;
 use source::{Buffers, Work};
 use tally::Tally;
 
+/// In a directory, the file names `scan` reads (a path named on the command line is read whatever its name).
+const READ_NAMES: [&str; 6] = [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz"];
+
+/// What `scan --help` says about the files it reads and about empty input.
+pub const FILE_NAMES_HELP: &str = "Files read: a file named on the command line is read whatever its name; in a \
+directory (recursively) only files named *.json, *.json.gz, *.jsonl, *.jsonl.gz, *.ndjson or *.gz (CloudTrail \
+writes AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz). When no file is left to read at all (an empty \
+directory, or one without such names) scan says what it found and exits 2; files that hold no event (an empty log, \
+a quiet --since window) exit 0 with a note.";
+
 /// Which findings to report.
 #[derive(Default)]
 pub struct Filters {
@@ -92,6 +102,8 @@ struct Outcome {
     errors: Vec<RecordError>,
     /// For a block of lines: how many it held.
     lines: usize,
+    /// Records outside the `--since`/`--until` window.
+    outside_window: usize,
 }
 
 struct Scanner<'a> {
@@ -150,6 +162,7 @@ impl Scanner<'_> {
             };
             outcome.records += 1;
             if !self.filters.keeps_time(&record) {
+                outcome.outside_window += 1;
                 continue;
             }
             let evaluation = self.engine.evaluate_offline(&record);
@@ -166,8 +179,21 @@ impl Scanner<'_> {
 
 pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
+    let mut nothing = Vec::new();
     for path in paths {
-        collect(path, &mut files)?;
+        let before = files.len();
+        let mut others = Vec::new();
+        collect(path, &mut files, &mut others)?;
+        if files.len() == before {
+            nothing.push(unread(path, &others));
+        }
+    }
+    let names = READ_NAMES.map(|n| format!("*{n}")).join(", ");
+    if files.is_empty() {
+        anyhow::bail!("nothing to read: {}; in a directory, scan reads files named {names}", nothing.join("; "));
+    }
+    for what in &nothing {
+        crate::note(format_args!("{what}; in a directory, scan reads files named {names}"))?;
     }
     let total = files
         .iter()
@@ -223,7 +249,6 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
                 })
             })
         });
-        scope.spawn(|| progress.draw_until_finished());
         let result = (|| -> anyhow::Result<()> {
             for result in results {
                 report.add(result.recv()?)?;
@@ -244,8 +269,8 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         Format::Jsonl => {}
     }
     out.flush()?;
-    eprintln!(
-        "trailguard: read {} file(s), {} event(s) ({} evaluated, {} passed over by the pre-filter); {} finding(s); \
+    crate::note(format_args!(
+        "read {} file(s), {} event(s) ({} evaluated, {} passed over by the pre-filter); {} finding(s); \
          skipped {} unreadable file(s), {} unreadable record(s)",
         tally.files,
         tally.events(),
@@ -254,7 +279,19 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         tally.findings,
         tally.unreadable_files,
         tally.unreadable_records
-    );
+    ))?;
+    let filters = &options.filters;
+    if tally.files > 0 && tally.events() == 0 && tally.unreadable_records == 0 {
+        crate::note(format_args!("note: the {} file(s) read held no event", tally.files))?;
+    } else if (filters.since.is_some() || filters.until.is_some())
+        && tally.records > 0
+        && tally.records == tally.outside_window
+    {
+        crate::note(format_args!(
+            "note: none of the {} event(s) evaluated is inside the --since/--until window",
+            tally.records
+        ))?;
+    }
     let unreadable = tally.unreadable_files + tally.unreadable_records;
     Ok(if unreadable > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
@@ -293,13 +330,15 @@ impl<W: Write> Report<'_, W> {
         tally.records += outcome.records;
         tally.passed_over += outcome.passed_over;
         tally.unreadable_records += outcome.unreadable_records;
+        tally.outside_window += outcome.outside_window;
         for (warning, count) in outcome.warnings {
             *tally.warnings.entry(warning).or_default() += count;
         }
         for finding in outcome.findings {
             if self.format == Format::Jsonl {
-                serde_json::to_writer(&mut self.out, &finding)?;
-                writeln!(self.out)?;
+                // Serialized first: a closed pipe must reach `main` as the `io::Error` it is.
+                let line = serde_json::to_string(&finding)?;
+                writeln!(self.out, "{line}")?;
             }
             tally.add(finding);
         }
@@ -307,8 +346,23 @@ impl<W: Write> Report<'_, W> {
     }
 }
 
-/// Files under a path: the path itself, or the CloudTrail-looking files below a directory, sorted.
-fn collect(path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// What a path that gave no file to read held.
+fn unread(path: &Path, others: &[PathBuf]) -> String {
+    let shown: Vec<String> = others.iter().take(3).map(|p| p.display().to_string()).collect();
+    match others.len() {
+        0 => format!("{} holds no file", path.display()),
+        n => format!(
+            "{} holds {n} file(s), none with a name scan reads ({}{})",
+            path.display(),
+            shown.join(", "),
+            if n > shown.len() { ", ..." } else { "" }
+        ),
+    }
+}
+
+/// Files under a path: the path itself, or the CloudTrail-looking files below a directory, sorted; `others`
+/// gets the files below it whose names are not read.
+fn collect(path: &Path, files: &mut Vec<PathBuf>, others: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     if path.as_os_str() == "-" || !path.is_dir() {
         files.push(path.to_owned());
         return Ok(());
@@ -320,14 +374,16 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     entries.sort();
     for entry in entries {
         if entry.is_dir() {
-            collect(&entry, files)?;
+            collect(&entry, files, others)?;
         } else if entry.file_name().and_then(|n| n.to_str()).is_some_and(is_record_file) {
             files.push(entry);
+        } else {
+            others.push(entry);
         }
     }
     Ok(())
 }
 
 fn is_record_file(name: &str) -> bool {
-    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz"].iter().any(|ext| name.ends_with(ext))
+    READ_NAMES.iter().any(|ext| name.ends_with(ext))
 }

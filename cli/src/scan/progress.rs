@@ -1,121 +1,97 @@
-//! The progress line on a terminal: events, events per second, share of the input done and time left.
+//! The progress line on a terminal, drawn by `indicatif`: events, events per second, share of the input read,
+//! time left and findings.
 //!
 //! Drawn on standard error a few times a second, only when it is a terminal (or when asked); messages about bad
-//! input go through [`Progress::message`], which clears the line first so the two never mix.
+//! input go through [`Progress::message`], which takes the line away while they print so the two never mix.
 
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Counters the workers add to, and the drawing of them.
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+/// The bar's position is bytes of input read; events and findings are counted beside it.
 pub struct Progress {
-    shown: bool,
-    /// Bytes of input on disk, when known (not for standard input).
-    total: Option<u64>,
-    bytes: AtomicU64,
+    bar: ProgressBar,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
     events: AtomicU64,
     findings: AtomicU64,
-    started: Instant,
-    finished: AtomicBool,
-    /// Held while writing to standard error; says whether a progress line is on screen.
-    screen: Mutex<bool>,
 }
 
 impl Progress {
-    /// Progress that is counted and drawn.
+    /// Progress that is counted and drawn on standard error, terminal or not (`--progress always`).
     pub fn shown(total: Option<u64>) -> Progress {
-        Progress { shown: true, ..Progress::hidden(total) }
+        // A `TermLike` target is drawn whatever standard error is; indicatif's own `stderr` target hides itself
+        // when standard error is not a terminal, which `--progress auto` has already decided.
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::buffered_stderr()), 5);
+        let progress = Progress::with_target(total, target);
+        progress.bar.enable_steady_tick(Duration::from_millis(200));
+        progress
     }
 
     /// Progress that is counted but never drawn (output piped, or `--progress never`).
     pub fn hidden(total: Option<u64>) -> Progress {
-        Progress {
-            shown: false,
-            total,
-            bytes: AtomicU64::new(0),
-            events: AtomicU64::new(0),
-            findings: AtomicU64::new(0),
-            started: Instant::now(),
-            finished: AtomicBool::new(false),
-            screen: Mutex::new(false),
-        }
+        Progress::with_target(total, ProgressDrawTarget::hidden())
+    }
+
+    fn with_target(total: Option<u64>, target: ProgressDrawTarget) -> Progress {
+        let counts = Arc::new(Counts::default());
+        let bar = ProgressBar::with_draw_target(total.filter(|t| *t > 0), target);
+        bar.set_style(style(&counts, total.is_some_and(|t| t > 0)));
+        Progress { bar, counts }
     }
 
     pub fn add_bytes(&self, n: u64) {
-        self.bytes.fetch_add(n, Ordering::Relaxed);
+        self.bar.inc(n);
     }
 
     pub fn add_events(&self, events: u64, findings: u64) {
-        self.events.fetch_add(events, Ordering::Relaxed);
-        self.findings.fetch_add(findings, Ordering::Relaxed);
+        self.counts.events.fetch_add(events, Ordering::Relaxed);
+        self.counts.findings.fetch_add(findings, Ordering::Relaxed);
     }
 
-    /// Prints a line to standard error, clearing the progress line first.
+    /// Prints a line to standard error with the progress line out of the way. A closed standard error is not
+    /// this line's to report: the scan's closing summary meets it and ends the command quietly.
     pub fn message(&self, line: &str) {
-        let mut on_screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        let mut stderr = std::io::stderr().lock();
-        if *on_screen {
-            let _ = write!(stderr, "\r\x1b[2K");
-            *on_screen = false;
-        }
-        let _ = writeln!(stderr, "{line}");
-    }
-
-    /// Redraws the line until [`Progress::finish`]; returns at once when progress is hidden.
-    pub fn draw_until_finished(&self) {
-        if !self.shown {
-            return;
-        }
-        loop {
-            let line = self.line();
-            let mut on_screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-            if !self.finished.load(Ordering::Relaxed) {
-                let _ = write!(std::io::stderr().lock(), "\r\x1b[2K{line}");
-                *on_screen = true;
-            }
-            drop(on_screen);
-            for _ in 0..4 {
-                std::thread::sleep(Duration::from_millis(50));
-                if self.finished.load(Ordering::Relaxed) {
-                    return;
-                }
-            }
-        }
+        self.bar.suspend(|| {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        });
     }
 
     /// Stops drawing and clears the line.
     pub fn finish(&self) {
-        self.finished.store(true, Ordering::Relaxed);
-        let mut on_screen = self.screen.lock().unwrap_or_else(|e| e.into_inner());
-        if *on_screen {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[2K");
-            *on_screen = false;
-        }
-    }
-
-    /// `1.2M events  640k/s  [########            ] 42%  ETA 0:13  3 findings`
-    pub fn line(&self) -> String {
-        let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
-        let events = self.events.load(Ordering::Relaxed);
-        let findings = self.findings.load(Ordering::Relaxed);
-        let mut line = format!("{} events  {}/s", si(events as f64), si(events as f64 / elapsed));
-        if let Some(total) = self.total.filter(|t| *t > 0) {
-            let done = (self.bytes.load(Ordering::Relaxed) as f64 / total as f64).min(1.0);
-            let filled = (done * BAR as f64).round() as usize;
-            line.push_str(&format!("  [{}{}] {:.0}%", "#".repeat(filled), " ".repeat(BAR - filled), done * 100.0));
-            if done > 0.0 {
-                let left = (elapsed / done - elapsed).max(0.0) as u64;
-                line.push_str(&format!("  ETA {}:{:02}", left / 60, left % 60));
-            }
-        }
-        line.push_str(&format!("  {findings} findings"));
-        line
+        self.bar.finish_and_clear();
     }
 }
 
-/// The bar's width in characters.
-const BAR: usize = 20;
+/// `1.2M events  640k/s  [########            ] 42%  ETA 0:13  3 findings`; without a known size, the counts.
+fn style(counts: &Arc<Counts>, sized: bool) -> ProgressStyle {
+    let template =
+        if sized { "{events}  [{bar:20}] {percent}%  ETA {eta}  {findings}" } else { "{events}  {findings}" };
+    let events = Arc::clone(counts);
+    let findings = Arc::clone(counts);
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("## ")
+        .with_key("events", move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let n = events.events.load(Ordering::Relaxed);
+            let _ = write!(w, "{}", rate(n, state.elapsed()));
+        })
+        .with_key("findings", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{} findings", findings.findings.load(Ordering::Relaxed));
+        })
+}
+
+/// `2.5M events  640k/s`.
+fn rate(events: u64, elapsed: Duration) -> String {
+    let per_second = events as f64 / elapsed.as_secs_f64().max(1e-3);
+    format!("{} events  {}/s", si(events as f64), si(per_second))
+}
 
 /// 1234567 as `1.2M`.
 fn si(n: f64) -> String {
@@ -132,15 +108,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_line_says_rate_share_and_time_left() {
+    fn the_line_says_events_and_rate() {
+        assert_eq!(rate(2_500_000, Duration::from_secs(4)), "2.5M events  625k/s");
+        assert_eq!(rate(12, Duration::from_secs(1)), "12 events  12/s");
+    }
+
+    #[test]
+    fn counting_works_hidden() {
         let progress = Progress::hidden(Some(1000));
         progress.add_bytes(250);
-        progress.add_events(2_500_000, 3);
-        let line = progress.line();
-        assert!(line.starts_with("2.5M events  "), "{line}");
-        assert!(line.contains("/s  [#####               ] 25%  ETA 0:"), "{line}");
-        assert!(line.ends_with("3 findings"), "{line}");
-        let unknown = Progress::hidden(None).line();
-        assert!(!unknown.contains('%') && !unknown.contains("ETA"), "{unknown}");
+        progress.add_events(3, 1);
+        assert_eq!(progress.bar.position(), 250);
+        assert_eq!(progress.counts.events.load(Ordering::Relaxed), 3);
+        progress.finish();
     }
 }

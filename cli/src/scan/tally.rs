@@ -6,6 +6,8 @@ use std::io::Write;
 
 use trailguard_core::{Finding, Severity};
 
+use crate::action::iam_action;
+
 /// Severities, most severe first: the order of counts and of the chart's colours.
 pub const SEVERITIES: [Severity; 5] =
     [Severity::Critical, Severity::High, Severity::Medium, Severity::Low, Severity::Info];
@@ -20,6 +22,8 @@ pub struct Tally {
     /// Records the pre-filter proved no rule is triggered by.
     pub passed_over: usize,
     pub unreadable_records: usize,
+    /// Records evaluated but outside the `--since`/`--until` window.
+    pub outside_window: usize,
     pub findings: usize,
     pub by_rule: BTreeMap<String, usize>,
     pub by_severity: BTreeMap<Reverse<Severity>, usize>,
@@ -79,30 +83,99 @@ impl Tally {
         actors
     }
 
-    /// The readable summary: the top findings, then the counts.
+    /// The readable summary, for a person woken at night: what was read and found first (counts by severity,
+    /// rule and actor), then the most severe findings grouped by rule, each rule's description said once.
     pub fn write_text(&mut self, out: &mut impl Write) -> std::io::Result<()> {
-        let (findings, files, records) = (self.findings, self.files, self.events());
-        for finding in self.top() {
-            writeln!(out, "{}", finding.to_text())?;
+        let (findings, files, events) = (self.findings, self.files, self.events());
+        writeln!(out, "Scanned {events} event(s) in {files} file(s): {findings} finding(s)")?;
+        if self.unreadable_files + self.unreadable_records > 0 {
+            writeln!(
+                out,
+                "Skipped {} unreadable file(s) and {} unreadable record(s) (named on standard error)",
+                self.unreadable_files, self.unreadable_records
+            )?;
         }
-        if findings > self.keep {
-            writeln!(out, "... and {} more (`--format jsonl` lists every finding)", findings - self.keep)?;
-        }
-        writeln!(out, "Scanned {records} event(s) in {files} file(s): {findings} finding(s)")?;
-        for (severity, count) in &self.by_severity {
-            writeln!(out, "  {:<9} {count}", severity.0.as_str())?;
-        }
-        for (rule, count) in &self.by_rule {
-            writeln!(out, "  {rule:<22} {count}")?;
-        }
-        for (actor, count) in self.actors(10) {
-            writeln!(out, "  actor {actor}: {count}")?;
+        if findings > 0 {
+            let severities: Vec<String> =
+                self.by_severity.iter().map(|(s, n)| format!("{n} {}", s.0.as_str())).collect();
+            writeln!(out, "By severity: {}", severities.join(", "))?;
+            writeln!(out, "By rule:")?;
+            let mut rules: Vec<(&String, &usize)> = self.by_rule.iter().collect();
+            rules.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+            for (rule, count) in rules {
+                writeln!(out, "  {count:>6}  {rule}")?;
+            }
+            writeln!(out, "Actors with the most findings:")?;
+            for (actor, count) in self.actors(10) {
+                writeln!(out, "  {count:>6}  {actor}")?;
+            }
         }
         for (warning, count) in &self.warnings {
-            writeln!(out, "  note ({count}x): {warning}")?;
+            writeln!(out, "Note ({count}x): {warning}")?;
+        }
+        let keep = self.keep;
+        let top = self.top();
+        if top.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "\nMost severe findings ({} of {findings}), by rule:", top.len())?;
+        // Rules in the order of their most severe finding; each rule's findings in severity order.
+        let mut rules: Vec<&str> = Vec::new();
+        for finding in top {
+            if !rules.contains(&finding.rule.as_str()) {
+                rules.push(&finding.rule);
+            }
+        }
+        for rule in rules {
+            let mut group = top.iter().filter(|f| f.rule == rule).peekable();
+            if let Some(first) = group.peek() {
+                writeln!(out, "\n{rule}: {}", first.description)?;
+            }
+            for finding in group {
+                write_finding(out, finding)?;
+            }
+        }
+        if findings > keep {
+            writeln!(out, "\n... and {} more (`--format jsonl` lists every finding)", findings - keep)?;
         }
         Ok(())
     }
+}
+
+/// One finding under its rule's heading: what, who, when and where, why, what to do.
+fn write_finding(out: &mut impl Write, finding: &Finding) -> std::io::Result<()> {
+    let action = iam_action(&finding.event_source, &finding.event_name);
+    let title = crate::action::title(finding);
+    let attempt = if finding.attempt { " (attempt: the call failed)" } else { "" };
+    writeln!(out, "  [{}] {title}{attempt}", finding.severity.as_str().to_uppercase())?;
+    let actor = &finding.actor;
+    let mut who = format!("{} ({})", actor.display_name(), actor.kind);
+    if let Some(arn) = &actor.arn {
+        who.push_str(&format!(", {arn}"));
+    }
+    if let Some(agent) = &actor.agent {
+        who.push_str(&format!("; AI agent: {} `{}` matches `{}`", agent.signal, agent.value, agent.pattern));
+    }
+    if let Some(ip) = &actor.source_ip {
+        who.push_str(&format!("; from {ip}{}", if actor.mfa { " with MFA" } else { "" }));
+    }
+    writeln!(out, "      who:   {who}")?;
+    writeln!(
+        out,
+        "      when:  {} in account {} ({}), {action}, event {}",
+        finding.time.as_deref().unwrap_or("unknown time"),
+        finding.account.as_deref().unwrap_or("unknown"),
+        finding.region.as_deref().unwrap_or("unknown region"),
+        finding.event_id.as_deref().unwrap_or("without id"),
+    )?;
+    for note in &finding.evidence.notes {
+        writeln!(out, "      why:   {note}")?;
+    }
+    for (i, step) in finding.remediation.iter().enumerate() {
+        let label = if i == 0 { "do:   " } else { "      " };
+        writeln!(out, "      {label} {}. {}", i + 1, step.describe())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -135,6 +208,9 @@ mod tests {
         tally.write_text(&mut text).unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(text.contains("... and 17 more"), "{text}");
-        assert!(text.contains("Scanned 0 event(s) in 0 file(s): 20 finding(s)"), "{text}");
+        assert!(text.starts_with("Scanned 0 event(s) in 0 file(s): 20 finding(s)\nBy severity: 1 critical, 19 low\n"));
+        // The rule is described once, above its findings.
+        assert_eq!(text.matches("root-usage: ").count(), 1, "{text}");
+        assert!(text.find("Actors with the most findings").unwrap() < text.find("[CRITICAL]").unwrap(), "{text}");
     }
 }
