@@ -26,6 +26,7 @@ const SEVERITIES: &[(&str, &[Severity], &str)] = &[
     ("audit-tampering", &[Severity::Critical, Severity::High, Severity::Medium], "by what is stopped or narrowed"),
     ("guardrail-tampering", &[Severity::Critical], ""),
     ("agent-sensitive-call", &[Severity::High, Severity::Medium], "IAM and network changes high"),
+    ("grant-unjudged", &[Severity::High, Severity::Medium], "high for an agent; only where a look-up failed"),
 ];
 
 /// The severities a rule reports, said in words (`critical / high (read-only calls high)`).

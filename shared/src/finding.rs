@@ -235,14 +235,14 @@ impl Remediation {
                         rotating.as_deref().unwrap_or_default()
                     ),
                     (Some(uid), _) => {
-                        format!("revoke session {uid} of role {role_name} (credentials issued before now)")
+                        format!("revoke session {uid} of role {role_name} (credentials issued before the revocation)")
                     }
                     (None, Some(si)) => format!("revoke the sessions of role {role_name} with source identity {si}"),
                     (None, None) => format!("revoke the session of role {role_name}"),
                 }
             }
             Remediation::RevokeOlderSessions { role_name, .. } => {
-                format!("revoke every session of role {role_name} issued before now")
+                format!("revoke every session of role {role_name} issued before the revocation")
             }
             Remediation::DeactivateAccessKey { user_name, access_key_id, .. } => {
                 format!("deactivate access key {access_key_id} of user {user_name}")

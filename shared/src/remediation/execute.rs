@@ -447,14 +447,21 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
                 )
             });
         }
-        let mut detail = match revocation {
-            Revocation::Quarantine { until, .. } => format!(
-                "quarantined: deny written to inline policy {name} for this session whatever its credentials' issue \
-                 time, until {}",
-                super::revocation::rfc3339(*until)
+        let bound = super::revocation::rfc3339(self.now);
+        let (verb, mut detail) = match revocation {
+            Revocation::Quarantine { until, .. } => (
+                if self.dry_run { "would quarantine" } else { "quarantined" },
+                format!(
+                    "a deny in inline policy {name} for this session whatever its credentials' issue time, until {}",
+                    super::revocation::rfc3339(*until)
+                ),
             ),
-            _ => format!("deny written to inline policy {name} for credentials issued before now"),
+            _ => (
+                if self.dry_run { "would write a deny to" } else { "deny written to" },
+                format!("inline policy {name} for credentials issued before {bound}"),
+            ),
         };
+        detail = format!("{verb} {detail}");
         if merged.pruned > 0 {
             detail.push_str(&format!("; pruned {} expired entr(ies)", merged.pruned));
         }
@@ -464,10 +471,7 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
             );
         }
         if self.dry_run {
-            return Ok(StepOutcome {
-                written,
-                ..self.outcome(Status::DryRun, format!("would write the deny: {detail}"))
-            });
+            return Ok(StepOutcome { written, ..self.outcome(Status::DryRun, detail) });
         }
         self.iam.put_role_policy(role_name, name, &merged.document.to_string()).await?;
         Ok(StepOutcome { written, ..self.outcome(Status::Done, detail) })
