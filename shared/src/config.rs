@@ -30,6 +30,10 @@ pub struct Config {
     /// The exact ARNs of the roles that deploy trailguard (pipelines, StackSets' execution roles). Only they may
     /// change trailguard's own resources without a `guardrail-tampering` finding.
     pub deployment_role_arns: Vec<String>,
+    /// The exact ARNs of trailguard's resources as deployed (keys, functions, rules, bus, topic, queues, table,
+    /// alarms; the template passes them). A change to one by anyone but the deployment roles is guardrail
+    /// tampering, however the request names it (a KMS key by alias, id or ARN).
+    pub own_resource_arns: Vec<String>,
     /// Globs on the names of trailguard's own resources (functions, rules, topic, bus, queues, table, keys,
     /// stacks, roles and policies). A change to one by anyone but the deployment roles is guardrail tampering;
     /// a name here only widens detection, it never exempts anyone.
@@ -150,6 +154,7 @@ impl Default for Config {
             organization_ids: Vec::new(),
             own_role_arns: Vec::new(),
             deployment_role_arns: Vec::new(),
+            own_resource_arns: Vec::new(),
             own_resources: vec!["trailguard*".to_owned()],
             sensitive_calls: Vec::new(),
             rules: BTreeMap::new(),

@@ -11,7 +11,8 @@ use crate::config::Config;
 /// `TRAILGUARD_CONFIG` (JSON, optional), `HOME_ACCOUNT_ID`, `ALERT_TOPIC_ARN`, `FINDINGS_BUS_NAME`,
 /// `STATE_TABLE_NAME` (the DynamoDB state table), `FINDINGS_MAC_KEY_ID` (the KMS HMAC key) (required),
 /// `OWN_ROLE_ARNS` and `DEPLOYMENT_ROLE_ARNS` (comma-separated exact role ARNs, added to the configuration's),
-/// `TRAILGUARD_FRESHNESS_MINUTES` (overrides `remediation.freshness_minutes`),
+/// `OWN_RESOURCE_ARNS` (trailguard's resources as deployed, comma-separated), `TRAILGUARD_FRESHNESS_MINUTES`
+/// (overrides `remediation.freshness_minutes`),
 /// `EXTERNAL_ID` (optional, for member accounts), `DRY_RUN` (`true` forces a dry run whatever the config says),
 /// `TRAILGUARD_MODE` (the deployment's mode: `enforce` keeps the configuration, `alert-only` makes every
 /// finding alert-only, `dry-run` plans and reports without changing anything).
@@ -47,6 +48,7 @@ impl Settings {
         };
         config.own_role_arns.extend(arns("OWN_ROLE_ARNS").unwrap_or_default());
         config.deployment_role_arns.extend(arns("DEPLOYMENT_ROLE_ARNS").unwrap_or_default());
+        config.own_resource_arns.extend(arns("OWN_RESOURCE_ARNS").unwrap_or_default());
         config.validate().map_err(|e| format!("OWN_ROLE_ARNS / DEPLOYMENT_ROLE_ARNS: {e}"))?;
         if let Some(minutes) = var("TRAILGUARD_FRESHNESS_MINUTES") {
             config.remediation.freshness_minutes =

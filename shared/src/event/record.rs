@@ -60,6 +60,18 @@ pub struct CloudTrailRecord {
     /// The account that received the event.
     #[serde(default)]
     pub recipient_account_id: Option<String>,
+    /// The resources CloudTrail says the call touched (`{"ARN": ..., "accountId": ..., "type": ...}`); KMS, for
+    /// one, names the key here by ARN whatever alias or id the request used.
+    #[serde(default)]
+    pub resources: Option<Vec<ResourceRef>>,
+}
+
+/// One entry of a record's `resources`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ResourceRef {
+    /// The resource's ARN.
+    #[serde(default, rename = "ARN", alias = "arn")]
+    pub arn: Option<String>,
 }
 
 /// The `userIdentity` block.
@@ -207,6 +219,11 @@ impl CloudTrailRecord {
     /// Whether AWS itself generated the event (not a call by a principal).
     pub fn is_aws_service_event(&self) -> bool {
         self.event_type.as_deref() == Some("AwsServiceEvent")
+    }
+
+    /// The ARNs in the record's `resources`.
+    pub fn resource_arns(&self) -> impl Iterator<Item = &str> {
+        self.resources.iter().flatten().filter_map(|r| r.arn.as_deref())
     }
 
     /// `requestParameters`, parsed: `Ok(None)` when absent or null, `Err` when present but unreadable (too

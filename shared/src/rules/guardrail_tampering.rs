@@ -78,6 +78,15 @@ const CALLS: &[(&str, &[&str])] = &[
         &["UpdateStack", "DeleteStack", "ExecuteChangeSet", "UpdateStackSet", "DeleteStackSet", "DeleteStackInstances"],
     ),
     ("logs.amazonaws.com", &["DeleteLogGroup", "PutRetentionPolicy", "DeleteSubscriptionFilter"]),
+    // Its keys: the alert topic's and environment's key, and the key that authenticates findings. A KMS record may
+    // name the key by alias, id or ARN; its `resources` carry the key's ARN.
+    (
+        "kms.amazonaws.com",
+        &["DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "DisableKeyRotation", "DeleteAlias", "UpdateAlias"],
+    ),
+    // Its state table (locks, once-an-hour pages) and the alarms that say it is failing.
+    ("dynamodb.amazonaws.com", &["DeleteTable", "UpdateTimeToLive", "UpdateTable"]),
+    ("monitoring.amazonaws.com", &["DeleteAlarms", "DisableAlarmActions", "PutMetricAlarm", "SetAlarmState"]),
 ];
 
 /// Parameters that name the touched resource.
@@ -98,6 +107,11 @@ const NAME_KEYS: &[&str] = &[
     "logGroupName",
     // The revocation policy trailguard writes on roles: removing it would un-revoke sessions.
     "policyName",
+    "keyId",
+    "aliasName",
+    "tableName",
+    "alarmName",
+    "alarmNames",
 ];
 
 /// An attacker who can quietly change or delete the guard, or take on its roles, has switched it off.
@@ -110,8 +124,8 @@ impl Rule for GuardrailTampering {
 
     fn description(&self) -> &'static str {
         "Someone other than trailguard's deployment roles changed, disabled or deleted trailguard's own functions, \
-         rules, topic, bus, queues, logs, stacks, roles or policies, created or tagged a role or policy with one of \
-         its names, or assumed one of its roles."
+         rules, topic, bus, queues, logs, keys, state table, alarms, stacks, roles or policies, created or tagged a \
+         role or policy with one of its names, or assumed one of its roles."
     }
 
     fn response(&self) -> &'static str {
@@ -134,14 +148,7 @@ impl Rule for GuardrailTampering {
         if ctx.config.is_deployer(ctx.actor) {
             return Vec::new();
         }
-        let Some(params) = ctx.params else { return Vec::new() };
-        let Some((key, value)) = NAME_KEYS
-            .iter()
-            .filter_map(|k| params.get(*k).and_then(Value::as_str).map(|v| (*k, v)))
-            .find(|(_, v)| v.split(['/', ':']).any(|part| ctx.config.is_own_resource(part)))
-        else {
-            return Vec::new();
-        };
+        let Some((key, value)) = self.own_resource_touched(ctx) else { return Vec::new() };
         let record = ctx.record;
         let title = format!(
             "{} on trailguard's {} {value}",
@@ -151,8 +158,33 @@ impl Rule for GuardrailTampering {
         let kind = record.event_source.split('.').next().unwrap_or("resource");
         let target = Target { kind: kind.to_owned(), name: Some(value.to_owned()), ..Target::default() };
         let mut verdict = Verdict::new(Severity::Critical, title, target);
-        verdict.notes.push(format!("`{key}` = `{value}` matches trailguard's own resources"));
+        verdict.notes.push(format!("`{key}` = `{value}` is one of trailguard's own resources"));
         verdict.remediation = ctx.contain_actor();
         vec![verdict]
+    }
+}
+
+impl GuardrailTampering {
+    /// The first of trailguard's resources the event touches, with where it was named: a record `resources` ARN
+    /// or a parameter equal to one of the deployed resources' exact ARNs, or a name parameter (a string or a list
+    /// of strings) matching trailguard's resource names.
+    fn own_resource_touched(&self, ctx: &Context<'_>) -> Option<(&'static str, String)> {
+        let config = ctx.config;
+        let exact = |arn: &str| config.own_resource_arns.iter().any(|own| own.eq_ignore_ascii_case(arn));
+        if let Some(arn) = ctx.record.resource_arns().find(|arn| exact(arn)) {
+            return Some(("resources", arn.to_owned()));
+        }
+        let params = ctx.params?;
+        NAME_KEYS.iter().find_map(|key| {
+            let values: Vec<&str> = match params.get(*key)? {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            values
+                .into_iter()
+                .find(|v| exact(v) || v.split(['/', ':']).any(|part| config.is_own_resource(part)))
+                .map(|v| (*key, v.to_owned()))
+        })
     }
 }
