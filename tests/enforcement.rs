@@ -438,6 +438,73 @@ async fn rollback_restores_an_older_version_that_every_rule_passes_never_a_newer
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_no_safe_earlier_version_the_policy_is_detached_everywhere_and_the_report_says_so() {
+    let stage = Stage::new().await;
+    let agent = create_role(&stage.iam, "platform-agent", "/").await;
+    create_role(&stage.iam, "app", "/").await;
+    let doc = |statement: Value| json!({"Version": "2012-10-17", "Statement": [statement]});
+    let passrole = doc(json!({"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}));
+    let admin = doc(json!({"Effect": "Allow", "Action": "*", "Resource": "*"}));
+    let arn = create_policy(&stage.iam, "ci", &passrole).await;
+    stage.iam.attach_role_policy().role_name("app").policy_arn(&arn).send().await.unwrap();
+    stage
+        .iam
+        .create_policy_version()
+        .policy_arn(&arn)
+        .policy_document(admin.to_string())
+        .set_as_default(true)
+        .send()
+        .await
+        .unwrap();
+    let event = api_call(
+        session(HOME_ACCOUNT, "platform-agent", &agent, "agent-ci"),
+        "iam.amazonaws.com",
+        "CreatePolicyVersion",
+        json!({"policyArn": arn, "policyDocument": admin.to_string(), "setAsDefault": true}),
+        json!({"policyVersion": {"versionId": "v2", "isDefaultVersion": true}}),
+        HOME_ACCOUNT,
+        "r2",
+    );
+    let (_, findings) = stage.detect(vec![event], &[]).await;
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    let step = &reports[0]["steps"][0];
+    assert_eq!(step["status"], "done", "{}", reports[0]);
+    assert!(step["detail"].as_str().unwrap().contains("no earlier version is safe"), "{step}");
+    assert!(attached(&stage.iam, "app").await.is_empty(), "v1 passes roles anywhere: detached instead");
+    let policy = stage.iam.get_policy().policy_arn(&arn).send().await.unwrap().policy.unwrap();
+    assert_eq!(policy.default_version_id(), Some("v2"), "no version is restored");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_is_never_deactivated_on_an_old_finding() {
+    let stage = Stage::new().await;
+    stage.iam.create_user().user_name("agent-bot").send().await.unwrap();
+    let key =
+        stage.iam.create_access_key().user_name("agent-bot").send().await.unwrap().access_key.unwrap().access_key_id;
+    let identity = json!({"type": "IAMUser", "principalId": "AIDAIOSFODNN7EXAMPLE", "arn": "arn:aws:iam::123456789012:user/agent-bot",
+        "accountId": HOME_ACCOUNT, "accessKeyId": key, "userName": "agent-bot"});
+    let mut event = api_call(
+        identity,
+        "iam.amazonaws.com",
+        "CreateUser",
+        json!({"userName": "shadow"}),
+        Value::Null,
+        HOME_ACCOUNT,
+        "k1",
+    );
+    // Redriven two hours later: someone may have re-enabled the key on purpose since.
+    event["detail"]["eventTime"] = json!(ago(Duration::hours(2)));
+    let (_, findings) = stage.detect(vec![event], &[]).await;
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["skipped"], "{}", reports[0]);
+    assert!(reports[0]["steps"][0]["detail"].as_str().unwrap().starts_with("stale, nothing done"));
+    let keys = stage.iam.list_access_keys().user_name("agent-bot").send().await.unwrap();
+    assert_eq!(keys.access_key_metadata()[0].status(), Some(&aws_sdk_iam::types::StatusType::Active));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_redriven_old_finding_does_not_undo_a_later_legitimate_change() {
     let stage = Stage::new().await;
     let agent = create_role(&stage.iam, "dev-agent", "/").await;
