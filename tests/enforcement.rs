@@ -24,6 +24,19 @@ use trailguard_core::policy::PolicyDocument;
 
 const MEMBER: &str = "111122223333";
 
+/// An agent session making `version` of `arn` (with `document`) the default.
+fn new_default_version(role_id: &str, arn: &str, document: &Value, version: &str, id: &str) -> Value {
+    api_call(
+        session(HOME_ACCOUNT, "platform-agent", role_id, "agent-ci"),
+        "iam.amazonaws.com",
+        "CreatePolicyVersion",
+        json!({"policyArn": arn, "policyDocument": document.to_string(), "setAsDefault": true}),
+        json!({"policyVersion": {"versionId": version, "isDefaultVersion": true}}),
+        HOME_ACCOUNT,
+        id,
+    )
+}
+
 fn findings_of(bus: &[Value]) -> Vec<Value> {
     bus.iter().filter(|e| e["detail-type"] == "Trailguard Finding").cloned().collect()
 }
@@ -242,15 +255,7 @@ async fn protected_principals_match_any_case_and_cover_rollback() {
         .send()
         .await
         .unwrap();
-    let event = api_call(
-        session(HOME_ACCOUNT, "platform-agent", &agent, "agent-ci"),
-        "iam.amazonaws.com",
-        "CreatePolicyVersion",
-        json!({"policyArn": arn, "policyDocument": v2.to_string(), "setAsDefault": true}),
-        json!({"policyVersion": {"versionId": "v2", "isDefaultVersion": true}}),
-        HOME_ACCOUNT,
-        "p1",
-    );
+    let event = new_default_version(&agent, &arn, &v2, "v2", "p1");
     let config = r#"{"remediation": {"protected_principals": ["BREAK-GLASS-*"]}}"#;
     let (_, findings) = stage.detect(vec![event], &[("TRAILGUARD_CONFIG", config)]).await;
     let (run, reports) = stage.remediate(findings, &[("TRAILGUARD_CONFIG", config)]).await;
@@ -420,15 +425,7 @@ async fn rollback_restores_an_older_version_that_every_rule_passes_never_a_newer
     version(&passrole, true).await.unwrap(); // v2: flagged by passrole-grant, not by the admin rule
     version(&admin, true).await.unwrap(); // v3: the offending version
     version(&safe, false).await.unwrap(); // v4: newer than the offence, never restored
-    let event = api_call(
-        session(HOME_ACCOUNT, "platform-agent", &agent, "agent-ci"),
-        "iam.amazonaws.com",
-        "CreatePolicyVersion",
-        json!({"policyArn": arn, "policyDocument": admin.to_string(), "setAsDefault": true}),
-        json!({"policyVersion": {"versionId": "v3", "isDefaultVersion": true}}),
-        HOME_ACCOUNT,
-        "r1",
-    );
+    let event = new_default_version(&agent, &arn, &admin, "v3", "r1");
     let (_, findings) = stage.detect(vec![event], &[]).await;
     let (run, reports) = stage.remediate(findings, &[]).await;
     ok(&run);
@@ -456,15 +453,7 @@ async fn with_no_safe_earlier_version_the_policy_is_detached_everywhere_and_the_
         .send()
         .await
         .unwrap();
-    let event = api_call(
-        session(HOME_ACCOUNT, "platform-agent", &agent, "agent-ci"),
-        "iam.amazonaws.com",
-        "CreatePolicyVersion",
-        json!({"policyArn": arn, "policyDocument": admin.to_string(), "setAsDefault": true}),
-        json!({"policyVersion": {"versionId": "v2", "isDefaultVersion": true}}),
-        HOME_ACCOUNT,
-        "r2",
-    );
+    let event = new_default_version(&agent, &arn, &admin, "v2", "r2");
     let (_, findings) = stage.detect(vec![event], &[]).await;
     let (run, reports) = stage.remediate(findings, &[]).await;
     ok(&run);

@@ -47,6 +47,24 @@ fn detail_type(record: &Value) -> &'static str {
     }
 }
 
+/// One rule per pattern on moto's default bus, each delivering to a queue of its name; the queues' URLs by name.
+async fn subscribe(
+    events: &aws_sdk_eventbridge::Client,
+    sqs: &aws_sdk_sqs::Client,
+    all: &[trailguard_core::patterns::RulePattern],
+) -> BTreeMap<String, String> {
+    let mut queues = BTreeMap::new();
+    for p in all {
+        let url = sqs.create_queue().queue_name(&p.name).send().await.unwrap().queue_url.unwrap();
+        events.put_rule().name(&p.name).event_pattern(p.pattern.to_string()).send().await.unwrap();
+        let target =
+            Target::builder().id("q").arn(format!("arn:aws:sqs:us-east-1:123456789012:{}", p.name)).build().unwrap();
+        events.put_targets().rule(&p.name).targets(target).send().await.unwrap();
+        queues.insert(p.name.clone(), url);
+    }
+    queues
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_needed_event_arrives_exactly_once_and_nothing_else_arrives() {
     let config = Config::from_json(
@@ -58,16 +76,8 @@ async fn each_needed_event_arrives_exactly_once_and_nothing_else_arrives() {
     let sdk = moto.sdk();
     let events = aws_sdk_eventbridge::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let mut queues = BTreeMap::new();
     let all = patterns(&engine);
-    for p in &all {
-        let url = sqs.create_queue().queue_name(&p.name).send().await.unwrap().queue_url.unwrap();
-        events.put_rule().name(&p.name).event_pattern(p.pattern.to_string()).send().await.unwrap();
-        let target =
-            Target::builder().id("q").arn(format!("arn:aws:sqs:us-east-1:123456789012:{}", p.name)).build().unwrap();
-        events.put_targets().rule(&p.name).targets(target).send().await.unwrap();
-        queues.insert(p.name.clone(), url);
-    }
+    let queues = subscribe(&events, &sqs, &all).await;
 
     let records = fixture_records();
     assert!(records.len() > 100);
@@ -145,15 +155,7 @@ async fn forged_cloudtrail_events_reach_only_the_tripwire() {
     let sdk = moto.sdk();
     let events = aws_sdk_eventbridge::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let mut queues = BTreeMap::new();
-    for p in &patterns(&engine) {
-        let url = sqs.create_queue().queue_name(&p.name).send().await.unwrap().queue_url.unwrap();
-        events.put_rule().name(&p.name).event_pattern(p.pattern.to_string()).send().await.unwrap();
-        let target =
-            Target::builder().id("q").arn(format!("arn:aws:sqs:us-east-1:123456789012:{}", p.name)).build().unwrap();
-        events.put_targets().rule(&p.name).targets(target).send().await.unwrap();
-        queues.insert(p.name.clone(), url);
-    }
+    let queues = subscribe(&events, &sqs, &patterns(&engine)).await;
     // What anyone with events:PutEvents can send: CloudTrail's detail-type and record under a source that is not
     // AWS's (AWS refuses `aws.*` in PutEvents; moto does not, so the genuine side is the test above).
     let records: Vec<Value> = fixture_records().into_iter().take(30).collect();

@@ -211,6 +211,15 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
         Some(self.outcome(Status::Skipped, reason))
     }
 
+    /// For a role, why it must not be touched, from what IAM says of it now; users and groups were judged by
+    /// the plan.
+    async fn protected_principal(&self, kind: PrincipalKind, name: &str) -> Result<Option<StepOutcome>, IamError> {
+        if kind != PrincipalKind::Role {
+            return Ok(None);
+        }
+        Ok(self.iam.get_role(name).await?.and_then(|role| self.protected_role(&role, name)))
+    }
+
     async fn step(&self) -> Result<StepOutcome, IamError> {
         let step = self.step;
         match step {
@@ -246,12 +255,8 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
             Remediation::DetachManagedPolicy {
                 principal_kind, principal_name, policy_arn, document_sha256, ..
             } => {
-                if *principal_kind == PrincipalKind::Role {
-                    if let Some(role) = self.iam.get_role(principal_name).await? {
-                        if let Some(skip) = self.protected_role(&role, principal_name) {
-                            return Ok(skip);
-                        }
-                    }
+                if let Some(skip) = self.protected_principal(*principal_kind, principal_name).await? {
+                    return Ok(skip);
                 }
                 let attached = self.iam.attached_policies(*principal_kind, principal_name).await?;
                 if !attached.iter().any(|a| a == policy_arn) {
@@ -288,12 +293,8 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
             Remediation::DeleteInlinePolicy {
                 principal_kind, principal_name, policy_name, document_sha256, ..
             } => {
-                if *principal_kind == PrincipalKind::Role {
-                    if let Some(role) = self.iam.get_role(principal_name).await? {
-                        if let Some(skip) = self.protected_role(&role, principal_name) {
-                            return Ok(skip);
-                        }
-                    }
+                if let Some(skip) = self.protected_principal(*principal_kind, principal_name).await? {
+                    return Ok(skip);
                 }
                 let Some(text) = self.iam.get_inline_policy(*principal_kind, principal_name, policy_name).await? else {
                     return Ok(self.outcome(Status::AlreadyDone, "the inline policy no longer exists"));
