@@ -20,6 +20,7 @@ pub mod policy;
 pub mod prefilter;
 pub mod remediation;
 pub mod rules;
+pub mod session;
 pub mod synth;
 pub mod wildcard;
 

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use super::error::classify;
 use crate::iam::{IamError, IamErrorKind};
+use crate::session::Session;
 
 /// How long a lock is held at most: longer than any read-merge-write of one revocation policy, short enough
 /// that a crashed holder does not block the next remediation for long.
@@ -53,6 +54,72 @@ impl StateTable {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(classify("dynamodb:PutItem", &e)),
+        }
+    }
+
+    /// Records an agent session, and under its parent's key the link to it (the parent's lineage). Each item
+    /// expires with the credentials it describes.
+    pub async fn put_session(&self, session: &Session) -> Result<(), IamError> {
+        let body = serde_json::to_string(session).map_err(|e| IamError {
+            kind: IamErrorKind::Other,
+            action: "dynamodb:PutItem".to_owned(),
+            message: format!("session could not be written as JSON: {e}"),
+        })?;
+        let expires = AttributeValue::N(session.expires.to_string());
+        let mut items = vec![(format!("session#{}", session.access_key_id), "session".to_owned())];
+        if let Some(parent) = &session.parent {
+            items.push((format!("session#{parent}"), format!("child#{}", session.access_key_id)));
+        }
+        for (pk, sk) in items {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(pk))
+                .item("sk", AttributeValue::S(sk))
+                .item("body", AttributeValue::S(body.clone()))
+                .item("expires_at", expires.clone())
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:PutItem", &e))?;
+        }
+        Ok(())
+    }
+
+    /// The agent session recorded for an access key, if its credentials were still valid at `at` (epoch seconds).
+    pub async fn session(&self, access_key_id: &str, at: i64) -> Result<Option<Session>, IamError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("session#{access_key_id}")))
+            .key("sk", AttributeValue::S("session".to_owned()))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", &e))?;
+        Ok(output.item.as_ref().and_then(read_session).filter(|s| s.live(at)))
+    }
+
+    /// The live sessions an agent session assumed, directly (each carries its own parent key to go further).
+    pub async fn children(&self, access_key_id: &str, now: i64) -> Result<Vec<Session>, IamError> {
+        let mut children = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :child)")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("session#{access_key_id}")))
+                .expression_attribute_values(":child", AttributeValue::S("child#".to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Query", &e))?;
+            children.extend(output.items().iter().filter_map(read_session).filter(|s| s.live(now)));
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(children);
+            }
         }
     }
 
@@ -111,6 +178,12 @@ impl StateTable {
             }
         }
     }
+}
+
+/// A registry item's session; an unreadable one (written by an incompatible version) counts as absent.
+fn read_session(item: &std::collections::HashMap<String, AttributeValue>) -> Option<Session> {
+    let body = item.get("body")?.as_s().ok()?;
+    serde_json::from_str(body).ok()
 }
 
 fn is_condition_failure<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
