@@ -204,3 +204,47 @@ async fn registry_entries_expire_with_the_credentials_and_untagged_sessions_are_
         "only the agent session is recorded (moto never expires it)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_an_agent_session_revokes_the_session_it_chained_into() {
+    let stage = Stage::new().await;
+    let builder = create_role(&stage.iam, "builder", "/").await;
+    let deployer = create_role(&stage.iam, "deployer", "/").await;
+    let person = issued_identity("ci", "AROACIEXAMPLE", "build-7", "ASIAPERSON0000000001");
+    let tagged = issued_identity("builder", &builder, "run-1", "ASIATAGGED0000000001");
+    let events = vec![
+        assume(
+            person,
+            "builder",
+            &builder,
+            "run-1",
+            "ASIATAGGED0000000001",
+            &[("ai-agent", "true")],
+            &sts_time(Duration::hours(1)),
+            "e-tag",
+        ),
+        assume(
+            tagged.clone(),
+            "deployer",
+            &deployer,
+            "run-1-deploy",
+            "ASIACHILD00000000001",
+            &[],
+            &sts_time(Duration::hours(1)),
+            "e-chain",
+        ),
+        create_user(tagged, "backdoor", "e-parent-call"),
+    ];
+    let (run, findings) = stage.detect(events, &[]).await;
+    assert_eq!(ok(&run)[2]["rules"], json!(["agent-sensitive-call"]), "{}", run.logs);
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0]["detail"]["actor"]["agent"]["signal"], "session_tag");
+
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done", "done"], "{}", reports[0]);
+    let parent = inline_policy(&stage.iam, "builder", REVOCATIONS).await.expect("parent revoked");
+    assert!(parent.to_string().contains(&format!("{builder}:run-1")), "{parent}");
+    let child = inline_policy(&stage.iam, "deployer", REVOCATIONS).await.expect("child revoked on its own role");
+    assert!(child.to_string().contains(&format!("{deployer}:run-1-deploy")), "{child}");
+}

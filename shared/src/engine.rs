@@ -296,7 +296,13 @@ impl Engine {
     /// role tags). `None` for any other record, and for AWS's own or trailguard's own calls.
     pub fn issuing(&self, record: &CloudTrailRecord) -> Option<(session::Issued, Vec<Need>)> {
         let (actor, issued) = self.issuing_offline(record)?;
-        let needs = self.actor_needs(record, &actor);
+        let mut needs = self.actor_needs(record, &actor);
+        // The caller's own entry, even when free signals already say it is an agent: the lineage needs its key.
+        if let Some(key) = actor.access_key_id.as_ref().filter(|k| k.starts_with("ASIA")) {
+            if !needs.iter().any(|n| matches!(n, Need::Session { .. })) {
+                needs.push(Need::Session { access_key_id: key.clone(), at: event_seconds(record) });
+            }
+        }
         Some((issued, needs))
     }
 
@@ -322,7 +328,7 @@ impl Engine {
             let mut session = issued.session;
             let parent = actor.access_key_id.as_deref().and_then(|k| registry.get(k, session.issued));
             let caller = self.config.agents.recognise(&actor, None, parent);
-            session.parent = parent.map(|p| p.access_key_id.clone());
+            session.parent = caller.as_ref().and(actor.access_key_id.clone());
             session.agent = self.config.agents.recognise_session(&session, caller.as_ref());
             if session.agent.is_some() {
                 registry.insert(session);
@@ -355,7 +361,7 @@ impl Engine {
         let actor = Actor::from_record(record);
         let caller = self.recognise(&actor, resolved);
         let mut session = issued.session;
-        if !matches!(&resolved.session, Some(Ok(Some(_)))) {
+        if caller.is_none() {
             session.parent = None;
         }
         session.agent = self.config.agents.recognise_session(&session, caller.as_ref());

@@ -59,8 +59,8 @@ pub struct Session {
     pub transitive_keys: Vec<String>,
     /// The source identity the session carries.
     pub source_identity: Option<String>,
-    /// The caller's access key id when the caller is itself a registered agent session: the parent in the
-    /// lineage (whose revocation revokes this session too). `None` for a session a person or workload created.
+    /// The caller's access key id when the caller is itself an agent: the parent in the lineage (whose
+    /// revocation revokes this session too). `None` for a session a person or workload created.
     pub parent: Option<String>,
     /// When the credentials expire, in seconds since the epoch.
     pub expires: i64,
@@ -248,6 +248,53 @@ impl Registry {
     pub fn sessions(&self) -> impl Iterator<Item = &Session> {
         self.sessions.values()
     }
+}
+
+/// The most sessions one lineage revocation follows: an agent that chains further than this is reported, and
+/// its deeper descendants are left to their own findings.
+pub const MAX_LINEAGE: usize = 50;
+
+/// Hands a finding on to the sessions its agent session assumed: when the finding revokes the actor's session,
+/// each live descendant (`descendants`, found through the registry) is revoked too, each by its own `aws:userid`
+/// on its own role in its own account. Sessions without a role (federation tokens) cannot be revoked this way
+/// and are named in a note. Revoking the parent alone would leave its chained sessions working.
+pub fn hand_on(finding: &mut crate::finding::Finding, descendants: &[Session]) {
+    use crate::finding::Remediation;
+    let revokes = finding.remediation.iter().any(|r| matches!(r, Remediation::RevokeSession { .. }));
+    if !revokes || descendants.is_empty() {
+        return;
+    }
+    for child in descendants {
+        let role_name = child.role_arn.as_deref().and_then(|a| a.rsplit('/').next()).filter(|n| !n.is_empty());
+        match (role_name, &child.account) {
+            (Some(role_name), Some(account)) => {
+                finding.evidence.notes.push(format!(
+                    "descendant session {} (key {}, parent {}) is revoked with it",
+                    child.arn.as_deref().unwrap_or(role_name),
+                    child.access_key_id,
+                    child.parent.as_deref().unwrap_or("?"),
+                ));
+                finding.remediation.push(Remediation::RevokeSession {
+                    account: account.clone(),
+                    role_name: role_name.to_owned(),
+                    user_id: child.principal_id.clone(),
+                    source_identity: child.source_identity.clone(),
+                    rotating: None,
+                });
+            }
+            _ => finding.evidence.notes.push(format!(
+                "descendant session {} (key {}) has no role to revoke it on: revoke its issuer by hand",
+                child.arn.as_deref().unwrap_or("?"),
+                child.access_key_id
+            )),
+        }
+    }
+    if descendants.len() >= MAX_LINEAGE {
+        finding.evidence.notes.push(format!(
+            "the lineage was followed for {MAX_LINEAGE} sessions only: deeper descendants are not revoked here"
+        ));
+    }
+    finding.remediable = true;
 }
 
 #[cfg(test)]

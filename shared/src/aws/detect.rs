@@ -122,6 +122,15 @@ impl Detector {
         }
         let mut outcome = DetectOutcome { warnings: evaluation.warnings.clone(), ..DetectOutcome::default() };
         let mut findings = evaluation.findings;
+        // An agent session's finding revokes the sessions it assumed too (lineage).
+        let key = prepared.actor.access_key_id.as_deref().filter(|k| k.starts_with("ASIA"));
+        if let Some(key) = key {
+            if findings.iter().any(|f| f.actor.is_agent() && f.remediable) {
+                let descendants =
+                    self.state.descendants(key, now.unix_timestamp()).await.map_err(DetectError::State)?;
+                findings.iter_mut().for_each(|f| crate::session::hand_on(f, &descendants));
+            }
+        }
         let blind: Vec<String> =
             self.blind.lock().map(|mut b| std::mem::take(&mut *b).into_iter().collect()).unwrap_or_default();
         for account in blind {

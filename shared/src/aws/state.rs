@@ -123,6 +123,26 @@ impl StateTable {
         }
     }
 
+    /// Every live session descended from an agent session (children, their children, …), breadth first, at most
+    /// [`crate::session::MAX_LINEAGE`].
+    pub async fn descendants(&self, access_key_id: &str, now: i64) -> Result<Vec<Session>, IamError> {
+        let mut found: Vec<Session> = Vec::new();
+        let mut queue = std::collections::VecDeque::from([access_key_id.to_owned()]);
+        let mut seen = std::collections::HashSet::from([access_key_id.to_owned()]);
+        while let Some(key) = queue.pop_front() {
+            for child in self.children(&key, now).await? {
+                if found.len() >= crate::session::MAX_LINEAGE {
+                    return Ok(found);
+                }
+                if seen.insert(child.access_key_id.clone()) {
+                    queue.push_back(child.access_key_id.clone());
+                    found.push(child);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Takes the lock named `key`, waiting up to [`LOCK_WAIT`] for another holder; returns the owner token.
     pub async fn lock(&self, key: &str) -> Result<String, IamError> {
         let token = format!("{:x}", rand_token());
