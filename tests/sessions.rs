@@ -248,3 +248,22 @@ async fn revoking_an_agent_session_revokes_the_session_it_chained_into() {
     let child = inline_policy(&stage.iam, "deployer", REVOCATIONS).await.expect("child revoked on its own role");
     assert!(child.to_string().contains(&format!("{deployer}:run-1-deploy")), "{child}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_by_source_identity_happens_only_where_configured() {
+    for (config, by_source) in [("{}", false), (r#"{"remediation":{"revoke_source_identity":true}}"#, true)] {
+        let stage = Stage::new().await;
+        let role_id = create_role(&stage.iam, "builder", "/").await;
+        let mut identity = issued_identity("builder", &role_id, "run-9", "ASIASOURCE0000000001");
+        identity["sessionContext"]["sourceIdentity"] = json!("claude-code");
+        let (_, findings) =
+            stage.detect(vec![create_user(identity, "backdoor", "e-si")], &[("TRAILGUARD_CONFIG", config)]).await;
+        assert_eq!(findings.len(), 1);
+        let (run, reports) = stage.remediate(findings, &[("TRAILGUARD_CONFIG", config)]).await;
+        ok(&run);
+        assert_eq!(step_statuses(&reports[0]), ["done"], "{}", reports[0]);
+        let written = inline_policy(&stage.iam, "builder", REVOCATIONS).await.unwrap().to_string();
+        assert_eq!(written.contains("aws:SourceIdentity"), by_source, "{written}");
+        assert_eq!(written.contains(&format!("{role_id}:run-9")), !by_source, "{written}");
+    }
+}

@@ -71,6 +71,9 @@ pub struct RemediationSettings {
     pub member_role_name: String,
     /// The read-only role the detector assumes in other accounts for its look-ups.
     pub member_reader_role_name: String,
+    /// Revoke an agent session by its source identity rather than by its own `aws:userid`. A source identity is
+    /// shared by every run of an agent, so this stops all its concurrent runs on that role; off by default.
+    pub revoke_source_identity: bool,
 }
 
 impl Default for RemediationSettings {
@@ -85,6 +88,7 @@ impl Default for RemediationSettings {
             revocation_policy_name: "trailguard-revocations".to_owned(),
             member_role_name: "trailguard-member".to_owned(),
             member_reader_role_name: "trailguard-member-reader".to_owned(),
+            revoke_source_identity: false,
         }
     }
 }
