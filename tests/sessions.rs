@@ -267,3 +267,36 @@ async fn revoking_by_source_identity_happens_only_where_configured() {
         assert_eq!(written.contains(&format!("{role_id}:run-9")), !by_source, "{written}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_refused_calls_gives_one_finding_at_the_threshold_with_its_evidence() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "agent-prober", "/").await;
+    let identity = issued_identity("agent-prober", &role_id, "agent-run-5", "ASIAPROBER0000000001");
+    let config = r#"{"behaviour":{"denied":3,"denied_minutes":60}}"#;
+    let denied = |i: usize| {
+        let mut event = create_user(identity.clone(), &format!("probe-{i}"), &format!("e-denied-{i}"));
+        event["detail"]["errorCode"] = json!("AccessDenied");
+        event["detail"]["responseElements"] = Value::Null;
+        event
+    };
+    // Three refused calls: just at the threshold, nothing from agent-behaviour.
+    let (run, findings) = stage.detect((0..3).map(denied).collect(), &[("TRAILGUARD_CONFIG", config)]).await;
+    assert!(ok(&run).iter().all(|o| o["rules"] == json!(["agent-sensitive-call"])), "{}", run.logs);
+    assert!(findings.iter().all(|f| f["detail"]["rule"] == "agent-sensitive-call"));
+    // The fourth crosses it (once, even when redelivered); the fifth is past it.
+    let (run, findings) = stage.detect(vec![denied(3), denied(3), denied(4)], &[("TRAILGUARD_CONFIG", config)]).await;
+    let outcomes = ok(&run);
+    assert_eq!(outcomes[0]["rules"], json!(["agent-behaviour"]), "{}", run.logs);
+    assert_eq!(outcomes[1]["rules"], json!(["agent-behaviour"]), "a retried event is answered again, not counted");
+    assert_eq!(outcomes[2]["rules"], json!(["agent-sensitive-call"]));
+    let behaviour: Vec<&Value> = findings.iter().filter(|f| f["detail"]["rule"] == "agent-behaviour").collect();
+    assert_eq!(behaviour[0]["detail"]["id"], behaviour[1]["detail"]["id"], "the same finding");
+    let notes = behaviour[0]["detail"]["evidence"]["notes"].to_string();
+    for i in 0..4 {
+        assert!(notes.contains(&format!("e-denied-{i}")), "{notes}");
+    }
+    assert!(!notes.contains("e-denied-4"));
+    assert_eq!(behaviour[0]["detail"]["attempt"], false);
+    assert_eq!(behaviour[0]["detail"]["severity"], "high");
+}

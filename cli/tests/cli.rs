@@ -157,6 +157,7 @@ fn rules_lists_every_rule() {
         "passrole-grant",
         "trust-policy-grant",
         "agent-sensitive-call",
+        "agent-behaviour",
         "audit-tampering",
         "guardrail-tampering",
     ] {

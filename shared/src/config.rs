@@ -37,6 +37,8 @@ pub struct Config {
     /// Extra calls, `service:EventName` globs (`s3:PutBucketPolicy`, `kms:Schedule*`), that are sensitive when an
     /// agent makes them.
     pub sensitive_calls: Vec<String>,
+    /// Thresholds of `agent-behaviour`.
+    pub behaviour: crate::behaviour::BehaviourSettings,
     /// Per-rule settings, by rule id.
     pub rules: BTreeMap<String, RuleSettings>,
     /// How the remediator acts.
@@ -156,6 +158,7 @@ impl Default for Config {
             deployment_role_arns: Vec::new(),
             own_resources: vec!["trailguard*".to_owned()],
             sensitive_calls: Vec::new(),
+            behaviour: crate::behaviour::BehaviourSettings::default(),
             rules: BTreeMap::new(),
             remediation: RemediationSettings::default(),
         }

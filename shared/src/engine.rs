@@ -25,6 +25,9 @@ use crate::policy::{analyze, analyze_trust, managed, PolicyDocument};
 use crate::rules::{registry, Context, GrantView, Name, Rule, Trigger, TrustView};
 use crate::session::{self, Session};
 
+/// The behaviour rule, whose count the engine declares as a need.
+const BEHAVIOUR: &str = "agent-behaviour";
+
 /// Something the rules need from IAM for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Need {
@@ -52,6 +55,8 @@ pub enum Need {
         /// The event's time, epoch seconds: an entry that expired before it is absent.
         at: i64,
     },
+    /// One atomic count of the actor's behaviour (an update, not only a look-up: answered once per event).
+    Count(crate::behaviour::Count),
 }
 
 /// The answers to [`Need`]s. What is missing counts as "not available", never as harmless.
@@ -64,6 +69,8 @@ pub struct Resolved {
     /// The actor's session in the registry: `Ok(None)` when it is not an agent session (or has expired), `Err`
     /// when the registry could not be read.
     pub session: Option<Result<Option<Session>, String>>,
+    /// The behaviour count: the evidence when this event crossed its threshold, `Ok(None)` otherwise.
+    pub crossing: Option<(crate::behaviour::Kind, Result<crate::behaviour::Crossing, String>)>,
 }
 
 /// A record the engine has read and found worth evaluating.
@@ -263,6 +270,12 @@ impl Engine {
             }
         }
         needs.extend(self.actor_needs(prepared.record, &prepared.actor));
+        let counts_behaviour = prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
+        if counts_behaviour {
+            if let Some(count) = crate::behaviour::observe(prepared.record, &prepared.actor, &self.config.behaviour) {
+                needs.push(Need::Count(count));
+            }
+        }
         needs
     }
 
@@ -337,13 +350,23 @@ impl Engine {
         registry
     }
 
-    /// Prepares and evaluates with the offline registry answering the session look-up (nothing else is looked up).
-    pub fn evaluate_registered(&self, record: &CloudTrailRecord, registry: &session::Registry) -> Evaluation {
+    /// Prepares and evaluates offline: the registry answers the session look-up and `counters` the behaviour
+    /// counts (nothing else is looked up).
+    pub fn evaluate_registered(
+        &self,
+        record: &CloudTrailRecord,
+        registry: &session::Registry,
+        counters: &crate::behaviour::Counters,
+    ) -> Evaluation {
         let Some(prepared) = self.prepare(record) else { return Evaluation::default() };
         let mut resolved = Resolved::default();
         for need in self.needs(&prepared) {
-            if let Need::Session { access_key_id, at } = need {
-                resolved.session = Some(Ok(registry.get(&access_key_id, at).cloned()));
+            match need {
+                Need::Session { access_key_id, at } => {
+                    resolved.session = Some(Ok(registry.get(&access_key_id, at).cloned()));
+                }
+                Need::Count(count) => resolved.crossing = Some((count.kind, Ok(counters.count(&count)))),
+                Need::Policy { .. } | Need::RoleTags { .. } => {}
             }
         }
         self.evaluate(&prepared, &resolved)
@@ -380,6 +403,9 @@ impl Engine {
         if let Some(Err(e)) = &resolved.role_tags {
             warnings.push(format!("role tags could not be read, agent recognition used other signals only: {e}"));
         }
+        if let Some((_, Err(e))) = &resolved.crossing {
+            warnings.push(format!("behaviour counters could not be updated, this event was not counted: {e}"));
+        }
         if let Some(Err(e)) = &resolved.session {
             warnings
                 .push(format!("session registry could not be read, agent recognition used other signals only: {e}"));
@@ -410,6 +436,10 @@ impl Engine {
             grant: grant.as_ref(),
             trust: trust.as_ref(),
             config: &self.config,
+            crossing: match &resolved.crossing {
+                Some((kind, Ok(Some(evidence)))) => Some((*kind, evidence.as_slice())),
+                _ => None,
+            },
         };
         let account = record.account();
         let mut verdicts = Vec::new();
@@ -546,7 +576,7 @@ impl Engine {
         rule: &dyn Rule,
         verdict: crate::rules::Verdict,
     ) -> Finding {
-        let attempt = record.failed();
+        let attempt = record.failed() && !rule.judges_failures_itself();
         let mut remediation = verdict.remediation;
         let mut title = verdict.title;
         let mut severity = verdict.severity;

@@ -9,6 +9,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::behaviour::{Count, Crossing};
 use crate::engine::{Need, Resolved};
 use crate::finding::PrincipalKind;
 use crate::session::Session;
@@ -159,6 +160,8 @@ pub trait IamReader {
     /// The registry's agent session for a temporary access key, live at `at` (epoch seconds); `None` when there
     /// is none (not an agent session, or expired).
     fn session(&self, access_key_id: &str, at: i64) -> impl Future<Output = Result<Option<Session>, IamError>> + Send;
+    /// Counts one event of a session's behaviour, atomically; the evidence when this event crossed the threshold.
+    fn count(&self, count: &Count) -> impl Future<Output = Result<Crossing, IamError>> + Send;
 }
 
 /// Answers the engine's needs through a reader. A failure a retry may fix is returned (the caller fails the
@@ -182,6 +185,14 @@ pub async fn resolve<R: IamReader>(needs: &[Need], reader: &R) -> Result<Resolve
                     Err(e) => Err(e.to_string()),
                 };
                 resolved.role_tags = Some(answer);
+            }
+            Need::Count(count) => {
+                let answer = match reader.count(count).await {
+                    Ok(crossing) => Ok(crossing),
+                    Err(e) if e.retryable() => return Err(e),
+                    Err(e) => Err(e.to_string()),
+                };
+                resolved.crossing = Some((count.kind, answer));
             }
             Need::Session { access_key_id, at } => {
                 let answer = match reader.session(access_key_id, *at).await {
@@ -220,6 +231,11 @@ mod tests {
 
         async fn session(&self, key: &str, at: i64) -> Result<Option<Session>, IamError> {
             self.calls.lock().unwrap().push(format!("session {key} {at}"));
+            Ok(None)
+        }
+
+        async fn count(&self, count: &Count) -> Result<Crossing, IamError> {
+            self.calls.lock().unwrap().push(format!("count {}", count.key));
             Ok(None)
         }
     }

@@ -426,7 +426,15 @@ mod tests {
             let registry = engine.build_registry(calls);
             order
                 .iter()
-                .map(|i| (*i, engine.evaluate_registered(&records[*i], &registry).findings.len()))
+                .map(|i| {
+                    (
+                        *i,
+                        engine
+                            .evaluate_registered(&records[*i], &registry, &crate::behaviour::Counters::default())
+                            .findings
+                            .len(),
+                    )
+                })
                 .collect::<std::collections::BTreeMap<_, _>>()
         };
         let forward = verdicts(&[0, 1, 2, 3]);

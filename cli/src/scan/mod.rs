@@ -111,6 +111,7 @@ struct Outcome {
 struct Scanner<'a> {
     engine: &'a Engine,
     registry: &'a Registry,
+    counters: &'a trailguard_core::behaviour::Counters,
     filters: &'a Filters,
     prefilter: Option<Prefilter<'a>>,
     files: &'a [PathBuf],
@@ -168,7 +169,7 @@ impl Scanner<'_> {
                 outcome.outside_window += 1;
                 continue;
             }
-            let evaluation = self.engine.evaluate_registered(&record, self.registry);
+            let evaluation = self.engine.evaluate_registered(&record, self.registry, self.counters);
             for warning in evaluation.warnings {
                 *outcome.warnings.entry(warning).or_default() += 1;
             }
@@ -210,9 +211,11 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
     let progress = if options.progress { Progress::shown(total) } else { Progress::hidden(total) };
     let buffers = Buffers::default();
     let registry = registry::build(engine, &files);
+    let counters = trailguard_core::behaviour::Counters::default();
     let scanner = Scanner {
         engine,
         registry: &registry,
+        counters: &counters,
         filters: &options.filters,
         prefilter: options.prefilter.then(|| Prefilter::new(engine)),
         files: &files,

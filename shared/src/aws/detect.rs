@@ -229,4 +229,8 @@ impl IamReader for Detector {
     async fn session(&self, access_key_id: &str, at: i64) -> Result<Option<crate::session::Session>, IamError> {
         self.state.session(access_key_id, at).await
     }
+
+    async fn count(&self, count: &crate::behaviour::Count) -> Result<crate::behaviour::Crossing, IamError> {
+        self.state.count(count).await
+    }
 }

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
 use super::error::classify;
+use crate::behaviour::{Count, Crossing, EvidenceEvent};
 use crate::iam::{IamError, IamErrorKind};
 use crate::session::Session;
 
@@ -143,6 +144,64 @@ impl StateTable {
         Ok(found)
     }
 
+    /// Counts one event atomically: `n` goes up by one and the event joins the evidence, unless the counter has
+    /// already reached its limit or already holds this event (a retried invocation). Returns the evidence when
+    /// this event is the one that brought the count to the limit (again so on a retry of that very event, so that
+    /// a finding whose delivery failed is not lost).
+    pub async fn count(&self, count: &Count) -> Result<Crossing, IamError> {
+        let key =
+            [("pk", AttributeValue::S(format!("count#{}", count.key))), ("sk", AttributeValue::S("count".to_owned()))];
+        let event = AttributeValue::M(
+            [
+                ("id".to_owned(), AttributeValue::S(count.event.id.clone())),
+                ("call".to_owned(), AttributeValue::S(count.event.call.clone())),
+                ("time".to_owned(), AttributeValue::S(count.event.time.clone())),
+            ]
+            .into(),
+        );
+        let id = if count.event.id.is_empty() { "-".to_owned() } else { count.event.id.clone() };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .update_expression(
+                "ADD n :one, ids :id SET ev = list_append(if_not_exists(ev, :empty), :ev), expires_at = :expires",
+            )
+            .condition_expression("(attribute_not_exists(n) OR n < :limit) AND NOT contains(ids, :idv)")
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![id.clone()]))
+            .expression_attribute_values(":idv", AttributeValue::S(id.clone()))
+            .expression_attribute_values(":ev", AttributeValue::L(vec![event]))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":expires", AttributeValue::N((count.window_end + 3600).to_string()))
+            .expression_attribute_values(":limit", AttributeValue::N(count.limit.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        for (name, value) in key.clone() {
+            update = update.key(name, value);
+        }
+        let item = match update.send().await {
+            Ok(output) => output.attributes,
+            Err(e) if is_condition_failure(&e) => {
+                let mut get = self.client.get_item().table_name(&self.table).consistent_read(true);
+                for (name, value) in key {
+                    get = get.key(name, value);
+                }
+                let item = get.send().await.map_err(|e| classify("dynamodb:GetItem", &e))?.item;
+                // Only the event that reached the limit is answered again; any other is past it.
+                let evidence = item.as_ref().map(read_evidence).unwrap_or_default();
+                let last = evidence.last().map(|e| e.id.clone());
+                if last.as_deref() != Some(count.event.id.as_str()) || count.event.id.is_empty() {
+                    return Ok(None);
+                }
+                item
+            }
+            Err(e) => return Err(classify("dynamodb:UpdateItem", &e)),
+        };
+        let Some(item) = item else { return Ok(None) };
+        let n: u32 = item.get("n").and_then(|n| n.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        Ok((n == count.limit).then(|| read_evidence(&item)))
+    }
+
     /// Takes the lock named `key`, waiting up to [`LOCK_WAIT`] for another holder; returns the owner token.
     pub async fn lock(&self, key: &str) -> Result<String, IamError> {
         let token = format!("{:x}", rand_token());
@@ -198,6 +257,18 @@ impl StateTable {
             }
         }
     }
+}
+
+/// A counter's evidence events, in the order they were counted.
+fn read_evidence(item: &std::collections::HashMap<String, AttributeValue>) -> Vec<EvidenceEvent> {
+    let Some(Ok(list)) = item.get("ev").map(AttributeValue::as_l) else { return Vec::new() };
+    list.iter()
+        .filter_map(|e| e.as_m().ok())
+        .map(|m| {
+            let field = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            EvidenceEvent { id: field("id"), call: field("call"), time: field("time") }
+        })
+        .collect()
 }
 
 /// A registry item's session; an unreadable one (written by an incompatible version) counts as absent.

@@ -6,6 +6,7 @@
 //! arrive in the context. The engine turns verdicts into findings (stable id, actor, time, attempt handling).
 
 mod admin_policy_grant;
+mod agent_behaviour;
 mod agent_sensitive_call;
 mod audit_requests;
 mod audit_tampering;
@@ -50,6 +51,12 @@ pub trait Rule: Send + Sync {
     /// [`crate::engine`]) a failed call is an attempt only when it was refused for authorization or
     /// authentication, or made by an AI agent.
     fn reports_every_failure(&self) -> bool {
+        false
+    }
+
+    /// Whether the rule's verdict on a failed call stands as it is, rather than becoming an attempt one severity
+    /// lower (a behaviour rule judges a pattern of calls, not the one that failed).
+    fn judges_failures_itself(&self) -> bool {
         false
     }
 }
@@ -121,6 +128,8 @@ pub struct Context<'a> {
     pub trust: Option<&'a TrustView>,
     /// The configuration.
     pub config: &'a Config,
+    /// The behaviour count this event crossed, with its evidence, when it crossed one.
+    pub crossing: Option<(crate::behaviour::Kind, &'a [crate::behaviour::EvidenceEvent])>,
 }
 
 impl Context<'_> {
@@ -231,6 +240,7 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &audit_tampering::AuditTampering,
         &guardrail_tampering::GuardrailTampering,
         &agent_sensitive_call::AgentSensitiveCall,
+        &agent_behaviour::AgentBehaviour,
         &grant_unjudged::GrantUnjudged,
     ]
 }
