@@ -282,14 +282,14 @@ async fn a_burst_of_refused_calls_gives_one_finding_at_the_threshold_with_its_ev
     };
     // Three refused calls: just at the threshold, nothing from agent-behaviour.
     let (run, findings) = stage.detect((0..3).map(denied).collect(), &[("TRAILGUARD_CONFIG", config)]).await;
-    assert!(ok(&run).iter().all(|o| o["rules"] == json!(["agent-sensitive-call"])), "{}", run.logs);
-    assert!(findings.iter().all(|f| f["detail"]["rule"] == "agent-sensitive-call"));
+    assert!(ok(&run).iter().all(|o| o["rules"] == json!([])), "{}", run.logs);
+    assert!(findings.is_empty(), "refused calls count, they do not page one by one");
     // The fourth crosses it (once, even when redelivered); the fifth is past it.
     let (run, findings) = stage.detect(vec![denied(3), denied(3), denied(4)], &[("TRAILGUARD_CONFIG", config)]).await;
     let outcomes = ok(&run);
     assert_eq!(outcomes[0]["rules"], json!(["agent-behaviour"]), "{}", run.logs);
     assert_eq!(outcomes[1]["rules"], json!(["agent-behaviour"]), "a retried event is answered again, not counted");
-    assert_eq!(outcomes[2]["rules"], json!(["agent-sensitive-call"]));
+    assert_eq!(outcomes[2]["rules"], json!([]));
     let behaviour: Vec<&Value> = findings.iter().filter(|f| f["detail"]["rule"] == "agent-behaviour").collect();
     assert_eq!(behaviour[0]["detail"]["id"], behaviour[1]["detail"]["id"], "the same finding");
     let notes = behaviour[0]["detail"]["evidence"]["notes"].to_string();

@@ -456,6 +456,13 @@ impl Engine {
         if record.failed() && !record.refused() && actor.agent.is_none() {
             verdicts.retain(|(r, _)| r.reports_every_failure());
         }
+        // A refused call counts toward `agent-behaviour` once, rather than paging one by one from the general rule.
+        let counted = record.error_code.is_some()
+            && record.refused()
+            && prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
+        if counted {
+            verdicts.retain(|(r, _)| !r.yields_to_others());
+        }
         if verdicts.iter().any(|(r, _)| !r.yields_to_others()) {
             verdicts.retain(|(r, _)| !r.yields_to_others());
         }

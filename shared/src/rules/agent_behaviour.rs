@@ -57,11 +57,49 @@ impl Rule for AgentBehaviour {
             );
         }
         verdict.remediation = ctx.contain_actor();
+        verdict.notes.extend(ctx.containment_notes());
         vec![verdict]
     }
 
     /// A crossing is no attempt, even when the last call was refused: the pattern is the danger.
     fn judges_failures_itself(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::input::parse_record;
+    use crate::{Config, Engine};
+
+    fn notes(identity: &str) -> Vec<String> {
+        let record = parse_record(&format!(
+            r#"{{"eventSource":"logs.amazonaws.com","eventName":"DeleteLogGroup","eventTime":"2026-11-29T10:00:00Z",
+               "eventID":"e1","recipientAccountId":"123456789012","userIdentity":{identity}}}"#
+        ))
+        .unwrap();
+        let findings = Engine::new(Config::default()).evaluate_offline(&record).findings;
+        assert_eq!(findings.len(), 1, "{identity}");
+        findings[0].evidence.notes.clone()
+    }
+
+    #[test]
+    fn each_identity_type_says_what_containment_cannot_do() {
+        let sso = notes(
+            r#"{"type":"AssumedRole","principalId":"AROASSO:agent-run-1","accountId":"123456789012",
+                "arn":"arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_AgentAccess_0123abcd/agent-run-1"}"#,
+        );
+        assert!(sso.iter().any(|n| n.contains("Permission sets > `AgentAccess`") && n.contains("AROASSO:agent-run-1")));
+        let user = notes(
+            r#"{"type":"IAMUser","userName":"agent-bot","accountId":"123456789012","accessKeyId":"AKIAEXAMPLE",
+                "arn":"arn:aws:iam::123456789012:user/agent-bot"}"#,
+        );
+        assert!(user.iter().any(|n| n.contains("derived") && n.contains("aws:TokenIssueTime")));
+        let federated = notes(
+            r#"{"type":"FederatedUser","principalId":"123456789012:agent-x","accountId":"123456789012",
+                "arn":"arn:aws:sts::123456789012:federated-user/agent-x","sourceIdentity":"x",
+                "sessionContext":{"sourceIdentity":"claude-code"}}"#,
+        );
+        assert!(federated.iter().any(|n| n.contains("issued them") && n.contains("no chained sessions")));
     }
 }
