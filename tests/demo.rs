@@ -40,6 +40,33 @@ impl Demo {
         self.stage.out.bus_events().await;
     }
 
+    /// An act of several events, told in `lines`; alerts are printed by their subjects, but for the last's.
+    async fn act_many(&self, title: &str, lines: &[String], events: Vec<Value>) {
+        println!("\n━━━ {title} ━━━");
+        for line in lines {
+            println!("CloudTrail: {line}");
+        }
+        let run = self.stage.run("detect", events, &[]).await;
+        for invocation in &run.invocations {
+            if let Err(e) = &invocation.result {
+                println!("detect failed: {e}");
+            }
+        }
+        let alerts = self.stage.out.alerts().await;
+        let (last, earlier) = alerts.split_last().unwrap();
+        for alert in earlier {
+            println!("  📟 SNS alert  Subject: {}", alert.subject);
+        }
+        println!("\n  📟 SNS alert  Subject: {}", last.subject);
+        for line in last.message.lines() {
+            println!("  │ {line}");
+        }
+        let findings: Vec<Value> = self.stage.out.bus_events().await;
+        let behaviour: Vec<Value> = findings.into_iter().filter(|f| f["detail"]["rule"] == "agent-behaviour").collect();
+        self.run("remediate", behaviour, "🛠  SNS follow-up").await;
+        self.stage.out.bus_events().await;
+    }
+
     /// Runs one binary on the events and prints the failures and the alerts it sent.
     async fn run(&self, binary: &'static str, events: Vec<Value>, label: &str) {
         let run = self.stage.run(binary, events, &[]).await;
@@ -158,6 +185,66 @@ async fn main() {
     )
     .await;
 
+    // Act 4: an agent known only by a session tag probes with refused calls after chaining into a second role.
+    let pipeline_id = create_role(iam, "data-pipeline", "/").await;
+    let reporting_id = create_role(iam, "reporting", "/").await;
+    let mut ci = session(HOME_ACCOUNT, "ci", "AROACIEXAMPLE", "build-7");
+    ci["accessKeyId"] = json!("ASIACIBUILD000000007");
+    let mut tagged = session(HOME_ACCOUNT, "data-pipeline", &pipeline_id, "job-7");
+    tagged["accessKeyId"] = json!("ASIAJOB7000000000001");
+    let expires = rfc3339(OffsetDateTime::now_utc() + Duration::hours(1));
+    let assume = |caller: &Value, role: &str, role_id: &str, name: &str, key: &str, tags: Value, id: &str| {
+        api_call(
+            caller.clone(),
+            "sts.amazonaws.com",
+            "AssumeRole",
+            json!({"roleArn": format!("arn:aws:iam::{HOME_ACCOUNT}:role/{role}"), "roleSessionName": name, "tags": tags}),
+            json!({"credentials": {"accessKeyId": key, "expiration": expires},
+                   "assumedRoleUser": {"assumedRoleId": format!("{role_id}:{name}"),
+                                       "arn": format!("arn:aws:sts::{HOME_ACCOUNT}:assumed-role/{role}/{name}")}}),
+            HOME_ACCOUNT,
+            id,
+        )
+    };
+    let mut events = vec![
+        assume(
+            &ci,
+            "data-pipeline",
+            &pipeline_id,
+            "job-7",
+            "ASIAJOB7000000000001",
+            json!([{"key": "trailguard:agent", "value": "true"}]),
+            "demo-0400",
+        ),
+        assume(&tagged, "reporting", &reporting_id, "job-7-report", "ASIAJOB7REPORT000001", json!([]), "demo-0401"),
+    ];
+    for i in 0..11 {
+        let mut probe = api_call(
+            tagged.clone(),
+            "s3.amazonaws.com",
+            "DeleteBucket",
+            json!({"bucketName": format!("prod-data-{i}")}),
+            Value::Null,
+            HOME_ACCOUNT,
+            &format!("demo-04{:02}", i + 10),
+        );
+        probe["detail"]["errorCode"] = json!("AccessDenied");
+        events.push(probe);
+    }
+    let lines = [
+        "ci/build-7 assumed data-pipeline as job-7 with session tag trailguard:agent=true (the only sign it is an agent)".to_owned(),
+        "data-pipeline/job-7 assumed reporting as job-7-report (no tags: agency is inherited)".to_owned(),
+        "data-pipeline/job-7 called s3:DeleteBucket on prod-data-0 … prod-data-10: AccessDenied, 11 times".to_owned(),
+    ];
+    demo.act_many("4. A session-tagged agent chains into a second role and probes with refused calls", &lines, events)
+        .await;
+    for role in ["data-pipeline", "reporting"] {
+        if let Some(revocations) = inline_policy(iam, role, "trailguard-revocations").await {
+            let denied = revocations["Statement"][0]["Condition"]["StringEquals"]["aws:userid"].clone();
+            println!("  {role}'s trailguard-revocations denies aws:userid {denied}");
+        }
+    }
+
     demo.state("after").await;
     if let Some(revocations) = inline_policy(iam, "dev-agent", "trailguard-revocations").await {
         println!("\n━━━ Whom the revocation denies (its policy through trailguard's IAM evaluator) ━━━");
@@ -169,7 +256,8 @@ async fn main() {
         "\nThe agent lost AdministratorAccess and its session agent-run-42 is denied (only credentials issued before"
     );
     println!("the revocation: a new session of dev-agent works, as shown). Alice's change waits for a person. Root");
-    println!("cannot be touched by IAM: the alert is the response. The emulator is stopped now.");
+    println!("cannot be touched by IAM: the alert is the response. The session-tagged agent was stopped after its");
+    println!("eleventh refused call, and with it the session it had chained into. The emulator is stopped now.");
 }
 
 #[cfg(test)]

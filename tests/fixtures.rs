@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use trailguard_core::behaviour::Counters;
 use trailguard_core::event::{read_records, read_records_with};
 use trailguard_core::prefilter::Prefilter;
 use trailguard_core::{Config, Engine};
@@ -40,9 +41,14 @@ fn expectations() -> Vec<(String, BTreeSet<String>)> {
 fn check(engine: &Engine, path: &Path, prefilter: Option<&Prefilter>) -> BTreeSet<String> {
     let bytes = std::fs::read(path).unwrap();
     let mut found = BTreeSet::new();
+    // One file is one archive: its registry comes from all its records (as `scan`'s first pass reads them,
+    // without the pre-filter), its behaviour counts start at zero.
+    let issuing = read_records(&bytes).unwrap().into_iter().flatten().filter_map(|r| engine.issuing_offline(&r));
+    let registry = engine.build_registry(issuing.collect());
+    let counters = Counters::default();
     for record in read_records_with(&bytes, prefilter).unwrap().records {
         let record = record.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        for finding in engine.evaluate_offline(&record).findings {
+        for finding in engine.evaluate_registered(&record, &registry, &counters).findings {
             assert!(!finding.title.is_empty());
             assert!(finding.to_text().contains(&finding.rule));
             found.insert(format!("{}:{}", finding.rule, finding.severity));

@@ -33,9 +33,14 @@ async fn twenty_thousand_events_in_one_process_with_flat_memory_and_every_findin
         .map(|i| match i % PLANTED_EVERY {
             // Planted: a root sign-in, alert only, so nothing in IAM needs to exist.
             0 => console_login(root(HOME_ACCOUNT), HOME_ACCOUNT, &format!("planted-{i:05}"), i % 200 == 0),
-            // Triggers a rule's pattern but is no finding: a person deleting a bucket.
+            // Triggers a rule's pattern but is no finding: a person deleting a bucket (each in a session of its
+            // own: two hundred deletions in one session within minutes would be a deletion run).
             1 => api_call(
-                alice.clone(),
+                {
+                    let mut person = alice.clone();
+                    person["accessKeyId"] = json!(format!("ASIAALICE{i:011}"));
+                    person
+                },
                 "s3.amazonaws.com",
                 "DeleteBucket",
                 json!({"bucketName": format!("tmp-{i}")}),

@@ -157,6 +157,7 @@ fn rules_lists_every_rule() {
         "passrole-grant",
         "trust-policy-grant",
         "agent-sensitive-call",
+        "agent-behaviour",
         "audit-tampering",
         "guardrail-tampering",
     ] {
@@ -281,5 +282,40 @@ fn a_large_json_lines_file_is_streamed_with_progress_and_an_html_report() {
     let page = text(&piped.stdout);
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg"), "{page}");
     assert!(page.contains(&format!("<b>{} finding(s)</b>", planted.len())), "{page}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scan_recognises_a_session_tagged_agent_whatever_the_order_of_files() {
+    let assume = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z","eventID":"e-assume",
+ "userIdentity":{"type":"AssumedRole","accessKeyId":"ASIAPERSON","accountId":"123456789012","arn":"arn:aws:sts::123456789012:assumed-role/ci/build"},
+ "requestParameters":{"roleArn":"arn:aws:iam::123456789012:role/builder","tags":[{"key":"trailguard:agent","value":"true"}]},
+ "responseElements":{"credentials":{"accessKeyId":"ASIATAGGED","expiration":"Nov 29, 2026, 11:00:00 AM"},
+ "assumedRoleUser":{"assumedRoleId":"AROABUILDER:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}"#;
+    let call = r#"{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","eventTime":"2026-11-29T10:05:00Z","eventID":"e-call",
+ "userIdentity":{"type":"AssumedRole","accessKeyId":"ASIATAGGED","accountId":"123456789012","principalId":"AROABUILDER:run-1",
+ "arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"},"requestParameters":{"userName":"backdoor"}}"#;
+    let dir = std::env::temp_dir().join(format!("trailguard-registry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The call's file comes first by name: the registry is built before anything is judged.
+    std::fs::write(
+        dir.join("a.jsonl"),
+        format!("{}\n{}\n", call.replace('\n', ""), call.replace('\n', "").replace("e-call", "e-call-2")),
+    )
+    .unwrap();
+    std::fs::write(dir.join("b.json"), assume.replace('\n', "")).unwrap();
+    for prefilter in [true, false] {
+        let mut args = vec!["scan", "--format", "jsonl", dir.to_str().unwrap()];
+        if !prefilter {
+            args.push("--no-prefilter");
+        }
+        let out = trailguard(&args, None);
+        let findings: Vec<serde_json::Value> =
+            text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(findings.len(), 2, "{}", text(&out.stderr));
+        assert!(findings
+            .iter()
+            .all(|f| f["rule"] == "agent-sensitive-call" && f["actor"]["agent"]["signal"] == "session_tag"));
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -41,6 +41,8 @@ pub struct Config {
     /// Extra calls, `service:EventName` globs (`s3:PutBucketPolicy`, `kms:Schedule*`), that are sensitive when an
     /// agent makes them.
     pub sensitive_calls: Vec<String>,
+    /// Thresholds of `agent-behaviour`.
+    pub behaviour: crate::behaviour::BehaviourSettings,
     /// Per-rule settings, by rule id.
     pub rules: BTreeMap<String, RuleSettings>,
     /// How the remediator acts.
@@ -75,6 +77,9 @@ pub struct RemediationSettings {
     pub member_role_name: String,
     /// The read-only role the detector assumes in other accounts for its look-ups.
     pub member_reader_role_name: String,
+    /// Revoke an agent session by its source identity rather than by its own `aws:userid`. A source identity is
+    /// shared by every run of an agent, so this stops all its concurrent runs on that role; off by default.
+    pub revoke_source_identity: bool,
 }
 
 impl Default for RemediationSettings {
@@ -89,6 +94,7 @@ impl Default for RemediationSettings {
             revocation_policy_name: "trailguard-revocations".to_owned(),
             member_role_name: "trailguard-member".to_owned(),
             member_reader_role_name: "trailguard-member-reader".to_owned(),
+            revoke_source_identity: false,
         }
     }
 }
@@ -157,6 +163,7 @@ impl Default for Config {
             own_resource_arns: Vec::new(),
             own_resources: vec!["trailguard*".to_owned()],
             sensitive_calls: Vec::new(),
+            behaviour: crate::behaviour::BehaviourSettings::default(),
             rules: BTreeMap::new(),
             remediation: RemediationSettings::default(),
         }

@@ -23,6 +23,10 @@ use crate::event::{Actor, CloudTrailRecord};
 use crate::finding::{Evidence, Finding, Remediation, SCHEMA_VERSION};
 use crate::policy::{analyze, analyze_trust, managed, PolicyDocument};
 use crate::rules::{registry, Context, GrantView, Name, Rule, Trigger, TrustView};
+use crate::session::{self, Session};
+
+/// The behaviour rule, whose count the engine declares as a need.
+const BEHAVIOUR: &str = "agent-behaviour";
 
 /// Something the rules need from IAM for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,6 +47,16 @@ pub enum Need {
         /// The role's name.
         role_name: String,
     },
+    /// The session registry's entry for the access key that signed the call (an agent session recorded when its
+    /// credentials were issued), live at the event's time.
+    Session {
+        /// The temporary access key id.
+        access_key_id: String,
+        /// The event's time, epoch seconds: an entry that expired before it is absent.
+        at: i64,
+    },
+    /// One atomic count of the actor's behaviour (an update, not only a look-up: answered once per event).
+    Count(crate::behaviour::Count),
 }
 
 /// The answers to [`Need`]s. What is missing counts as "not available", never as harmless.
@@ -52,6 +66,11 @@ pub struct Resolved {
     pub policies: HashMap<(String, Option<String>), Result<String, String>>,
     /// The actor role's tags, or why they could not be read.
     pub role_tags: Option<Result<Vec<(String, String)>, String>>,
+    /// The actor's session in the registry: `Ok(None)` when it is not an agent session (or has expired), `Err`
+    /// when the registry could not be read.
+    pub session: Option<Result<Option<Session>, String>>,
+    /// The behaviour count: the evidence when this event crossed its threshold, `Ok(None)` otherwise.
+    pub crossing: Option<(crate::behaviour::Kind, Result<crate::behaviour::Crossing, String>)>,
 }
 
 /// A record the engine has read and found worth evaluating.
@@ -250,9 +269,26 @@ impl Engine {
                 needs.push(Need::Policy { account, arn: arn.clone(), version: version.clone() });
             }
         }
-        let actor = &prepared.actor;
+        needs.extend(self.actor_needs(prepared.record, &prepared.actor));
+        let counts_behaviour = prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
+        if counts_behaviour {
+            if let Some(count) = crate::behaviour::observe(prepared.record, &prepared.actor, &self.config.behaviour) {
+                needs.push(Need::Count(count));
+            }
+        }
+        needs
+    }
+
+    /// What agent recognition of `actor` needs looked up: the registry entry of its access key, the role's tags.
+    fn actor_needs(&self, record: &CloudTrailRecord, actor: &Actor) -> Vec<Need> {
+        let mut needs = Vec::new();
         let mut recognised = actor.clone();
-        recognised.agent = self.config.agents.recognise(actor, None);
+        recognised.agent = self.config.agents.recognise(actor, None, None);
+        if self.config.agents.needs_session(&recognised) {
+            if let Some(key) = &actor.access_key_id {
+                needs.push(Need::Session { access_key_id: key.clone(), at: event_seconds(record) });
+            }
+        }
         if self.config.agents.needs_role_tags(&recognised) {
             if let (Some(role_name), Some(account)) = (&actor.role_name, &actor.account) {
                 needs.push(Need::RoleTags { account: account.clone(), role_name: role_name.clone() });
@@ -261,18 +297,118 @@ impl Engine {
         needs
     }
 
+    /// The agent recognition of a record's actor with what was looked up.
+    fn recognise(&self, actor: &Actor, resolved: &Resolved) -> Option<crate::event::AgentMatch> {
+        let tags = resolved.role_tags.as_ref().and_then(|t| t.as_ref().ok());
+        let session = resolved.session.as_ref().and_then(|s| s.as_ref().ok()).and_then(Option::as_ref);
+        self.config.agents.recognise(actor, tags.map(Vec::as_slice), session)
+    }
+
+    /// Reads a call that issues temporary credentials (`AssumeRole*`, `GetFederationToken`): the session it
+    /// created, and what must be looked up to decide whether it is an agent's (the caller's registry entry and
+    /// role tags). `None` for any other record, and for AWS's own or trailguard's own calls.
+    pub fn issuing(&self, record: &CloudTrailRecord) -> Option<(session::Issued, Vec<Need>)> {
+        let (actor, issued) = self.issuing_offline(record)?;
+        let mut needs = self.actor_needs(record, &actor);
+        // The caller's own entry, even when free signals already say it is an agent: the lineage needs its key.
+        if let Some(key) = actor.access_key_id.as_ref().filter(|k| k.starts_with("ASIA")) {
+            if !needs.iter().any(|n| matches!(n, Need::Session { .. })) {
+                needs.push(Need::Session { access_key_id: key.clone(), at: event_seconds(record) });
+            }
+        }
+        Some((issued, needs))
+    }
+
+    /// [`Engine::issuing`] for the offline registry: the caller and the session, nothing to look up.
+    pub fn issuing_offline(&self, record: &CloudTrailRecord) -> Option<(Actor, session::Issued)> {
+        let issued = session::issued(record)?;
+        let actor = Actor::from_record(record);
+        if actor.aws_service || self.config.is_own_actor(&actor) {
+            return None;
+        }
+        Some((actor, issued))
+    }
+
+    /// The offline registry from every issuing call of an archive, in any order: they are taken in the order
+    /// they were issued (a parent is always issued before its child), so the result does not depend on the order
+    /// of files or records. Role tags are not looked up offline.
+    pub fn build_registry(&self, mut calls: Vec<(Actor, session::Issued)>) -> session::Registry {
+        calls.sort_by(|(_, a), (_, b)| {
+            (a.session.issued, &a.session.access_key_id).cmp(&(b.session.issued, &b.session.access_key_id))
+        });
+        let mut registry = session::Registry::new();
+        for (actor, issued) in calls {
+            let mut session = issued.session;
+            let parent = actor.access_key_id.as_deref().and_then(|k| registry.get(k, session.issued));
+            let caller = self.config.agents.recognise(&actor, None, parent);
+            session.parent = caller.as_ref().and(actor.access_key_id.clone());
+            session.agent = self.config.agents.recognise_session(&session, caller.as_ref());
+            if session.agent.is_some() {
+                registry.insert(session);
+            }
+        }
+        registry
+    }
+
+    /// Prepares and evaluates offline: the registry answers the session look-up and `counters` the behaviour
+    /// counts (nothing else is looked up).
+    pub fn evaluate_registered(
+        &self,
+        record: &CloudTrailRecord,
+        registry: &session::Registry,
+        counters: &crate::behaviour::Counters,
+    ) -> Evaluation {
+        let Some(prepared) = self.prepare(record) else { return Evaluation::default() };
+        let mut resolved = Resolved::default();
+        for need in self.needs(&prepared) {
+            match need {
+                Need::Session { access_key_id, at } => {
+                    resolved.session = Some(Ok(registry.get(&access_key_id, at).cloned()));
+                }
+                Need::Count(count) => resolved.crossing = Some((count.kind, Ok(counters.count(&count)))),
+                Need::Policy { .. } | Need::RoleTags { .. } => {}
+            }
+        }
+        self.evaluate(&prepared, &resolved)
+    }
+
+    /// The session an issuing call created, when it is an agent's (to be recorded in the registry): its own tags
+    /// or source identity say so, or its caller was an agent (with `resolved` answering [`Engine::issuing`]'s
+    /// needs). `None` when the session is no agent's: only agent sessions are recorded.
+    pub fn agent_session(
+        &self,
+        record: &CloudTrailRecord,
+        issued: session::Issued,
+        resolved: &Resolved,
+    ) -> Option<Session> {
+        let actor = Actor::from_record(record);
+        let caller = self.recognise(&actor, resolved);
+        let mut session = issued.session;
+        if caller.is_none() {
+            session.parent = None;
+        }
+        session.agent = self.config.agents.recognise_session(&session, caller.as_ref());
+        session.agent.is_some().then_some(session)
+    }
+
     /// Runs the triggered rules. Anything in `resolved` is used; anything missing is reported as unavailable.
     pub fn evaluate(&self, prepared: &Prepared, resolved: &Resolved) -> Evaluation {
         let record = prepared.record;
         let mut actor = prepared.actor.clone();
-        let tags = resolved.role_tags.as_ref().and_then(|t| t.as_ref().ok());
-        actor.agent = self.config.agents.recognise(&actor, tags.map(Vec::as_slice));
+        actor.agent = self.recognise(&actor, resolved);
         let mut warnings = Vec::new();
         if let Some(e) = &prepared.params_error {
             warnings.push(format!("`requestParameters` could not be read, rules judged the event without them: {e}"));
         }
         if let Some(Err(e)) = &resolved.role_tags {
             warnings.push(format!("role tags could not be read, agent recognition used other signals only: {e}"));
+        }
+        if let Some((_, Err(e))) = &resolved.crossing {
+            warnings.push(format!("behaviour counters could not be updated, this event was not counted: {e}"));
+        }
+        if let Some(Err(e)) = &resolved.session {
+            warnings
+                .push(format!("session registry could not be read, agent recognition used other signals only: {e}"));
         }
         let grant = prepared.grant.as_ref().map(|g| self.view_grant(g, resolved));
         if let Some(view) = &grant {
@@ -300,6 +436,10 @@ impl Engine {
             grant: grant.as_ref(),
             trust: trust.as_ref(),
             config: &self.config,
+            crossing: match &resolved.crossing {
+                Some((kind, Ok(Some(evidence)))) => Some((*kind, evidence.as_slice())),
+                _ => None,
+            },
         };
         let account = record.account();
         let mut verdicts = Vec::new();
@@ -316,6 +456,13 @@ impl Engine {
         if record.failed() && !record.refused() && actor.agent.is_none() {
             verdicts.retain(|(r, _)| r.reports_every_failure());
         }
+        // A refused call counts toward `agent-behaviour` once, rather than paging one by one from the general rule.
+        let counted = record.error_code.is_some()
+            && record.refused()
+            && prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
+        if counted {
+            verdicts.retain(|(r, _)| !r.yields_to_others());
+        }
         if verdicts.iter().any(|(r, _)| !r.yields_to_others()) {
             verdicts.retain(|(r, _)| !r.yields_to_others());
         }
@@ -327,7 +474,7 @@ impl Engine {
     /// Says, rule by rule, why the event gave the findings it gave (offline: nothing is looked up).
     pub fn explain(&self, record: &CloudTrailRecord) -> Explanation {
         let mut actor = Actor::from_record(record);
-        actor.agent = self.config.agents.recognise(&actor, None);
+        actor.agent = self.config.agents.recognise(&actor, None, None);
         let triggered = self.triggered_rules(record);
         let skipped = if actor.aws_service {
             Some("AWS itself acted (an AWS service event or an AWSService identity)".to_owned())
@@ -436,7 +583,7 @@ impl Engine {
         rule: &dyn Rule,
         verdict: crate::rules::Verdict,
     ) -> Finding {
-        let attempt = record.failed();
+        let attempt = record.failed() && !rule.judges_failures_itself();
         let mut remediation = verdict.remediation;
         let mut title = verdict.title;
         let mut severity = verdict.severity;
@@ -469,6 +616,11 @@ impl Engine {
             remediation,
         }
     }
+}
+
+/// The event's time in seconds since the epoch (0 when it has none: then every registry entry is live).
+fn event_seconds(record: &CloudTrailRecord) -> i64 {
+    record.event_time.as_deref().and_then(session::parse_time).unwrap_or(0)
 }
 
 /// Same event, rule and target: same id. Without an event id, the event's own fields stand in for it.

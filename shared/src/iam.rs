@@ -9,8 +9,10 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::behaviour::{Count, Crossing};
 use crate::engine::{Need, Resolved};
 use crate::finding::PrincipalKind;
+use crate::session::Session;
 
 /// What kind of failure an IAM call had; decides whether a retry can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,7 +142,7 @@ pub trait IamActions {
     fn deactivate_access_key(&self, user: &str, key: &str) -> impl Future<Output = Result<(), IamError>> + Send;
 }
 
-/// The read-only look-ups the detector makes for the rules.
+/// The read-only look-ups the detector makes for the rules (IAM, and the session registry in its state table).
 pub trait IamReader {
     /// A managed policy's document: the given version, or the default (`GetPolicy`, `GetPolicyVersion`).
     fn policy_document(
@@ -155,6 +157,11 @@ pub trait IamReader {
         account: &str,
         role: &str,
     ) -> impl Future<Output = Result<Vec<(String, String)>, IamError>> + Send;
+    /// The registry's agent session for a temporary access key, live at `at` (epoch seconds); `None` when there
+    /// is none (not an agent session, or expired).
+    fn session(&self, access_key_id: &str, at: i64) -> impl Future<Output = Result<Option<Session>, IamError>> + Send;
+    /// Counts one event of a session's behaviour, atomically; the evidence when this event crossed the threshold.
+    fn count(&self, count: &Count) -> impl Future<Output = Result<Crossing, IamError>> + Send;
 }
 
 /// Answers the engine's needs through a reader. A failure a retry may fix is returned (the caller fails the
@@ -178,6 +185,22 @@ pub async fn resolve<R: IamReader>(needs: &[Need], reader: &R) -> Result<Resolve
                     Err(e) => Err(e.to_string()),
                 };
                 resolved.role_tags = Some(answer);
+            }
+            Need::Count(count) => {
+                let answer = match reader.count(count).await {
+                    Ok(crossing) => Ok(crossing),
+                    Err(e) if e.retryable() => return Err(e),
+                    Err(e) => Err(e.to_string()),
+                };
+                resolved.crossing = Some((count.kind, answer));
+            }
+            Need::Session { access_key_id, at } => {
+                let answer = match reader.session(access_key_id, *at).await {
+                    Ok(session) => Ok(session),
+                    Err(e) if e.retryable() => return Err(e),
+                    Err(e) => Err(e.to_string()),
+                };
+                resolved.session = Some(answer);
             }
         }
     }
@@ -204,6 +227,16 @@ mod tests {
         async fn role_tags(&self, account: &str, role: &str) -> Result<Vec<(String, String)>, IamError> {
             self.calls.lock().unwrap().push(format!("tags {account} {role}"));
             Ok(vec![("trailguard:agent".into(), "true".into())])
+        }
+
+        async fn session(&self, key: &str, at: i64) -> Result<Option<Session>, IamError> {
+            self.calls.lock().unwrap().push(format!("session {key} {at}"));
+            Ok(None)
+        }
+
+        async fn count(&self, count: &Count) -> Result<Crossing, IamError> {
+            self.calls.lock().unwrap().push(format!("count {}", count.key));
+            Ok(None)
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod authenticity;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod behaviour;
 pub mod change;
 pub mod config;
 pub mod engine;
@@ -20,6 +21,7 @@ pub mod policy;
 pub mod prefilter;
 pub mod remediation;
 pub mod rules;
+pub mod session;
 pub mod synth;
 pub mod wildcard;
 

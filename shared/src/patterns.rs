@@ -24,9 +24,13 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::rules::{Name, Trigger};
+use crate::session;
 
 /// EventBridge's default limit on the size of one pattern, in characters.
 pub const MAX_PATTERN_CHARS: usize = 2048;
+
+/// What the patterns name, beside rule ids, as the consumer of the credential-issuing calls.
+pub const REGISTRY: &str = "session-registry";
 
 /// The detail-type of CloudTrail API calls on EventBridge.
 pub const API_CALL: &str = "AWS API Call via CloudTrail";
@@ -87,6 +91,12 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
             }
         }
     }
+    // The session registry records agent sessions where their credentials are issued: session tags are logged
+    // only in those calls. Role-to-role `AssumeRole` already comes for `guardrail-tampering`; SAML, web identity
+    // and federation tokens come for the registry alone (read-only management events).
+    let sts = groups.entry(Some(session::STS.to_owned())).or_default();
+    sts.read_only = true;
+    sts.exact.extend(session::ISSUING_EVENTS.iter().map(|n| ((*n).to_owned(), REGISTRY.to_owned())));
     // Names an any-source prefix covers move to the any-source group, rules and all.
     let any_prefixes: Vec<String> =
         groups.get(&None).map(|g| g.prefixes.iter().map(|(p, _)| p.clone()).collect()).unwrap_or_default();
@@ -205,7 +215,12 @@ mod tests {
         assert!(!iam.regional && !iam.read_only);
         let names = iam.pattern["detail"]["eventName"].as_array().unwrap();
         assert!(names.contains(&json!("AttachRolePolicy")) || names.contains(&json!({"prefix": "Attach"})));
-        assert!(patterns.iter().find(|p| p.name == "Sts").unwrap().read_only);
+        let sts = patterns.iter().find(|p| p.name == "Sts").unwrap();
+        assert!(sts.read_only);
+        for name in session::ISSUING_EVENTS {
+            assert!(sts.pattern["detail"]["eventName"].as_array().unwrap().contains(&json!(name)), "{name}");
+        }
+        assert!(sts.rules.contains(&REGISTRY.to_owned()));
         let cloudtrail = patterns.iter().find(|p| p.name == "Cloudtrail").unwrap();
         assert!(!cloudtrail.pattern.to_string().contains("\"DeleteTrail\""), "the any-source rule covers it");
     }

@@ -7,6 +7,7 @@
 
 mod html;
 mod progress;
+mod registry;
 mod source;
 mod tally;
 
@@ -19,6 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use trailguard_core::event::{read_lines, read_records_with, Reading, RecordError};
 use trailguard_core::prefilter::Prefilter;
+use trailguard_core::session::Registry;
 use trailguard_core::wildcard;
 use trailguard_core::{Engine, Finding};
 
@@ -108,6 +110,8 @@ struct Outcome {
 
 struct Scanner<'a> {
     engine: &'a Engine,
+    registry: &'a Registry,
+    counters: &'a trailguard_core::behaviour::Counters,
     filters: &'a Filters,
     prefilter: Option<Prefilter<'a>>,
     files: &'a [PathBuf],
@@ -165,7 +169,7 @@ impl Scanner<'_> {
                 outcome.outside_window += 1;
                 continue;
             }
-            let evaluation = self.engine.evaluate_offline(&record);
+            let evaluation = self.engine.evaluate_registered(&record, self.registry, self.counters);
             for warning in evaluation.warnings {
                 *outcome.warnings.entry(warning).or_default() += 1;
             }
@@ -206,8 +210,12 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
     });
     let progress = if options.progress { Progress::shown(total) } else { Progress::hidden(total) };
     let buffers = Buffers::default();
+    let registry = registry::build(engine, &files);
+    let counters = trailguard_core::behaviour::Counters::default();
     let scanner = Scanner {
         engine,
+        registry: &registry,
+        counters: &counters,
         filters: &options.filters,
         prefilter: options.prefilter.then(|| Prefilter::new(engine)),
         files: &files,

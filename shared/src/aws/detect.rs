@@ -104,6 +104,15 @@ impl Detector {
                 return Ok(outcome);
             }
         };
+        // A call that issued an agent's credentials is remembered, for the session's later calls.
+        if let Some((issued, needs)) = self.engine.issuing(&record) {
+            let resolved = resolve(&needs, self).await.map_err(DetectError::Lookup)?;
+            if let Some(session) = self.engine.agent_session(&record, issued, &resolved) {
+                tracing::info!(access_key_id = %session.access_key_id, parent = session.parent.as_deref().unwrap_or_default(),
+                    signal = session.agent.as_ref().map(|a| a.signal.as_str()).unwrap_or_default(), "agent session recorded");
+                self.state.put_session(&session).await.map_err(DetectError::State)?;
+            }
+        }
         // Most events stop here, before any AWS call.
         let Some(prepared) = self.engine.prepare(&record) else { return Ok(DetectOutcome::default()) };
         let resolved = resolve(&self.engine.needs(&prepared), self).await.map_err(DetectError::Lookup)?;
@@ -113,6 +122,15 @@ impl Detector {
         }
         let mut outcome = DetectOutcome { warnings: evaluation.warnings.clone(), ..DetectOutcome::default() };
         let mut findings = evaluation.findings;
+        // An agent session's finding revokes the sessions it assumed too (lineage).
+        let key = prepared.actor.access_key_id.as_deref().filter(|k| k.starts_with("ASIA"));
+        if let Some(key) = key {
+            if findings.iter().any(|f| f.actor.is_agent() && f.remediable) {
+                let descendants =
+                    self.state.descendants(key, now.unix_timestamp()).await.map_err(DetectError::State)?;
+                findings.iter_mut().for_each(|f| crate::session::hand_on(f, &descendants));
+            }
+        }
         let blind: Vec<String> =
             self.blind.lock().map(|mut b| std::mem::take(&mut *b).into_iter().collect()).unwrap_or_default();
         for account in blind {
@@ -206,5 +224,13 @@ impl IamReader for Detector {
             m.insert(key, (Instant::now(), tags.clone()));
         }
         Ok(tags)
+    }
+
+    async fn session(&self, access_key_id: &str, at: i64) -> Result<Option<crate::session::Session>, IamError> {
+        self.state.session(access_key_id, at).await
+    }
+
+    async fn count(&self, count: &crate::behaviour::Count) -> Result<crate::behaviour::Crossing, IamError> {
+        self.state.count(count).await
     }
 }

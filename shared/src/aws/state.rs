@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
 use super::error::classify;
+use crate::behaviour::{Count, Crossing, EvidenceEvent};
 use crate::iam::{IamError, IamErrorKind};
+use crate::session::Session;
 
 /// How long a lock is held at most: longer than any read-merge-write of one revocation policy, short enough
 /// that a crashed holder does not block the next remediation for long.
@@ -54,6 +56,150 @@ impl StateTable {
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(classify("dynamodb:PutItem", &e)),
         }
+    }
+
+    /// Records an agent session, and under its parent's key the link to it (the parent's lineage). Each item
+    /// expires with the credentials it describes.
+    pub async fn put_session(&self, session: &Session) -> Result<(), IamError> {
+        let body = serde_json::to_string(session).map_err(|e| IamError {
+            kind: IamErrorKind::Other,
+            action: "dynamodb:PutItem".to_owned(),
+            message: format!("session could not be written as JSON: {e}"),
+        })?;
+        let expires = AttributeValue::N(session.expires.to_string());
+        let mut items = vec![(format!("session#{}", session.access_key_id), "session".to_owned())];
+        if let Some(parent) = &session.parent {
+            items.push((format!("session#{parent}"), format!("child#{}", session.access_key_id)));
+        }
+        for (pk, sk) in items {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(pk))
+                .item("sk", AttributeValue::S(sk))
+                .item("body", AttributeValue::S(body.clone()))
+                .item("expires_at", expires.clone())
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:PutItem", &e))?;
+        }
+        Ok(())
+    }
+
+    /// The agent session recorded for an access key, if its credentials were still valid at `at` (epoch seconds).
+    pub async fn session(&self, access_key_id: &str, at: i64) -> Result<Option<Session>, IamError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("session#{access_key_id}")))
+            .key("sk", AttributeValue::S("session".to_owned()))
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", &e))?;
+        Ok(output.item.as_ref().and_then(read_session).filter(|s| s.live(at)))
+    }
+
+    /// The live sessions an agent session assumed, directly (each carries its own parent key to go further).
+    pub async fn children(&self, access_key_id: &str, now: i64) -> Result<Vec<Session>, IamError> {
+        let mut children = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :child)")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("session#{access_key_id}")))
+                .expression_attribute_values(":child", AttributeValue::S("child#".to_owned()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify("dynamodb:Query", &e))?;
+            children.extend(output.items().iter().filter_map(read_session).filter(|s| s.live(now)));
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(children);
+            }
+        }
+    }
+
+    /// Every live session descended from an agent session (children, their children, …), breadth first, at most
+    /// [`crate::session::MAX_LINEAGE`].
+    pub async fn descendants(&self, access_key_id: &str, now: i64) -> Result<Vec<Session>, IamError> {
+        let mut found: Vec<Session> = Vec::new();
+        let mut queue = std::collections::VecDeque::from([access_key_id.to_owned()]);
+        let mut seen = std::collections::HashSet::from([access_key_id.to_owned()]);
+        while let Some(key) = queue.pop_front() {
+            for child in self.children(&key, now).await? {
+                if found.len() >= crate::session::MAX_LINEAGE {
+                    return Ok(found);
+                }
+                if seen.insert(child.access_key_id.clone()) {
+                    queue.push_back(child.access_key_id.clone());
+                    found.push(child);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Counts one event atomically: `n` goes up by one and the event joins the evidence, unless the counter has
+    /// already reached its limit or already holds this event (a retried invocation). Returns the evidence when
+    /// this event is the one that brought the count to the limit (again so on a retry of that very event, so that
+    /// a finding whose delivery failed is not lost).
+    pub async fn count(&self, count: &Count) -> Result<Crossing, IamError> {
+        let key =
+            [("pk", AttributeValue::S(format!("count#{}", count.key))), ("sk", AttributeValue::S("count".to_owned()))];
+        let event = AttributeValue::M(
+            [
+                ("id".to_owned(), AttributeValue::S(count.event.id.clone())),
+                ("call".to_owned(), AttributeValue::S(count.event.call.clone())),
+                ("time".to_owned(), AttributeValue::S(count.event.time.clone())),
+            ]
+            .into(),
+        );
+        let id = if count.event.id.is_empty() { "-".to_owned() } else { count.event.id.clone() };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .update_expression(
+                "ADD n :one, ids :id SET ev = list_append(if_not_exists(ev, :empty), :ev), expires_at = :expires",
+            )
+            .condition_expression("(attribute_not_exists(n) OR n < :limit) AND NOT contains(ids, :idv)")
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![id.clone()]))
+            .expression_attribute_values(":idv", AttributeValue::S(id.clone()))
+            .expression_attribute_values(":ev", AttributeValue::L(vec![event]))
+            .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":expires", AttributeValue::N((count.window_end + 3600).to_string()))
+            .expression_attribute_values(":limit", AttributeValue::N(count.limit.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        for (name, value) in key.clone() {
+            update = update.key(name, value);
+        }
+        let item = match update.send().await {
+            Ok(output) => output.attributes,
+            Err(e) if is_condition_failure(&e) => {
+                let mut get = self.client.get_item().table_name(&self.table).consistent_read(true);
+                for (name, value) in key {
+                    get = get.key(name, value);
+                }
+                let item = get.send().await.map_err(|e| classify("dynamodb:GetItem", &e))?.item;
+                // Only the event that reached the limit is answered again; any other is past it.
+                let evidence = item.as_ref().map(read_evidence).unwrap_or_default();
+                let last = evidence.last().map(|e| e.id.clone());
+                if last.as_deref() != Some(count.event.id.as_str()) || count.event.id.is_empty() {
+                    return Ok(None);
+                }
+                item
+            }
+            Err(e) => return Err(classify("dynamodb:UpdateItem", &e)),
+        };
+        let Some(item) = item else { return Ok(None) };
+        let n: u32 = item.get("n").and_then(|n| n.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        Ok((n == count.limit).then(|| read_evidence(&item)))
     }
 
     /// Takes the lock named `key`, waiting up to [`LOCK_WAIT`] for another holder; returns the owner token.
@@ -111,6 +257,24 @@ impl StateTable {
             }
         }
     }
+}
+
+/// A counter's evidence events, in the order they were counted.
+fn read_evidence(item: &std::collections::HashMap<String, AttributeValue>) -> Vec<EvidenceEvent> {
+    let Some(Ok(list)) = item.get("ev").map(AttributeValue::as_l) else { return Vec::new() };
+    list.iter()
+        .filter_map(|e| e.as_m().ok())
+        .map(|m| {
+            let field = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            EvidenceEvent { id: field("id"), call: field("call"), time: field("time") }
+        })
+        .collect()
+}
+
+/// A registry item's session; an unreadable one (written by an incompatible version) counts as absent.
+fn read_session(item: &std::collections::HashMap<String, AttributeValue>) -> Option<Session> {
+    let body = item.get("body")?.as_s().ok()?;
+    serde_json::from_str(body).ok()
 }
 
 fn is_condition_failure<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool

@@ -3,11 +3,14 @@
 //! CloudTrail's `userIdentity` is flattened into an [`Actor`] that every finding carries. Whether the actor is
 //! an agent is decided by [`AgentMatchers`] from what CloudTrail records, strongest signal first: the source
 //! identity (set at the first `AssumeRole`, carried through role chaining, unchangeable by the session), then
-//! the role's tags (looked up), the role name or ARN, the session name, the IAM user name.
+//! the session's registry entry (its session tags, or an agent caller it inherits agency from), AWS's MCP server
+//! marker, the role's tags (looked up), the role name or ARN, the session name, the SDK application id in the
+//! user agent (when configured), the IAM user name.
 
 use serde::{Deserialize, Serialize};
 
 use super::record::CloudTrailRecord;
+use crate::session::Session;
 use crate::wildcard;
 
 /// The principal behind a call.
@@ -46,6 +49,10 @@ pub struct Actor {
     pub source_ip: Option<String>,
     /// The caller's user agent.
     pub user_agent: Option<String>,
+    /// The AWS managed MCP server the call came through (`additionalEventData.CalledViaAWSMCP`, the value IAM's
+    /// `aws:CalledViaAWSMCP` condition key compares), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_mcp: Option<String>,
     /// Why the actor is taken for an AI agent, when it is.
     pub agent: Option<AgentMatch>,
 }
@@ -53,7 +60,8 @@ pub struct Actor {
 /// Why an actor was recognised as an agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentMatch {
-    /// What was matched: `source_identity`, `role_tag`, `role`, `session_name` or `user_name`.
+    /// What was matched: `source_identity`, `session_tag`, `parent_session`, `mcp`, `role_tag`, `role`,
+    /// `session_name`, `app_id` or `user_name`.
     pub signal: String,
     /// The configured pattern that matched.
     pub pattern: String,
@@ -75,6 +83,14 @@ pub struct AgentMatchers {
     pub role_tags: Vec<String>,
     /// Patterns for IAM user names (agents with long-term keys).
     pub user_name: Vec<String>,
+    /// Session tags `key=value-pattern`, read from the call that issued the session and kept in the registry.
+    pub session_tags: Vec<String>,
+    /// Whether a call made through an AWS managed MCP server (the Agent Toolkit for AWS marks it in CloudTrail)
+    /// is an agent's. On by default: only an agent calls through it.
+    pub mcp: bool,
+    /// Patterns for the SDK application id in the user agent (`app/<id>`, set with `AWS_SDK_UA_APP_ID`). Empty by
+    /// default: any program may set any id, so only an operator who knows their agents' ids should name them.
+    pub app_id: Vec<String>,
 }
 
 impl Default for AgentMatchers {
@@ -90,6 +106,9 @@ impl Default for AgentMatchers {
             role: strings(&["ai-agent*", "*-ai-agent*", "agent-*"]),
             role_tags: strings(&["trailguard:agent=true", "ai-agent=true"]),
             user_name: strings(&["ai-agent*", "agent-*"]),
+            session_tags: strings(&["trailguard:agent=true", "ai-agent=true"]),
+            mcp: true,
+            app_id: Vec::new(),
         }
     }
 }
@@ -101,33 +120,78 @@ impl AgentMatchers {
         !self.role_tags.is_empty() && actor.role_arn.is_some() && actor.agent.is_none()
     }
 
-    /// Decides whether the actor is an agent; `role_tags` are the issuing role's tags, when known.
-    pub fn recognise(&self, actor: &Actor, role_tags: Option<&[(String, String)]>) -> Option<AgentMatch> {
+    /// Whether matching needs the session registry (a look-up): the call was signed with temporary credentials
+    /// and the free signals did not already recognise the actor.
+    pub fn needs_session(&self, actor: &Actor) -> bool {
+        actor.agent.is_none() && actor.access_key_id.as_deref().is_some_and(|k| k.starts_with("ASIA"))
+    }
+
+    /// Decides whether the actor is an agent; `role_tags` are the issuing role's tags and `session` the registry's
+    /// entry for the actor's access key, when known.
+    pub fn recognise(
+        &self,
+        actor: &Actor,
+        role_tags: Option<&[(String, String)]>,
+        session: Option<&Session>,
+    ) -> Option<AgentMatch> {
         let hit = |signal: &str, patterns: &[String], value: Option<&str>| {
             let value = value?;
             let pattern = patterns.iter().find(|p| wildcard::matches(p, value, true))?;
             Some(AgentMatch { signal: signal.to_owned(), pattern: pattern.clone(), value: value.to_owned() })
         };
         hit("source_identity", &self.source_identity, actor.source_identity.as_deref())
-            .or_else(|| self.tag_match(role_tags?))
+            .or_else(|| session?.agent.clone())
+            .or_else(|| {
+                let server = actor.via_mcp.as_deref().filter(|_| self.mcp)?;
+                Some(AgentMatch {
+                    signal: "mcp".to_owned(),
+                    pattern: "CalledViaAWSMCP".to_owned(),
+                    value: server.to_owned(),
+                })
+            })
+            .or_else(|| tag_match("role_tag", &self.role_tags, role_tags?))
             .or_else(|| hit("role", &self.role, actor.role_name.as_deref()))
             .or_else(|| hit("role", &self.role, actor.role_arn.as_deref()))
             .or_else(|| hit("session_name", &self.session_name, actor.session_name.as_deref()))
+            .or_else(|| hit("app_id", &self.app_id, actor.user_agent.as_deref().and_then(app_id)))
             .or_else(|| {
                 hit("user_name", &self.user_name, actor.user_name.as_deref().filter(|_| actor.kind == "IAMUser"))
             })
     }
 
-    fn tag_match(&self, tags: &[(String, String)]) -> Option<AgentMatch> {
-        self.role_tags.iter().find_map(|spec| {
-            let (key, pattern) = spec.split_once('=').unwrap_or((spec.as_str(), "*"));
-            tags.iter().find(|(k, v)| k == key && wildcard::matches(pattern, v, true)).map(|(k, v)| AgentMatch {
-                signal: "role_tag".to_owned(),
-                pattern: spec.clone(),
-                value: format!("{k}={v}"),
+    /// Decides whether a newly issued session is an agent's: its own session tags or source identity say so, or
+    /// its caller (`caller`, already recognised) was an agent, which hands its agency on.
+    pub fn recognise_session(&self, session: &Session, caller: Option<&AgentMatch>) -> Option<AgentMatch> {
+        let source = session.source_identity.as_deref().and_then(|value| {
+            let pattern = self.source_identity.iter().find(|p| wildcard::matches(p, value, true))?;
+            Some(AgentMatch { signal: "source_identity".to_owned(), pattern: pattern.clone(), value: value.to_owned() })
+        });
+        tag_match("session_tag", &self.session_tags, &session.tags).or(source).or_else(|| {
+            let caller = caller?;
+            Some(AgentMatch {
+                signal: "parent_session".to_owned(),
+                pattern: format!("{}: {}", caller.signal, caller.pattern),
+                value: session.parent.clone().unwrap_or_else(|| caller.value.clone()),
             })
         })
     }
+}
+
+/// The first tag that one of `specs` (`key=value-pattern`) matches.
+fn tag_match(signal: &str, specs: &[String], tags: &[(String, String)]) -> Option<AgentMatch> {
+    specs.iter().find_map(|spec| {
+        let (key, pattern) = spec.split_once('=').unwrap_or((spec.as_str(), "*"));
+        tags.iter().find(|(k, v)| k == key && wildcard::matches(pattern, v, true)).map(|(k, v)| AgentMatch {
+            signal: signal.to_owned(),
+            pattern: spec.clone(),
+            value: format!("{k}={v}"),
+        })
+    })
+}
+
+/// The SDK application id in a user agent: the token `app/<id>` that `AWS_SDK_UA_APP_ID` adds.
+fn app_id(user_agent: &str) -> Option<&str> {
+    user_agent.split_whitespace().find_map(|token| token.strip_prefix("app/")).filter(|id| !id.is_empty())
 }
 
 impl Actor {
@@ -166,6 +230,7 @@ impl Actor {
             invoked_by: id.invoked_by.clone(),
             source_ip: record.source_ip_address.clone(),
             user_agent: record.user_agent.clone(),
+            via_mcp: mcp_server(record),
             agent: None,
             kind,
         }
@@ -184,6 +249,23 @@ impl Actor {
             _ if self.kind == "Root" => "root user".to_owned(),
             _ => self.arn.clone().or_else(|| self.invoked_by.clone()).unwrap_or_else(|| self.kind.clone()),
         }
+    }
+}
+
+/// The MCP server a call came through: `additionalEventData.CalledViaAWSMCP` (a server's service name such as
+/// `aws-mcp.amazonaws.com`, or `true`), per the Agent Toolkit for AWS documentation of the `aws:CalledViaAWSMCP`
+/// and `aws:ViaAWSMCPService` condition keys.
+fn mcp_server(record: &CloudTrailRecord) -> Option<String> {
+    let raw = record.additional_event_data.as_ref()?;
+    if !raw.get().contains("ViaAWSMCP") {
+        return None;
+    }
+    let data = record.additional_data()?;
+    let value = data.get("CalledViaAWSMCP").or_else(|| data.get("ViaAWSMCPService"))?;
+    match value {
+        serde_json::Value::String(s) if !s.is_empty() && s != "false" => Some(s.clone()),
+        serde_json::Value::Bool(true) => Some("true".to_owned()),
+        _ => None,
     }
 }
 
@@ -221,7 +303,7 @@ mod tests {
         assert_eq!(a.session_name.as_deref(), Some("agent-run-7"));
         assert_eq!(a.source_identity.as_deref(), Some("claude-code"));
         assert!(!a.mfa);
-        let m = AgentMatchers::default().recognise(&a, None).unwrap();
+        let m = AgentMatchers::default().recognise(&a, None, None).unwrap();
         assert_eq!((m.signal.as_str(), m.pattern.as_str()), ("source_identity", "claude*"));
     }
 
@@ -231,9 +313,9 @@ mod tests {
             r#"{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/CloudWatchAgentServerRole/i-0abc",
                 "sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::123456789012:role/CloudWatchAgentServerRole"}}}"#,
         );
-        assert_eq!(AgentMatchers::default().recognise(&a, None), None);
+        assert_eq!(AgentMatchers::default().recognise(&a, None, None), None);
         let tags = vec![("trailguard:agent".to_owned(), "True".to_owned())];
-        assert_eq!(AgentMatchers::default().recognise(&a, Some(&tags)).unwrap().signal, "role_tag");
+        assert_eq!(AgentMatchers::default().recognise(&a, Some(&tags), None).unwrap().signal, "role_tag");
     }
 
     #[test]
@@ -242,5 +324,23 @@ mod tests {
         let a = Actor::from_record(&record);
         assert_eq!(a.kind, "Unknown");
         assert_eq!(a.display_name(), "Unknown");
+    }
+
+    #[test]
+    fn mcp_marker_and_app_ids_are_signals() {
+        let record = parse_record(
+            r#"{"eventSource":"s3.amazonaws.com","eventName":"DeleteBucket","userAgent":"aws-sdk-rust/1.3 app/triage-bot",
+                "additionalEventData":{"CalledViaAWSMCP":"aws-mcp.amazonaws.com"},
+                "userIdentity":{"type":"IAMUser","userName":"dev","accessKeyId":"AKIAEXAMPLE"}}"#,
+        )
+        .unwrap();
+        let a = Actor::from_record(&record);
+        assert_eq!(a.via_mcp.as_deref(), Some("aws-mcp.amazonaws.com"));
+        let m = AgentMatchers::default().recognise(&a, None, None).unwrap();
+        assert_eq!((m.signal.as_str(), m.value.as_str()), ("mcp", "aws-mcp.amazonaws.com"));
+        let mut no_mcp = AgentMatchers { mcp: false, ..AgentMatchers::default() };
+        assert_eq!(no_mcp.recognise(&a, None, None), None, "app ids are not a default signal");
+        no_mcp.app_id = vec!["triage-*".to_owned()];
+        assert_eq!(no_mcp.recognise(&a, None, None).unwrap().signal, "app_id");
     }
 }

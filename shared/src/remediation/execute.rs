@@ -224,14 +224,17 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
         let step = self.step;
         match step {
             Remediation::RevokeSession { role_name, user_id, source_identity, rotating, .. } => {
-                let revocation = match (user_id, source_identity, rotating) {
+                // A source identity is shared by every run of an agent: revoking by it stops them all, so only
+                // where the configuration asks for it.
+                let by_source = self.config.remediation.revoke_source_identity;
+                let revocation = match (user_id, source_identity.as_ref().filter(|_| by_source), rotating) {
                     (Some(id), _, Some(_)) => Revocation::Quarantine {
                         user_id: id.clone(),
                         until: self.now + Duration::hours(i64::from(self.config.remediation.quarantine_hours)),
                     },
-                    (Some(id), _, None) => Revocation::Session(id.clone()),
-                    (None, Some(si), _) => Revocation::SourceIdentity(si.clone()),
-                    (None, None, _) => return Ok(self.outcome(Status::Skipped, "the finding names no session")),
+                    (_, Some(si), None) => Revocation::SourceIdentity(si.clone()),
+                    (Some(id), None, None) => Revocation::Session(id.clone()),
+                    (None, _, _) => return Ok(self.outcome(Status::Skipped, "the finding names no session")),
                 };
                 self.revoke(role_name, &revocation).await
             }

@@ -141,6 +141,7 @@ impl AgentSensitiveCall {
             agent.signal, agent.value, agent.pattern
         ));
         verdict.remediation = ctx.contain_actor();
+        verdict.notes.extend(ctx.containment_notes());
         verdict
     }
 }

@@ -6,6 +6,7 @@
 //! arrive in the context. The engine turns verdicts into findings (stable id, actor, time, attempt handling).
 
 mod admin_policy_grant;
+mod agent_behaviour;
 mod agent_sensitive_call;
 mod audit_requests;
 mod audit_tampering;
@@ -50,6 +51,12 @@ pub trait Rule: Send + Sync {
     /// [`crate::engine`]) a failed call is an attempt only when it was refused for authorization or
     /// authentication, or made by an AI agent.
     fn reports_every_failure(&self) -> bool {
+        false
+    }
+
+    /// Whether the rule's verdict on a failed call stands as it is, rather than becoming an attempt one severity
+    /// lower (a behaviour rule judges a pattern of calls, not the one that failed).
+    fn judges_failures_itself(&self) -> bool {
         false
     }
 }
@@ -121,6 +128,8 @@ pub struct Context<'a> {
     pub trust: Option<&'a TrustView>,
     /// The configuration.
     pub config: &'a Config,
+    /// The behaviour count this event crossed, with its evidence, when it crossed one.
+    pub crossing: Option<(crate::behaviour::Kind, &'a [crate::behaviour::EvidenceEvent])>,
 }
 
 impl Context<'_> {
@@ -151,6 +160,47 @@ impl Context<'_> {
             return Some("ECS task".to_owned());
         }
         None
+    }
+
+    /// What the containment steps cannot do for this kind of identity, for the finding to say (empty where
+    /// [`Context::contain_actor`] covers it).
+    pub fn containment_notes(&self) -> Vec<String> {
+        let actor = self.actor;
+        let account = actor.account.clone().unwrap_or_else(|| self.account());
+        let mut notes = Vec::new();
+        match actor.kind.as_str() {
+            "Root" => notes.push(
+                "Containment: the root user's credentials, including temporary credentials root obtained, cannot be \
+                 restricted by any IAM policy: trailguard cannot revoke them. Change the root password, remove its \
+                 access keys, and (for a member account) rely on an SCP."
+                    .to_owned(),
+            ),
+            "FederatedUser" => notes.push(format!(
+                "Containment: federation-token credentials ({}) are revoked only by a deny on the IAM user that \
+                 issued them, bounded by `aws:TokenIssueTime`; trailguard does not write that policy yet: attach it \
+                 by hand. Such credentials cannot call STS, so they have no chained sessions.",
+                actor.arn.as_deref().unwrap_or("federated user")
+            )),
+            "AssumedRole" if actor.role_name.as_deref().is_some_and(|r| r.starts_with("AWSReservedSSO_")) => {
+                let role = actor.role_name.as_deref().unwrap_or_default();
+                let set = role.trim_start_matches("AWSReservedSSO_").rsplit_once('_').map_or(role, |(s, _)| s);
+                notes.push(format!(
+                    "Containment: `{role}` belongs to IAM Identity Center and cannot be edited in IAM. In the management \
+                     (or delegated administrator) account: IAM Identity Center > Permission sets > `{set}` > inline \
+                     policy: add a Deny of `*` with condition `StringEquals aws:userid = {}` and `DateLessThan \
+                     aws:TokenIssueTime = <now>`, save, then re-provision the permission set to account {account}.",
+                    actor.principal_id.as_deref().unwrap_or("<the session's aws:userid>")
+                ));
+            }
+            "IAMUser" if actor.access_key_id.as_deref().is_some_and(|k| k.starts_with("AKIA")) => notes.push(
+                "Containment: deactivating the key stops new calls with it; temporary credentials already derived \
+                 from it (`GetSessionToken`, `GetFederationToken`) stay valid until they expire unless a deny on the \
+                 user bounded by `aws:TokenIssueTime` is added (not automated yet)."
+                    .to_owned(),
+            ),
+            _ => {}
+        }
+        notes
     }
 
     /// Steps that stop the actor from going on: revoke its session (quarantine it when its credentials rotate),
@@ -231,6 +281,7 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &audit_tampering::AuditTampering,
         &guardrail_tampering::GuardrailTampering,
         &agent_sensitive_call::AgentSensitiveCall,
+        &agent_behaviour::AgentBehaviour,
         &grant_unjudged::GrantUnjudged,
     ]
 }

@@ -1,0 +1,302 @@
+//! Agent sessions on moto: sessions recognised only by their session tags, agency handed on through a chained
+//! `AssumeRole`, registry entries that expire with their credentials. The compiled `detect` and `remediate`
+//! binaries run through the Lambda Runtime API harness; the registry lives in moto's DynamoDB.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "harness/mod.rs"]
+mod harness;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use harness::aws::{create_role, inline_policy};
+use harness::events::{ago, api_call, session};
+use harness::moto::HOME_ACCOUNT;
+use harness::stage::{ok, step_statuses, Stage, REVOCATIONS};
+use serde_json::{json, Value};
+use time::Duration;
+
+/// The identity of a session issued by [`assume`] (not recognisable by any name: only the registry knows it).
+fn issued_identity(role: &str, role_id: &str, name: &str, key: &str) -> Value {
+    let mut identity = session(HOME_ACCOUNT, role, role_id, name);
+    identity["accessKeyId"] = json!(key);
+    identity
+}
+
+/// `AssumeRole` by `caller` into `role`, issuing `key`, with session `tags` (transitive ones too), expiring at
+/// `expires` (STS's own form).
+#[allow(clippy::too_many_arguments)] // A CloudTrail record has that many parts.
+fn assume(
+    caller: Value,
+    role: &str,
+    role_id: &str,
+    name: &str,
+    key: &str,
+    tags: &[(&str, &str)],
+    expires: &str,
+    id: &str,
+) -> Value {
+    let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+    let keys: Vec<&Value> = tags.iter().map(|t| &t["key"]).collect();
+    let mut event = api_call(
+        caller,
+        "sts.amazonaws.com",
+        "AssumeRole",
+        json!({"roleArn": format!("arn:aws:iam::{HOME_ACCOUNT}:role/{role}"), "roleSessionName": name,
+               "tags": tags, "transitiveTagKeys": keys}),
+        json!({"credentials": {"accessKeyId": key, "sessionToken": "x", "expiration": expires},
+               "assumedRoleUser": {"assumedRoleId": format!("{role_id}:{name}"),
+                                   "arn": format!("arn:aws:sts::{HOME_ACCOUNT}:assumed-role/{role}/{name}")}}),
+        HOME_ACCOUNT,
+        id,
+    );
+    event["detail"]["readOnly"] = json!(true);
+    event
+}
+
+fn create_user(identity: Value, user: &str, id: &str) -> Value {
+    api_call(
+        identity,
+        "iam.amazonaws.com",
+        "CreateUser",
+        json!({"userName": user}),
+        json!({"user": {"userName": user}}),
+        HOME_ACCOUNT,
+        id,
+    )
+}
+
+/// An hour from now, as STS writes `expiration` in CloudTrail (`Nov 29, 2026, 5:16:19 PM`).
+fn sts_time(offset: Duration) -> String {
+    let at = time::OffsetDateTime::now_utc() + offset;
+    let format = time::macros::format_description!(
+        "[month repr:short] [day padding:none], [year], [hour repr:12 padding:none]:[minute]:[second] [period]"
+    );
+    at.format(&format).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_tagged_agent_and_the_role_it_chains_into_are_recognised_and_the_child_is_revoked() {
+    let stage = Stage::new().await;
+    let builder = create_role(&stage.iam, "builder", "/").await;
+    let deployer = create_role(&stage.iam, "deployer", "/").await;
+    let person = issued_identity("ci", "AROACIEXAMPLE", "build-7", "ASIAPERSON0000000001");
+    let tagged = issued_identity("builder", &builder, "run-1", "ASIATAGGED0000000001");
+    let child = issued_identity("deployer", &deployer, "run-1-deploy", "ASIACHILD00000000001");
+    let events = vec![
+        assume(
+            person.clone(),
+            "builder",
+            &builder,
+            "run-1",
+            "ASIATAGGED0000000001",
+            &[("trailguard:agent", "true")],
+            &sts_time(Duration::hours(1)),
+            "e-tag",
+        ),
+        assume(
+            tagged,
+            "deployer",
+            &deployer,
+            "run-1-deploy",
+            "ASIACHILD00000000001",
+            &[],
+            &sts_time(Duration::hours(1)),
+            "e-chain",
+        ),
+        create_user(child, "backdoor", "e-child-call"),
+        create_user(person, "ops-user", "e-person-call"),
+    ];
+
+    let (run, findings) = stage.detect(events, &[]).await;
+    let outcomes = ok(&run);
+    assert_eq!(outcomes.len(), 4, "{}", run.logs);
+    assert_eq!(outcomes[2]["rules"], json!(["agent-sensitive-call"]), "{}", run.logs);
+    assert_eq!(outcomes[3]["rules"], json!([]), "a person's call is not an agent's");
+    assert_eq!(findings.len(), 1);
+    let agent = &findings[0]["detail"]["actor"]["agent"];
+    assert_eq!(agent["signal"], "parent_session", "{agent}");
+    assert_eq!(agent["value"], "ASIATAGGED0000000001");
+    assert_eq!(agent["pattern"], "session_tag: trailguard:agent=true");
+
+    // The registry: both sessions, and the child under its parent's key.
+    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
+    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
+    let mut keys: Vec<(String, String)> = items
+        .items()
+        .iter()
+        .map(|i| (i["pk"].as_s().unwrap().clone(), i["sk"].as_s().unwrap().clone()))
+        .filter(|(pk, _)| pk.starts_with("session#"))
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            ("session#ASIACHILD00000000001".into(), "session".into()),
+            ("session#ASIATAGGED0000000001".into(), "child#ASIACHILD00000000001".into()),
+            ("session#ASIATAGGED0000000001".into(), "session".into()),
+        ]
+    );
+    let tagged_item = items
+        .items()
+        .iter()
+        .find(|i| {
+            i["pk"] == AttributeValue::S("session#ASIATAGGED0000000001".into())
+                && i["sk"] == AttributeValue::S("session".into())
+        })
+        .unwrap();
+    let expires: i64 = tagged_item["expires_at"].as_n().unwrap().parse().unwrap();
+    let in_an_hour = (time::OffsetDateTime::now_utc() + Duration::hours(1)).unix_timestamp();
+    assert!((expires - in_an_hour).abs() < 120, "TTL at the credentials' expiry: {expires} vs {in_an_hour}");
+
+    // Agents are enforced by default: the child session is revoked on its own role.
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done"], "{}", reports[0]);
+    let written = inline_policy(&stage.iam, "deployer", REVOCATIONS).await.expect("revocation on the child's role");
+    assert!(written.to_string().contains(&format!("{deployer}:run-1-deploy")), "{written}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_entries_expire_with_the_credentials_and_untagged_sessions_are_not_recorded() {
+    let stage = Stage::new().await;
+    let builder = create_role(&stage.iam, "builder", "/").await;
+    let person = issued_identity("ci", "AROACIEXAMPLE", "build-7", "ASIAPERSON0000000001");
+    let expired = issued_identity("builder", &builder, "old", "ASIAEXPIRED000000001");
+    let plain = issued_identity("builder", &builder, "plain", "ASIAPLAIN00000000001");
+    let mut old = assume(
+        person.clone(),
+        "builder",
+        &builder,
+        "old",
+        "ASIAEXPIRED000000001",
+        &[("ai-agent", "true")],
+        &sts_time(Duration::minutes(-30)),
+        "e-old",
+    );
+    old["detail"]["eventTime"] = json!(ago(Duration::minutes(90)));
+    let events = vec![
+        old,
+        assume(
+            person,
+            "builder",
+            &builder,
+            "plain",
+            "ASIAPLAIN00000000001",
+            &[("team", "ml")],
+            &sts_time(Duration::hours(1)),
+            "e-plain",
+        ),
+        create_user(expired, "late", "e-late"),
+        create_user(plain, "plain-user", "e-plain-call"),
+    ];
+    let (run, findings) = stage.detect(events, &[]).await;
+    let outcomes = ok(&run);
+    assert_eq!(outcomes.len(), 4, "{}", run.logs);
+    assert!(findings.is_empty(), "expired agent session and a non-agent session: {findings:?}");
+    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
+    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
+    let sessions: Vec<&String> =
+        items.items().iter().map(|i| i["pk"].as_s().unwrap()).filter(|pk| pk.starts_with("session#")).collect();
+    assert_eq!(
+        sessions,
+        ["session#ASIAEXPIRED000000001"],
+        "only the agent session is recorded (moto never expires it)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_an_agent_session_revokes_the_session_it_chained_into() {
+    let stage = Stage::new().await;
+    let builder = create_role(&stage.iam, "builder", "/").await;
+    let deployer = create_role(&stage.iam, "deployer", "/").await;
+    let person = issued_identity("ci", "AROACIEXAMPLE", "build-7", "ASIAPERSON0000000001");
+    let tagged = issued_identity("builder", &builder, "run-1", "ASIATAGGED0000000001");
+    let events = vec![
+        assume(
+            person,
+            "builder",
+            &builder,
+            "run-1",
+            "ASIATAGGED0000000001",
+            &[("ai-agent", "true")],
+            &sts_time(Duration::hours(1)),
+            "e-tag",
+        ),
+        assume(
+            tagged.clone(),
+            "deployer",
+            &deployer,
+            "run-1-deploy",
+            "ASIACHILD00000000001",
+            &[],
+            &sts_time(Duration::hours(1)),
+            "e-chain",
+        ),
+        create_user(tagged, "backdoor", "e-parent-call"),
+    ];
+    let (run, findings) = stage.detect(events, &[]).await;
+    assert_eq!(ok(&run)[2]["rules"], json!(["agent-sensitive-call"]), "{}", run.logs);
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0]["detail"]["actor"]["agent"]["signal"], "session_tag");
+
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done", "done"], "{}", reports[0]);
+    let parent = inline_policy(&stage.iam, "builder", REVOCATIONS).await.expect("parent revoked");
+    assert!(parent.to_string().contains(&format!("{builder}:run-1")), "{parent}");
+    let child = inline_policy(&stage.iam, "deployer", REVOCATIONS).await.expect("child revoked on its own role");
+    assert!(child.to_string().contains(&format!("{deployer}:run-1-deploy")), "{child}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_by_source_identity_happens_only_where_configured() {
+    for (config, by_source) in [("{}", false), (r#"{"remediation":{"revoke_source_identity":true}}"#, true)] {
+        let stage = Stage::new().await;
+        let role_id = create_role(&stage.iam, "builder", "/").await;
+        let mut identity = issued_identity("builder", &role_id, "run-9", "ASIASOURCE0000000001");
+        identity["sessionContext"]["sourceIdentity"] = json!("claude-code");
+        let (_, findings) =
+            stage.detect(vec![create_user(identity, "backdoor", "e-si")], &[("TRAILGUARD_CONFIG", config)]).await;
+        assert_eq!(findings.len(), 1);
+        let (run, reports) = stage.remediate(findings, &[("TRAILGUARD_CONFIG", config)]).await;
+        ok(&run);
+        assert_eq!(step_statuses(&reports[0]), ["done"], "{}", reports[0]);
+        let written = inline_policy(&stage.iam, "builder", REVOCATIONS).await.unwrap().to_string();
+        assert_eq!(written.contains("aws:SourceIdentity"), by_source, "{written}");
+        assert_eq!(written.contains(&format!("{role_id}:run-9")), !by_source, "{written}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_refused_calls_gives_one_finding_at_the_threshold_with_its_evidence() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "agent-prober", "/").await;
+    let identity = issued_identity("agent-prober", &role_id, "agent-run-5", "ASIAPROBER0000000001");
+    let config = r#"{"behaviour":{"denied":3,"denied_minutes":60}}"#;
+    let denied = |i: usize| {
+        let mut event = create_user(identity.clone(), &format!("probe-{i}"), &format!("e-denied-{i}"));
+        event["detail"]["errorCode"] = json!("AccessDenied");
+        event["detail"]["responseElements"] = Value::Null;
+        event
+    };
+    // Three refused calls: just at the threshold, nothing from agent-behaviour.
+    let (run, findings) = stage.detect((0..3).map(denied).collect(), &[("TRAILGUARD_CONFIG", config)]).await;
+    assert!(ok(&run).iter().all(|o| o["rules"] == json!([])), "{}", run.logs);
+    assert!(findings.is_empty(), "refused calls count, they do not page one by one");
+    // The fourth crosses it (once, even when redelivered); the fifth is past it.
+    let (run, findings) = stage.detect(vec![denied(3), denied(3), denied(4)], &[("TRAILGUARD_CONFIG", config)]).await;
+    let outcomes = ok(&run);
+    assert_eq!(outcomes[0]["rules"], json!(["agent-behaviour"]), "{}", run.logs);
+    assert_eq!(outcomes[1]["rules"], json!(["agent-behaviour"]), "a retried event is answered again, not counted");
+    assert_eq!(outcomes[2]["rules"], json!([]));
+    let behaviour: Vec<&Value> = findings.iter().filter(|f| f["detail"]["rule"] == "agent-behaviour").collect();
+    assert_eq!(behaviour[0]["detail"]["id"], behaviour[1]["detail"]["id"], "the same finding");
+    let notes = behaviour[0]["detail"]["evidence"]["notes"].to_string();
+    for i in 0..4 {
+        assert!(notes.contains(&format!("e-denied-{i}")), "{notes}");
+    }
+    assert!(!notes.contains("e-denied-4"));
+    assert_eq!(behaviour[0]["detail"]["attempt"], false);
+    assert_eq!(behaviour[0]["detail"]["severity"], "high");
+}
