@@ -20,6 +20,8 @@ use crate::session::Session;
 /// How long a lock is held at most: longer than any read-merge-write of one revocation policy, short enough
 /// that a crashed holder does not block the next remediation for long.
 const LOCK_SECONDS: i64 = 30;
+/// How long a new holder waits before reading its ownership back (see [`StateTable::still_owner`]).
+const LOCK_SETTLE: Duration = Duration::from_millis(100);
 /// How long to wait for another holder before failing (retryably): Lambda retries the finding later.
 const LOCK_WAIT: Duration = Duration::from_secs(25);
 
@@ -222,7 +224,8 @@ impl StateTable {
                 .send()
                 .await;
             match result {
-                Ok(_) => return Ok(token),
+                Ok(_) if self.still_owner(key, &token).await? => return Ok(token),
+                Ok(_) => {}
                 Err(e) if is_condition_failure(&e) => {}
                 Err(e) => return Err(classify("dynamodb:PutItem", &e)),
             }
@@ -236,6 +239,25 @@ impl StateTable {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+
+    /// Whether `token` still holds the lock a moment after taking it. DynamoDB's conditional write is atomic and
+    /// needs no such check; moto's server is not (it handles requests on threads without locking its tables), so
+    /// two concurrent conditional puts can both succeed there. Reading the owner back after a pause, with a
+    /// strongly consistent read, lets the earlier writer see that it lost and wait like any other.
+    async fn still_owner(&self, key: &str, token: &str) -> Result<bool, IamError> {
+        tokio::time::sleep(LOCK_SETTLE).await;
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("lock#{key}")))
+            .key("sk", AttributeValue::S("lock".to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", &e))?;
+        Ok(out.item().and_then(|item| item.get("owner")).and_then(|v| v.as_s().ok()).is_some_and(|o| o == token))
     }
 
     /// Releases a lock if this token still holds it (a lock that expired and was taken by another stays).
