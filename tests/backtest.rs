@@ -66,7 +66,17 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
     let local = dir.join("archive");
     let (code, _, err) = trailguard(
         &[],
-        &["gen", "--out", local.to_str().unwrap(), "--events", "6000", "--account", "111122223333", "--account", "444455556666"],
+        &[
+            "gen",
+            "--out",
+            local.to_str().unwrap(),
+            "--events",
+            "6000",
+            "--account",
+            "111122223333",
+            "--account",
+            "444455556666",
+        ],
     );
     assert_eq!(code, 0, "{err}");
     std::fs::remove_file(local.join("planted.tsv")).unwrap();
@@ -91,20 +101,30 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
     let function = "arn:aws:lambda:us-east-1:123456789012:function:trailguard-backtest";
     let (code, commands, err) = trailguard(
         &moto.env(),
-        &["backtest", "s3://archive/org/", "--work", "s3://work/runs/r1", "--per-shard", "3", "--function-arn", function],
+        &[
+            "backtest",
+            "s3://archive/org/",
+            "--work",
+            "s3://work/runs/r1",
+            "--per-shard",
+            "3",
+            "--function-arn",
+            function,
+        ],
     );
     assert_eq!(code, 0, "{err}");
     let shards = logs.len().div_ceil(3);
-    assert!(err.contains(&format!("wrote {shards} shard(s) of at most 3 log(s) ({} logs in all)", logs.len())), "{err}");
+    assert!(
+        err.contains(&format!("wrote {shards} shard(s) of at most 3 log(s) ({} logs in all)", logs.len())),
+        "{err}"
+    );
     assert!(commands.contains("aws s3control create-job --region us-east-1 --account-id 123456789012"), "{commands}");
     assert!(commands.contains(r#""InvocationSchemaVersion":"2.0""#), "{commands}");
     assert!(commands.contains(r#""resultsPrefix":"runs/r1/results/""#), "{commands}");
     assert!(commands.contains("aws s3control describe-job") && commands.contains("$JOB_ID"), "{commands}");
     let manifest = String::from_utf8(get(&s3, "work", "runs/r1/manifest.csv").await).unwrap();
-    let rows: Vec<(String, String)> = manifest
-        .lines()
-        .map(|l| l.split_once(',').map(|(b, k)| (b.to_owned(), k.to_owned())).unwrap())
-        .collect();
+    let rows: Vec<(String, String)> =
+        manifest.lines().map(|l| l.split_once(',').map(|(b, k)| (b.to_owned(), k.to_owned())).unwrap()).collect();
     assert_eq!(rows.len(), shards, "{manifest}");
     let mut listed = Vec::new();
     for (bucket, key) in &rows {
@@ -149,7 +169,10 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
         let result = &reply["results"][0];
         assert_eq!(result["taskId"], format!("task-{i}"));
         assert_eq!(result["resultCode"], "Succeeded", "{reply}");
-        assert!(result["resultString"].as_str().unwrap().starts_with("3 of 3 log(s) read") || i == shards - 1, "{reply}");
+        assert!(
+            result["resultString"].as_str().unwrap().starts_with("3 of 3 log(s) read") || i == shards - 1,
+            "{reply}"
+        );
     }
     let extra = &replies[shards]["results"][0];
     assert_eq!(extra["resultCode"], "PermanentFailure", "{extra}");
@@ -158,7 +181,10 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
     assert!(said.contains("damaged.json.gz: ") && said.contains("gone.json.gz: NoSuchKey"), "{said}");
     let missing = &replies[shards + 1]["results"][0];
     assert_eq!(missing["resultCode"], "PermanentFailure");
-    assert!(missing["resultString"].as_str().unwrap().contains("cannot read the shard runs/r1/shards/missing.txt: NoSuchKey"));
+    assert!(missing["resultString"]
+        .as_str()
+        .unwrap()
+        .contains("cannot read the shard runs/r1/shards/missing.txt: NoSuchKey"));
     let unconfigured = &replies[shards + 2]["results"][0];
     assert_eq!(unconfigured["resultString"], "user argument `archiveBucket` is missing");
 
@@ -187,7 +213,8 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
 /// of the finding with a matching type (Athena's JSON SerDe maps fields to columns by name), and the partition
 /// keys are `date` and `account`.
 fn glue_table_reads_a_written_finding(finding: &Value) {
-    let template = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/backtest.yaml")).unwrap();
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/backtest.yaml")).unwrap();
     let section = |start: &str, end: &str| -> Vec<(String, String)> {
         let from = template.find(start).unwrap_or_else(|| panic!("{start} in the template"));
         let rest = &template[from + start.len()..];
@@ -204,7 +231,7 @@ fn glue_table_reads_a_written_finding(finding: &Value) {
         columns
     };
     let columns = section("Columns:", "Location:");
-    let partitions = section("PartitionKeys:", "Parameters:");
+    let partitions = section("PartitionKeys:", "AthenaWorkGroup:");
     assert_eq!(
         partitions,
         [("date".to_owned(), "string".to_owned()), ("account".to_owned(), "string".to_owned())],
