@@ -54,6 +54,7 @@ impl Progress {
     }
 
     /// One object fetched (its bytes) or given up on (0).
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     pub fn add_object(&self, bytes: u64) {
         self.counts.objects.fetch_add(1, Ordering::Relaxed);
         self.bar.inc(bytes);
