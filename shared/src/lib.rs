@@ -9,6 +9,7 @@
 pub mod authenticity;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod backtest;
 pub mod behaviour;
 pub mod change;
 pub mod config;

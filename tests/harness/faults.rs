@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP proxy on 127.0.0.1 between the AWS SDK and moto.
 //!
-//! It reads each request's API action (the `X-Amz-Target` header of JSON protocols, or the `Action` form field
-//! of query protocols such as IAM, STS and SNS), and for an action with a fault injected answers as AWS would
+//! It reads each request's API action (the `X-Amz-Target` header of JSON protocols, the `Action` form field
+//! of query protocols such as IAM, STS and SNS, or S3's method and path), and for an action with a fault injected answers as AWS would
 //! when throttling, failing or denying, waits before forwarding, or drops the connection. Everything else is
 //! forwarded to moto unchanged. It counts the requests it saw per action, so a test can tell how often a call
 //! was made (retried, or not repeated).
@@ -27,6 +27,10 @@ pub enum Fault {
     Slow(Duration),
     /// Close the connection without an answer.
     Drop,
+    /// S3's 503 `SlowDown` (retryable).
+    SlowDown,
+    /// S3's 404 `NoSuchKey` (an object listed, then gone).
+    Missing,
 }
 
 #[derive(Default)]
@@ -98,6 +102,8 @@ fn serve(stream: TcpStream, upstream: u16, state: &Arc<Mutex<State>>) {
                 std::thread::sleep(delay);
                 forward(&request, upstream)
             }
+            Some(Fault::SlowDown) => error(&request, 503, "SlowDown", "Please reduce your request rate."),
+            Some(Fault::Missing) => error(&request, 404, "NoSuchKey", "The specified key does not exist."),
             Some(Fault::Throttle) => error(&request, 400, "Throttling", "Rate exceeded"),
             Some(Fault::Unavailable) => error(&request, 503, "ServiceUnavailable", "Service is unavailable, try again"),
             Some(Fault::Deny) => error(
@@ -119,6 +125,8 @@ fn serve(stream: TcpStream, upstream: u16, state: &Arc<Mutex<State>>) {
 fn error(request: &Request, status: u16, code: &str, message: &str) -> Option<Vec<u8>> {
     let (content_type, body) = if request.json_protocol() {
         ("application/x-amz-json-1.1", format!(r#"{{"__type":"{code}","message":"{message}"}}"#))
+    } else if request.s3() {
+        ("application/xml", format!("<Error><Code>{code}</Code><Message>{message}</Message></Error>"))
     } else {
         (
             "text/xml",
@@ -131,6 +139,7 @@ fn error(request: &Request, status: u16, code: &str, message: &str) -> Option<Ve
     let reason = match status {
         400 => "Bad Request",
         403 => "Forbidden",
+        404 => "Not Found",
         _ => "Service Unavailable",
     };
     let head = format!(
@@ -173,12 +182,14 @@ fn forward(request: &Request, upstream: u16) -> Option<Vec<u8>> {
             }
         }
     }
-    let body = read_body(&mut reader, length, chunked)?;
+    // A HEAD answer says the length of a body it does not send.
+    let body = if request.method == "HEAD" { Vec::new() } else { read_body(&mut reader, length, chunked)? };
     let mut out = status.trim_end().to_owned() + "\r\n";
     for h in headers {
         out.push_str(&h);
         out.push_str("\r\n");
     }
-    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let length = if request.method == "HEAD" { length.unwrap_or(0) } else { body.len() };
+    out.push_str(&format!("Content-Length: {length}\r\n\r\n"));
     Some([out.into_bytes(), body].concat())
 }

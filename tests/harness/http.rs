@@ -21,7 +21,33 @@ impl Request {
             return target.rsplit('.').next().unwrap_or(target).to_owned();
         }
         let body = String::from_utf8_lossy(&self.body);
-        body.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or("unknown").to_owned()
+        match body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+            Some(action) => action.to_owned(),
+            None => self.s3_operation().to_owned(),
+        }
+    }
+
+    /// S3 (REST) names its operation by method and path: `/bucket` or `/bucket/key`, path-style as the SDK
+    /// sends it to an IP address, with `?x-id=` on some operations and `?list-type=2` on `ListObjectsV2`.
+    fn s3_operation(&self) -> &'static str {
+        let (path, query) = self.path.split_once('?').unwrap_or((&self.path, ""));
+        let object = path.trim_start_matches('/').split_once('/').is_some_and(|(_, key)| !key.is_empty());
+        match (self.method.as_str(), object) {
+            ("HEAD", false) => "HeadBucket",
+            ("HEAD", true) => "HeadObject",
+            ("GET", true) => "GetObject",
+            ("GET", false) if query.contains("list-type=2") => "ListObjectsV2",
+            ("GET", false) => "ListObjects",
+            ("PUT", true) => "PutObject",
+            ("PUT", false) => "CreateBucket",
+            ("DELETE", _) => "DeleteObject",
+            _ => "unknown",
+        }
+    }
+
+    /// Whether this is an S3 request (neither JSON nor query protocol): its errors are `<Error>` documents.
+    pub fn s3(&self) -> bool {
+        !self.json_protocol() && !String::from_utf8_lossy(&self.body).split('&').any(|kv| kv.starts_with("Action="))
     }
 
     pub fn json_protocol(&self) -> bool {

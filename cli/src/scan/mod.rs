@@ -8,6 +8,8 @@
 mod html;
 mod progress;
 mod registry;
+#[cfg(feature = "s3")]
+pub mod s3;
 mod source;
 mod tally;
 
@@ -203,12 +205,59 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         .iter()
         .map(|f| (f.as_os_str() != "-").then(|| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)))
         .sum::<Option<u64>>();
+    let label: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let size = Size { bytes: total, objects: None };
+    scan(engine, &files, size, &label.join(" "), options, |progress, buffers, send| {
+        source::produce(&files, progress, buffers, send)
+    })
+}
+
+/// `scan s3://bucket/prefix/...`: the archive listed, then fetched and scanned through the same pipeline.
+#[cfg(feature = "s3")]
+pub fn run_s3(engine: &Engine, urls: &[String], options: &Options) -> anyhow::Result<ExitCode> {
+    let filters = &options.filters;
+    crate::note(format_args!("listing {}", urls.join(" ")))?;
+    let archive = s3::Archive::list(urls, filters.since, filters.until)?;
+    let (objects, bytes) = archive.size();
+    if objects == 0 {
+        anyhow::bail!(
+            "nothing to read: no CloudTrail log under {}{}",
+            urls.join(" "),
+            if filters.since.is_some() { " for the --since/--until window" } else { "" }
+        );
+    }
+    crate::note(format_args!("{objects} object(s), {bytes} byte(s) to read"))?;
+    let names = archive.names();
+    let size = Size { bytes: Some(bytes), objects: Some(objects) };
+    scan(engine, &names, size, &urls.join(" "), options, |progress, _, send| archive.produce(progress, send))
+}
+
+/// What the inputs hold, for the progress line: bytes (unknown for standard input) and, from S3, objects.
+struct Size {
+    bytes: Option<u64>,
+    objects: Option<u64>,
+}
+
+/// Runs the pieces `produce` cuts from the inputs named `files` through the engine and reports them.
+fn scan<P>(
+    engine: &Engine,
+    files: &[PathBuf],
+    size: Size,
+    label: &str,
+    options: &Options,
+    produce: P,
+) -> anyhow::Result<ExitCode>
+where
+    P: FnOnce(&Progress, &Buffers, &mut dyn FnMut(Work) -> bool) + Send,
+{
+    let total = size.bytes;
     // The action catalogue is parsed on first use; parsed now, it is ready by the first policy the workers meet,
     // while the reader is still filling the first blocks.
     rayon::spawn(|| {
         trailguard_core::policy::catalogue::Catalogue::get();
     });
-    let progress = if options.progress { Progress::shown(total) } else { Progress::hidden(total) };
+    let progress =
+        if options.progress { Progress::shown(total, size.objects) } else { Progress::hidden(total, size.objects) };
     let buffers = Buffers::default();
     let registry = registry::build(engine, &files);
     let counters = trailguard_core::behaviour::Counters::default();
@@ -218,7 +267,7 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         counters: &counters,
         filters: &options.filters,
         prefilter: options.prefilter.then(|| Prefilter::new(engine)),
-        files: &files,
+        files,
         progress: &progress,
         buffers: &buffers,
     };
@@ -230,7 +279,7 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
     let stdout = std::io::stdout();
     let mut report = Report {
         tally: Tally::keeping(keep),
-        files: &files,
+        files,
         progress: &progress,
         format: options.format,
         out: std::io::BufWriter::new(stdout.lock()),
@@ -242,10 +291,10 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
     let in_flight = 4 * rayon::current_num_threads();
     let (queue, results) = std::sync::mpsc::sync_channel::<std::sync::mpsc::Receiver<Outcome>>(in_flight);
     let written = std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (files, progress, buffers, scanner) = (&files, &progress, &buffers, &scanner);
+        let (progress, buffers, scanner) = (&progress, &buffers, &scanner);
         scope.spawn(move || {
             rayon::in_place_scope_fifo(|pool| {
-                source::produce(files, progress, buffers, |work| {
+                produce(progress, buffers, &mut |work| {
                     let (slot, result) = std::sync::mpsc::sync_channel(1);
                     if queue.send(result).is_err() {
                         return false;
@@ -271,8 +320,7 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
     match options.format {
         Format::Text => tally.write_text(&mut out)?,
         Format::Html => {
-            let inputs: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            out.write_all(html::render(&mut tally, &inputs.join(" ")).as_bytes())?;
+            out.write_all(html::render(&mut tally, label).as_bytes())?;
         }
         Format::Jsonl => {}
     }
@@ -392,6 +440,7 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>, others: &mut Vec<PathBuf>) -> 
     Ok(())
 }
 
+/// Whether a file (or S3 key) has a name `scan` reads in a directory.
 fn is_record_file(name: &str) -> bool {
     READ_NAMES.iter().any(|ext| name.ends_with(ext))
 }

@@ -1,5 +1,5 @@
 //! The progress line on a terminal, drawn by `indicatif`: events, events per second, share of the input read,
-//! time left and findings.
+//! time left and findings; for an archive in S3, objects and bytes fetched too.
 //!
 //! Drawn on standard error a few times a second, only when it is a terminal (or when asked); messages about bad
 //! input go through [`Progress::message`], which takes the line away while they print so the two never mix.
@@ -21,26 +21,29 @@ pub struct Progress {
 struct Counts {
     events: AtomicU64,
     findings: AtomicU64,
+    objects: AtomicU64,
+    /// How many objects there are to fetch (none: reading files).
+    of_objects: Option<u64>,
 }
 
 impl Progress {
     /// Progress that is counted and drawn on standard error, terminal or not (`--progress always`).
-    pub fn shown(total: Option<u64>) -> Progress {
+    pub fn shown(total: Option<u64>, objects: Option<u64>) -> Progress {
         // A `TermLike` target is drawn whatever standard error is; indicatif's own `stderr` target hides itself
         // when standard error is not a terminal, which `--progress auto` has already decided.
         let target = ProgressDrawTarget::term_like_with_hz(Box::new(console::Term::buffered_stderr()), 5);
-        let progress = Progress::with_target(total, target);
+        let progress = Progress::with_target(total, objects, target);
         progress.bar.enable_steady_tick(Duration::from_millis(200));
         progress
     }
 
     /// Progress that is counted but never drawn (output piped, or `--progress never`).
-    pub fn hidden(total: Option<u64>) -> Progress {
-        Progress::with_target(total, ProgressDrawTarget::hidden())
+    pub fn hidden(total: Option<u64>, objects: Option<u64>) -> Progress {
+        Progress::with_target(total, objects, ProgressDrawTarget::hidden())
     }
 
-    fn with_target(total: Option<u64>, target: ProgressDrawTarget) -> Progress {
-        let counts = Arc::new(Counts::default());
+    fn with_target(total: Option<u64>, objects: Option<u64>, target: ProgressDrawTarget) -> Progress {
+        let counts = Arc::new(Counts { of_objects: objects, ..Counts::default() });
         let bar = ProgressBar::with_draw_target(total.filter(|t| *t > 0), target);
         bar.set_style(style(&counts, total.is_some_and(|t| t > 0)));
         Progress { bar, counts }
@@ -48,6 +51,13 @@ impl Progress {
 
     pub fn add_bytes(&self, n: u64) {
         self.bar.inc(n);
+    }
+
+    /// One object fetched (its bytes) or given up on (0).
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
+    pub fn add_object(&self, bytes: u64) {
+        self.counts.objects.fetch_add(1, Ordering::Relaxed);
+        self.bar.inc(bytes);
     }
 
     pub fn add_events(&self, events: u64, findings: u64) {
@@ -69,10 +79,15 @@ impl Progress {
     }
 }
 
-/// `1.2M events  640k/s  [########            ] 42%  ETA 0:13  3 findings`; without a known size, the counts.
+/// `1.2M events  640k/s  [########            ] 42%  ETA 0:13  3 findings`; without a known size, the counts;
+/// from S3, `1204/5000 objects  36.2 MiB/150.0 MiB` first.
 fn style(counts: &Arc<Counts>, sized: bool) -> ProgressStyle {
-    let template =
-        if sized { "{events}  [{bar:20}] {percent}%  ETA {eta}  {findings}" } else { "{events}  {findings}" };
+    let template = match (sized, counts.of_objects.is_some()) {
+        (true, true) => "{objects}  {binary_bytes}/{binary_total_bytes}  {events}  [{bar:20}] ETA {eta}  {findings}",
+        (true, false) => "{events}  [{bar:20}] {percent}%  ETA {eta}  {findings}",
+        (false, _) => "{events}  {findings}",
+    };
+    let objects = Arc::clone(counts);
     let events = Arc::clone(counts);
     let findings = Arc::clone(counts);
     ProgressStyle::with_template(template)
@@ -81,6 +96,10 @@ fn style(counts: &Arc<Counts>, sized: bool) -> ProgressStyle {
         .with_key("events", move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
             let n = events.events.load(Ordering::Relaxed);
             let _ = write!(w, "{}", rate(n, state.elapsed()));
+        })
+        .with_key("objects", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let n = objects.objects.load(Ordering::Relaxed);
+            let _ = write!(w, "{n}/{} objects", objects.of_objects.unwrap_or(0));
         })
         .with_key("findings", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
             let _ = write!(w, "{} findings", findings.findings.load(Ordering::Relaxed));
@@ -115,10 +134,12 @@ mod tests {
 
     #[test]
     fn counting_works_hidden() {
-        let progress = Progress::hidden(Some(1000));
+        let progress = Progress::hidden(Some(1000), Some(2));
+        progress.add_object(50);
         progress.add_bytes(250);
         progress.add_events(3, 1);
-        assert_eq!(progress.bar.position(), 250);
+        assert_eq!(progress.bar.position(), 300);
+        assert_eq!(progress.counts.objects.load(Ordering::Relaxed), 1);
         assert_eq!(progress.counts.events.load(Ordering::Relaxed), 3);
         progress.finish();
     }

@@ -167,7 +167,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("trailguard-source-{}-{}", std::process::id(), bytes.len()));
         std::fs::write(&dir, bytes).unwrap();
         let mut all = Vec::new();
-        produce(std::slice::from_ref(&dir), &Progress::hidden(None), &Buffers::default(), |w| {
+        produce(std::slice::from_ref(&dir), &Progress::hidden(None, None), &Buffers::default(), |w| {
             all.push(w);
             true
         });

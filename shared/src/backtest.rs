@@ -1,0 +1,267 @@
+//! The backtest fan-out on S3 Batch Operations, as data: shards, the manifest, the task events the `backtest`
+//! Lambda answers, and where its findings go.
+//!
+//! Batch Operations invokes a function once per manifest row, synchronously. One row per CloudTrail log file
+//! would mean tens of millions of invocations and result objects, so a row names a *shard*: an object listing a
+//! few thousand log keys, one per line ([`shard_text`]). The manifest is a CSV of `bucket,key` rows, keys
+//! URL-encoded as Batch Operations requires ([`manifest_csv`]).
+//!
+//! The job uses invocation schema 2.0, the one that carries user arguments: each task names the shard's
+//! bucket (`s3Bucket`, a name, not an ARN) and key, and `job.userArguments` say where the archive is and where
+//! the findings go ([`Arguments`]). The reply has a result per task and `treatMissingKeysAs`.
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-invoke-lambda.html>
+//!
+//! Findings are written as gzipped JSON lines, one object per shard and partition, under
+//! `<results prefix>date=YYYY-MM-DD/account=<id>/` ([`result_key`]): Hive-style partitions that Athena reads
+//! (the Glue table in `infra/backtest.yaml`). A retried task writes the same keys again, so a retry replaces
+//! its own output and never duplicates it.
+//!
+//! **Invariant:** nothing here does I/O; the `backtest` Lambda and the command line read and write S3.
+
+use std::collections::{BTreeMap, HashMap};
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::{Deserialize, Serialize};
+
+use crate::Finding;
+
+/// The invocation schema the manifest's job uses: 2.0, the one with user arguments.
+pub const SCHEMA: &str = "2.0";
+
+/// Log keys per shard by default: a few thousand small files is a few minutes of one Lambda at most.
+pub const PER_SHARD: usize = 2_000;
+
+/// A Batch Operations task event (schema 2.0).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskEvent {
+    /// `2.0`.
+    pub invocation_schema_version: String,
+    /// Copied into the reply.
+    pub invocation_id: String,
+    /// The job, with the user arguments.
+    pub job: Job,
+    /// The tasks: one per invocation today, but the schema allows several.
+    pub tasks: Vec<Task>,
+}
+
+/// The job a task belongs to.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// The job's id.
+    pub id: String,
+    /// What `CreateJob` passed in `UserArguments`.
+    #[serde(default)]
+    pub user_arguments: HashMap<String, String>,
+}
+
+/// One manifest row: here, one shard.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    /// Copied into the result.
+    pub task_id: String,
+    /// The shard's key.
+    pub s3_key: String,
+    /// The shard's version, when the manifest names one.
+    #[serde(default)]
+    pub s3_version_id: Option<String>,
+    /// The shard's bucket, by name (schema 2.0).
+    #[serde(default)]
+    pub s3_bucket: Option<String>,
+    /// The shard's bucket as an ARN (schema 1.0), read when `s3Bucket` is absent.
+    #[serde(default)]
+    pub s3_bucket_arn: Option<String>,
+}
+
+impl Task {
+    /// The shard's bucket name, from `s3Bucket` or `s3BucketArn`.
+    pub fn bucket(&self) -> Option<&str> {
+        self.s3_bucket.as_deref().or_else(|| self.s3_bucket_arn.as_deref()?.strip_prefix("arn:aws:s3:::"))
+    }
+}
+
+/// The reply to a task event.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskReply {
+    /// The event's schema version.
+    pub invocation_schema_version: String,
+    /// What Batch Operations records for a task the reply leaves out.
+    pub treat_missing_keys_as: ResultCode,
+    /// The event's invocation id.
+    pub invocation_id: String,
+    /// One result per task.
+    pub results: Vec<TaskResult>,
+}
+
+/// One task's result, as the job's completion report shows it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskResult {
+    /// The task's id.
+    pub task_id: String,
+    /// Done, try again, or give up.
+    pub result_code: ResultCode,
+    /// What happened, for people (counts, or what could not be read).
+    pub result_string: String,
+}
+
+/// A task's outcome.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum ResultCode {
+    /// Every log of the shard was read and its findings written.
+    Succeeded,
+    /// S3 throttled or failed: Batch Operations runs the task again (its output is replaced, not doubled).
+    TemporaryFailure,
+    /// The shard, or a log in it, cannot be read; running again would not help.
+    PermanentFailure,
+}
+
+/// Where the archive is and where findings go: the job's user arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arguments {
+    /// The bucket holding the CloudTrail logs the shards name.
+    pub archive_bucket: String,
+    /// The bucket findings are written to.
+    pub results_bucket: String,
+    /// The prefix under it (empty, or ending in `/`).
+    pub results_prefix: String,
+    /// Only events at or after this time (RFC 3339), as `scan --since`.
+    pub since: Option<String>,
+    /// Only events before this time (RFC 3339), as `scan --until`.
+    pub until: Option<String>,
+}
+
+impl Arguments {
+    /// The user-argument names, as `CreateJob` passes them (at most 10 entries, values at most 1,024 bytes).
+    pub const NAMES: [&'static str; 5] = ["archiveBucket", "resultsBucket", "resultsPrefix", "since", "until"];
+
+    /// Reads the user arguments; an error names what is missing.
+    pub fn from_user_arguments(arguments: &HashMap<String, String>) -> Result<Arguments, String> {
+        let get = |name: &str| arguments.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required = |name: &str| get(name).ok_or_else(|| format!("user argument `{name}` is missing"));
+        let mut results_prefix = get("resultsPrefix").unwrap_or_default();
+        if !results_prefix.is_empty() && !results_prefix.ends_with('/') {
+            results_prefix.push('/');
+        }
+        Ok(Arguments {
+            archive_bucket: required("archiveBucket")?,
+            results_bucket: required("resultsBucket")?,
+            results_prefix,
+            since: get("since"),
+            until: get("until"),
+        })
+    }
+
+    /// The user arguments for `CreateJob`.
+    pub fn to_user_arguments(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let [archive, results, prefix, since, until] = Arguments::NAMES;
+        out.insert(archive.to_owned(), self.archive_bucket.clone());
+        out.insert(results.to_owned(), self.results_bucket.clone());
+        out.insert(prefix.to_owned(), self.results_prefix.clone());
+        if let Some(t) = &self.since {
+            out.insert(since.to_owned(), t.clone());
+        }
+        if let Some(t) = &self.until {
+            out.insert(until.to_owned(), t.clone());
+        }
+        out
+    }
+}
+
+/// The log keys a shard lists, one per line (keys hold no line breaks: CloudTrail names them).
+pub fn shard_text(keys: &[String]) -> String {
+    keys.iter().map(|k| format!("{k}\n")).collect()
+}
+
+/// The log keys of a shard's text: its non-empty lines.
+pub fn shard_keys(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
+/// Characters a manifest key keeps as they are; everything else is percent-encoded (`/` stays readable).
+const KEY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// The CSV manifest: one `bucket,key` row per shard, keys URL-encoded.
+pub fn manifest_csv(bucket: &str, shard_keys: &[String]) -> String {
+    shard_keys.iter().map(|k| format!("{bucket},{}\n", utf8_percent_encode(k, KEY))).collect()
+}
+
+/// A shard's key under the run's prefix: `shards/00042.txt`, numbered so they sort in archive order.
+pub fn shard_key(run_prefix: &str, index: usize) -> String {
+    format!("{run_prefix}shards/{index:06}.txt")
+}
+
+/// Where one shard's findings of one day and account go.
+pub fn result_key(results_prefix: &str, date: &str, account: &str, job: &str, shard: &str) -> String {
+    let shard = shard.rsplit('/').next().unwrap_or(shard).trim_end_matches(".txt");
+    let safe =
+        |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
+    format!("{results_prefix}date={}/account={}/{}-{}.json.gz", safe(date), safe(account), safe(job), safe(shard))
+}
+
+/// The findings grouped by partition: the day of the event (`YYYY-MM-DD`, from its time) and its account
+/// (`unknown` where a record has none).
+pub fn partitions(findings: Vec<Finding>) -> BTreeMap<(String, String), Vec<Finding>> {
+    let mut out: BTreeMap<(String, String), Vec<Finding>> = BTreeMap::new();
+    for finding in findings {
+        let date = finding.time.as_deref().and_then(|t| t.get(..10)).unwrap_or("unknown").to_owned();
+        let account = finding.account.clone().unwrap_or_else(|| "unknown".to_owned());
+        out.entry((date, account)).or_default().push(finding);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_2_task_event_reads_and_the_reply_is_what_batch_operations_expects() {
+        let event: TaskEvent = serde_json::from_str(
+            r#"{"invocationSchemaVersion":"2.0","invocationId":"inv-1",
+                "job":{"id":"job-1","userArguments":{"archiveBucket":"logs","resultsBucket":"out","resultsPrefix":"bt"}},
+                "tasks":[{"taskId":"t-1","s3Key":"run/shards/000001.txt","s3VersionId":null,"s3Bucket":"work"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(event.tasks[0].bucket(), Some("work"));
+        let args = Arguments::from_user_arguments(&event.job.user_arguments).unwrap();
+        assert_eq!(args.results_prefix, "bt/");
+        assert_eq!(
+            Arguments::from_user_arguments(&HashMap::new()).unwrap_err(),
+            "user argument `archiveBucket` is missing"
+        );
+        let reply = TaskReply {
+            invocation_schema_version: SCHEMA.into(),
+            treat_missing_keys_as: ResultCode::PermanentFailure,
+            invocation_id: "inv-1".into(),
+            results: vec![TaskResult {
+                task_id: "t-1".into(),
+                result_code: ResultCode::Succeeded,
+                result_string: "ok".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&reply).unwrap(),
+            serde_json::json!({"invocationSchemaVersion":"2.0","treatMissingKeysAs":"PermanentFailure","invocationId":"inv-1",
+                "results":[{"taskId":"t-1","resultCode":"Succeeded","resultString":"ok"}]})
+        );
+        let v1: Task = serde_json::from_str(r#"{"taskId":"t","s3Key":"k","s3BucketArn":"arn:aws:s3:::work"}"#).unwrap();
+        assert_eq!(v1.bucket(), Some("work"));
+    }
+
+    #[test]
+    fn shards_and_the_manifest_round_trip() {
+        let keys = vec!["AWSLogs/1/CloudTrail/us-east-1/2026/11/01/a b+c.json.gz".to_owned(), "x.json.gz".to_owned()];
+        assert_eq!(shard_keys(&shard_text(&keys)), keys);
+        assert_eq!(manifest_csv("work", &[shard_key("runs/r1/", 7)]), "work,runs/r1/shards/000007.txt\n");
+        assert_eq!(manifest_csv("w", &["a b,c.txt".to_owned()]), "w,a%20b%2Cc.txt\n");
+        assert_eq!(
+            result_key("bt/", "2026-11-01", "123456789012", "job-1", "runs/r1/shards/000007.txt"),
+            "bt/date=2026-11-01/account=123456789012/job-1-000007.json.gz"
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! The backtest fan-out on moto's S3: `trailguard backtest` writes the shards and the manifest, the `backtest`
+//! Lambda answers Batch Operations task events (schema 2.0) through the Runtime API harness, reading the archive
+//! and writing findings partitioned for Athena; together they find what `scan` finds on disk. moto runs no Batch
+//! Operations job and no Athena query: the harness plays Batch Operations' part (one event per manifest row),
+//! and the Glue table in `infra/backtest.yaml` is checked against a finding the Lambda wrote.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "harness/mod.rs"]
+mod harness;
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use harness::moto::Moto;
+use harness::runtime::{binary, run_lambda};
+use serde_json::{json, Value};
+
+fn trailguard(env: &[(String, String)], args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(binary("trailguard")).args(args).envs(env.iter().cloned()).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(files(&path));
+        } else {
+            all.push(path);
+        }
+    }
+    all.sort();
+    all
+}
+
+async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
+    let out = s3.get_object().bucket(bucket).key(key).send().await.unwrap();
+    out.body.collect().await.unwrap().to_vec()
+}
+
+async fn keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let out = s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
+    out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
+}
+
+fn task_event(job: &str, task: usize, bucket: &str, key: &str, arguments: &Value) -> Value {
+    json!({
+        "invocationSchemaVersion": "2.0",
+        "invocationId": format!("inv-{task}"),
+        "job": {"id": job, "userArguments": arguments},
+        "tasks": [{"taskId": format!("task-{task}"), "s3Key": key, "s3VersionId": null, "s3Bucket": bucket}],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_read() {
+    let dir = std::env::temp_dir().join(format!("trailguard-backtest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let local = dir.join("archive");
+    let (code, _, err) = trailguard(
+        &[],
+        &[
+            "gen",
+            "--out",
+            local.to_str().unwrap(),
+            "--events",
+            "6000",
+            "--account",
+            "111122223333",
+            "--account",
+            "444455556666",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(local.join("planted.tsv")).unwrap();
+    let (code, on_disk, err) = trailguard(&[], &["scan", "--format", "jsonl", local.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let expected: BTreeSet<String> = on_disk.lines().map(str::to_owned).collect();
+    assert!(expected.len() >= 4);
+
+    let moto = Moto::start();
+    let s3 = aws_sdk_s3::Client::new(&moto.sdk());
+    for bucket in ["archive", "work"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    let logs = files(&local);
+    for file in &logs {
+        let relative = file.strip_prefix(&local).unwrap().to_str().unwrap();
+        let key = format!("org/{}", relative.replacen("AWSLogs/", "AWSLogs/o-exampleorg1/", 1));
+        s3.put_object().bucket("archive").key(key).body(std::fs::read(file).unwrap().into()).send().await.unwrap();
+    }
+
+    // The plan: shards of 3 logs, the manifest naming them, and the two commands.
+    let function = "arn:aws:lambda:us-east-1:123456789012:function:trailguard-backtest";
+    let (code, commands, err) = trailguard(
+        &moto.env(),
+        &[
+            "backtest",
+            "s3://archive/org/",
+            "--work",
+            "s3://work/runs/r1",
+            "--per-shard",
+            "3",
+            "--function-arn",
+            function,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let shards = logs.len().div_ceil(3);
+    assert!(
+        err.contains(&format!("wrote {shards} shard(s) of at most 3 log(s) ({} logs in all)", logs.len())),
+        "{err}"
+    );
+    assert!(commands.contains("aws s3control create-job --region us-east-1 --account-id 123456789012"), "{commands}");
+    assert!(commands.contains(r#""InvocationSchemaVersion":"2.0""#), "{commands}");
+    assert!(commands.contains(r#""resultsPrefix":"runs/r1/results/""#), "{commands}");
+    assert!(commands.contains("aws s3control describe-job") && commands.contains("$JOB_ID"), "{commands}");
+    let manifest = String::from_utf8(get(&s3, "work", "runs/r1/manifest.csv").await).unwrap();
+    let rows: Vec<(String, String)> =
+        manifest.lines().map(|l| l.split_once(',').map(|(b, k)| (b.to_owned(), k.to_owned())).unwrap()).collect();
+    assert_eq!(rows.len(), shards, "{manifest}");
+    let mut listed = Vec::new();
+    for (bucket, key) in &rows {
+        assert_eq!(bucket, "work");
+        let text = String::from_utf8(get(&s3, bucket, key).await).unwrap();
+        listed.extend(text.lines().map(str::to_owned));
+    }
+    assert_eq!(listed.len(), logs.len(), "every log in exactly one shard");
+    assert_eq!(listed.iter().collect::<BTreeSet<_>>().len(), logs.len());
+
+    // Batch Operations' part: one task event per manifest row, and three that cannot fully succeed.
+    let arguments = json!({"archiveBucket": "archive", "resultsBucket": "work", "resultsPrefix": "runs/r1/results/"});
+    let mut events: Vec<Value> =
+        rows.iter().enumerate().map(|(i, (b, k))| task_event("job-1", i, b, k, &arguments)).collect();
+    s3.put_object()
+        .bucket("archive")
+        .key("damaged.json.gz")
+        .body(b"\x1f\x8b damaged".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("work")
+        .key("runs/r1/shards/extra.txt")
+        .body(format!("{}\ndamaged.json.gz\ngone.json.gz\n", listed[0]).into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    events.push(task_event("job-1", 90, "work", "runs/r1/shards/extra.txt", &arguments));
+    events.push(task_event("job-1", 91, "work", "runs/r1/shards/missing.txt", &arguments));
+    events.push(task_event("job-1", 92, "work", "runs/r1/shards/extra.txt", &json!({"resultsBucket": "work"})));
+
+    let run = run_lambda(&binary("backtest"), &moto.env(), events, Duration::from_secs(120));
+    assert!(run.init_error.is_none(), "{:?}\n{}", run.init_error, run.logs);
+    assert_eq!(run.invocations.len(), shards + 3, "{}", run.logs);
+    let mut replies: Vec<Value> = run.invocations.iter().map(|i| i.result.clone().unwrap()).collect();
+    replies.sort_by_key(|r| r["invocationId"].as_str().unwrap().trim_start_matches("inv-").parse::<usize>().unwrap());
+    for (i, reply) in replies.iter().take(shards).enumerate() {
+        assert_eq!(reply["invocationSchemaVersion"], "2.0");
+        assert_eq!(reply["treatMissingKeysAs"], "PermanentFailure");
+        assert_eq!(reply["invocationId"], format!("inv-{i}"));
+        let result = &reply["results"][0];
+        assert_eq!(result["taskId"], format!("task-{i}"));
+        assert_eq!(result["resultCode"], "Succeeded", "{reply}");
+        assert!(
+            result["resultString"].as_str().unwrap().starts_with("3 of 3 log(s) read") || i == shards - 1,
+            "{reply}"
+        );
+    }
+    let extra = &replies[shards]["results"][0];
+    assert_eq!(extra["resultCode"], "PermanentFailure", "{extra}");
+    let said = extra["resultString"].as_str().unwrap();
+    assert!(said.starts_with("1 of 3 log(s) read"), "{said}");
+    assert!(said.contains("damaged.json.gz: ") && said.contains("gone.json.gz: NoSuchKey"), "{said}");
+    let missing = &replies[shards + 1]["results"][0];
+    assert_eq!(missing["resultCode"], "PermanentFailure");
+    assert!(missing["resultString"]
+        .as_str()
+        .unwrap()
+        .contains("cannot read the shard runs/r1/shards/missing.txt: NoSuchKey"));
+    let unconfigured = &replies[shards + 2]["results"][0];
+    assert_eq!(unconfigured["resultString"], "user argument `archiveBucket` is missing");
+
+    // The findings, partitioned by day and account, are exactly those of a scan on disk.
+    let written = keys(&s3, "work", "runs/r1/results/").await;
+    let mut found = BTreeSet::new();
+    let mut one = None;
+    for key in &written {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(get(&s3, "work", key).await.as_slice()).read_to_string(&mut text).unwrap();
+        for line in text.lines() {
+            let finding: Value = serde_json::from_str(line).unwrap();
+            let account = finding["account"].as_str().unwrap();
+            let date = &finding["time"].as_str().unwrap()[..10];
+            assert!(key.starts_with(&format!("runs/r1/results/date={date}/account={account}/job-1-")), "{key}");
+            one.get_or_insert(finding);
+            found.insert(line.to_owned());
+        }
+    }
+    assert_eq!(found, expected);
+    glue_table_reads_a_written_finding(&one.unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The Glue table's columns in `infra/backtest.yaml` against a finding the Lambda wrote: every column is a field
+/// of the finding with a matching type (Athena's JSON SerDe maps fields to columns by name), and the partition
+/// keys are `date` and `account`.
+fn glue_table_reads_a_written_finding(finding: &Value) {
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/backtest.yaml")).unwrap();
+    let section = |start: &str, end: &str| -> Vec<(String, String)> {
+        let from = template.find(start).unwrap_or_else(|| panic!("{start} in the template"));
+        let rest = &template[from + start.len()..];
+        let rest = &rest[..rest.find(end).unwrap_or(rest.len())];
+        let mut columns = Vec::new();
+        let mut name = None;
+        for line in rest.lines().map(str::trim) {
+            if let Some(n) = line.strip_prefix("- Name: ") {
+                name = Some(n.trim().to_owned());
+            } else if let (Some(t), Some(n)) = (line.strip_prefix("Type: "), name.take()) {
+                columns.push((n, t.trim().trim_matches('\'').to_owned()));
+            }
+        }
+        columns
+    };
+    let columns = section("Columns:", "Location:");
+    let partitions = section("PartitionKeys:", "AthenaWorkGroup:");
+    assert_eq!(
+        partitions,
+        [("date".to_owned(), "string".to_owned()), ("account".to_owned(), "string".to_owned())],
+        "partitioned by date and account"
+    );
+    assert!(columns.len() >= 10, "{columns:?}");
+    for (name, kind) in &columns {
+        let value = finding.get(name).unwrap_or_else(|| panic!("column `{name}` is not a field of {finding}"));
+        check_type(name, kind, value);
+    }
+    assert!(columns.iter().all(|(n, _)| n != "account"), "account is a partition key, not a column too");
+}
+
+/// Whether a JSON value reads as a Hive type: strings, booleans, integers, and structs field by field (a
+/// missing or null value reads as NULL).
+fn check_type(name: &str, kind: &str, value: &Value) {
+    if value.is_null() {
+        return;
+    }
+    if let Some(fields) = kind.strip_prefix("struct<").and_then(|k| k.strip_suffix('>')) {
+        assert!(value.is_object(), "`{name}` is {kind} but {value}");
+        for field in split_top(fields) {
+            let (field, inner) = field.split_once(':').unwrap();
+            match value.get(field) {
+                Some(v) => check_type(&format!("{name}.{field}"), inner, v),
+                None => panic!("`{name}.{field}` is not in {value}"),
+            }
+        }
+        return;
+    }
+    let fits = match kind {
+        "string" => true, // OpenX's SerDe gives a nested value's JSON text for a string column
+        "boolean" => value.is_boolean(),
+        "int" | "bigint" => value.is_i64() || value.is_u64(),
+        _ => panic!("`{name}`: type {kind} not checked"),
+    };
+    assert!(fits, "`{name}` is {kind} but {value}");
+}
+
+/// Splits `a:string,b:struct<c:int,d:string>` at its top-level commas.
+fn split_top(fields: &str) -> Vec<&str> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0, 0);
+    for (i, c) in fields.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&fields[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&fields[start..]);
+    out
+}
