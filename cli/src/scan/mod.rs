@@ -259,7 +259,7 @@ where
     let progress =
         if options.progress { Progress::shown(total, size.objects) } else { Progress::hidden(total, size.objects) };
     let buffers = Buffers::default();
-    let registry = registry::build(engine, &files);
+    let registry = registry::build(engine, files);
     let counters = trailguard_core::behaviour::Counters::default();
     let scanner = Scanner {
         engine,
