@@ -15,6 +15,9 @@
 //!   finding's canonical JSON ([`signing_digest`]), since `GenerateMac` takes at most 4,096 bytes and EventBridge
 //!   re-serialises `detail`. Archive replays (`replay-name` in the envelope) are refused.
 
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -53,8 +56,16 @@ pub struct Forgery {
 /// Reads an event delivered to the detector. `Err`: not an EventBridge event at all (unreadable, or a bare
 /// record, which only the command line reads).
 pub fn read_delivered(json: &str) -> Result<Delivered, RecordError> {
-    let envelope: Value = serde_json::from_str(json).map_err(|e| RecordError::new(None, e.to_string()))?;
-    let text = |key: &str| envelope.get(key).and_then(Value::as_str).map(str::to_owned);
+    // The envelope's fields are read as raw JSON: the record under `detail` is parsed once, straight into its
+    // typed model, not first into a generic tree (this runs for every event the detector receives).
+    let envelope: HashMap<String, &RawValue> =
+        serde_json::from_str(json).map_err(|e| RecordError::new(None, e.to_string()))?;
+    let text = |key: &str| {
+        envelope.get(key).and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok()).and_then(|v| match v {
+            Value::String(s) => Some(s),
+            _ => None,
+        })
+    };
     let (Some(detail), Some(_)) = (envelope.get("detail"), envelope.get("detail-type")) else {
         return Err(RecordError::new(
             None,
@@ -64,14 +75,12 @@ pub fn read_delivered(json: &str) -> Result<Delivered, RecordError> {
         ));
     };
     let (source, account) = (text("source"), text("account"));
-    let claimed_event = detail.get("eventName").and_then(Value::as_str).map(str::to_owned);
     let forged = |reason: String| {
-        Ok(Delivered::Forged(Forgery {
-            account: account.clone(),
-            source: source.clone(),
-            reason,
-            claimed_event: claimed_event.clone(),
-        }))
+        // Only a forgery needs the name its record claims; a genuine event is not read twice for it.
+        let claimed_event = serde_json::from_str::<Value>(detail.get())
+            .ok()
+            .and_then(|d| d.get("eventName").and_then(Value::as_str).map(str::to_owned));
+        Ok(Delivered::Forged(Forgery { account: account.clone(), source: source.clone(), reason, claimed_event }))
     };
     match source.as_deref() {
         Some(s) if s.starts_with("aws.") => {}
@@ -81,7 +90,7 @@ pub fn read_delivered(json: &str) -> Result<Delivered, RecordError> {
         None => return forged("the event has no source".to_owned()),
     }
     let Some(account) = account.clone() else { return forged("the event names no account".to_owned()) };
-    let mut record = parse_record(&detail.to_string()).map_err(|e| e.in_detail(None))?;
+    let mut record = parse_record(detail.get()).map_err(|e| e.in_detail(None))?;
     match record.recipient_account_id.as_deref() {
         Some(recipient) if recipient != account => {
             return forged(format!(
