@@ -13,7 +13,7 @@
 mod harness;
 
 use harness::aws::{attached, create_policy, create_role, inline_policy};
-use harness::events::{ago, api_call, session};
+use harness::events::{ago, api_call, put_role_policy, session};
 use harness::faults::{Fault, FaultProxy};
 use harness::moto::HOME_ACCOUNT;
 use harness::stage::{attach_event, ok, step_statuses, Stage, ADMIN, REVOCATIONS};
@@ -501,13 +501,12 @@ async fn a_redriven_old_finding_does_not_undo_a_later_legitimate_change() {
     let broad =
         json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]});
     let put = |id: &str| {
-        let mut event = api_call(
+        let mut event = put_role_policy(
             session(HOME_ACCOUNT, "dev-agent", &agent, "agent-7"),
-            "iam.amazonaws.com",
-            "PutRolePolicy",
-            json!({"roleName": "app", "policyName": "deploy", "policyDocument": broad.to_string()}),
-            Value::Null,
             HOME_ACCOUNT,
+            "app",
+            "deploy",
+            &broad,
             id,
         );
         event["detail"]["eventTime"] = json!(ago(Duration::hours(3)));
@@ -597,13 +596,12 @@ async fn what_is_removed_is_delivered_before_the_removal() {
         .send()
         .await
         .unwrap();
-    let event = api_call(
+    let event = put_role_policy(
         session(HOME_ACCOUNT, "dev-agent", &agent, "agent-7"),
-        "iam.amazonaws.com",
-        "PutRolePolicy",
-        json!({"roleName": "app", "policyName": "deploy", "policyDocument": broad.to_string()}),
-        Value::Null,
         HOME_ACCOUNT,
+        "app",
+        "deploy",
+        &broad,
         "i1",
     );
     let (_, findings) = stage.detect(vec![event], &[]).await;

@@ -8,7 +8,7 @@
 mod harness;
 
 use harness::aws::{attached, create_policy, create_role, inline_policy};
-use harness::events::{api_call, console_login, root, session};
+use harness::events::{api_call, console_login, put_role_policy, root, session};
 use harness::moto::HOME_ACCOUNT;
 use harness::stage::{attach_event, ok, step_statuses, Stage, ADMIN, REVOCATIONS};
 use serde_json::{json, Value};
@@ -111,13 +111,12 @@ async fn inline_passrole_on_every_role_is_deleted_and_its_document_kept() {
         .send()
         .await
         .unwrap();
-    let event = api_call(
+    let event = put_role_policy(
         session(HOME_ACCOUNT, "builder-agent", &role_id, "agent-build-7"),
-        "iam.amazonaws.com",
-        "PutRolePolicy",
-        json!({"roleName": "builder-agent", "policyName": "deploy", "policyDocument": document.to_string()}),
-        Value::Null,
         HOME_ACCOUNT,
+        "builder-agent",
+        "deploy",
+        &document,
         "e-passrole",
     );
     let (run, findings) = stage.detect(vec![event], &[]).await;

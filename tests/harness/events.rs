@@ -68,6 +68,19 @@ pub fn api_call(
     })
 }
 
+/// An inline policy put on a role in the home region (`PutRolePolicy`: the document arrives as a JSON string).
+pub fn put_role_policy(
+    identity: Value,
+    account: &str,
+    role: &str,
+    name: &str,
+    document: &Value,
+    event_id: &str,
+) -> Value {
+    let params = json!({"roleName": role, "policyName": name, "policyDocument": document.to_string()});
+    api_call(identity, "iam.amazonaws.com", "PutRolePolicy", params, Value::Null, account, event_id)
+}
+
 /// A console sign-in.
 pub fn console_login(identity: Value, account: &str, event_id: &str, mfa: bool) -> Value {
     let mut event = api_call(
