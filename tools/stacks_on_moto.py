@@ -13,6 +13,7 @@ log, compared with SKIPPED (the test fails on any other), and each skipped resou
 transformed template instead. moto evaluates neither AllowedPattern nor Rules: the parameter validation is checked
 here by evaluating the templates' Rules assertions and patterns on empty values.
 """
+import ast
 import json
 import os
 import pathlib
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import boto3
 from cfnlint.decode import decode
@@ -30,25 +32,25 @@ from samtranslator.translator.transform import transform
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+# The member account the member and forwarder stacks are created in (moto keeps accounts apart by credentials).
+MEMBER = "111122223333"
 # The resource types moto's CloudFormation does not create (it logs a warning and goes on), each checked
 # structurally below. Any other skipped type fails the test.
 SKIPPED = {
     "AWS::CloudWatch::Alarm",
     "AWS::Events::EventBusPolicy",
-    "AWS::KMS::Key",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::Lambda::ResourcePolicy",
-    "AWS::Logs::LogGroup",
-    "AWS::SNS::Subscription",
+    "AWS::SNS::Subscription",  # only with AlertEmail, not given here
     "AWS::SQS::QueuePolicy",
     "AWS::Scheduler::Schedule",
 }
 PARAMETERS = {
     "template": {"Scope": "organization", "OrganizationId": "o-a1b2c3d4e5", "ExternalId": "trailguard-external-id-0001",
                  "DeploymentRoleArns": f"arn:aws:iam::{ACCOUNT}:role/trailguard-deploy"},
-    "member": {"SecurityAccountId": "111122223333", "ExternalId": "trailguard-external-id-0001",
+    "member": {"SecurityAccountId": ACCOUNT, "ExternalId": "trailguard-external-id-0001",
                "OrganizationId": "o-a1b2c3d4e5", "Canary": "true"},
-    "forwarder": {"TargetBusArn": f"arn:aws:events:{REGION}:111122223333:event-bus/default", "ForwardGlobal": "true"},
+    "forwarder": {"TargetBusArn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default", "ForwardGlobal": "true"},
     "heartbeat": {"Account": "111122223333", "Region": "eu-west-1", "Path": "regional",
                   "OpsTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:trailguard-ops"},
 }
@@ -82,6 +84,22 @@ def sam_transform(template):
     return transform(template, {}, NoManagedPolicies())
 
 
+def for_moto(template):
+    """A copy of a template with what moto 5.2.1 cannot read removed (checked structurally instead): it reads
+    AWS::KMS::Key tags as KMS's API shape (TagKey/TagValue), not CloudFormation's (Key/Value), and resolves a Ref
+    to an AWS::Events::EventBus to the bus object rather than its name."""
+    buses = {k: r["Properties"]["Name"] for k, r in template["Resources"].items() if r["Type"] == "AWS::Events::EventBus"}
+    text = json.dumps(template)
+    for logical, name in buses.items():
+        text = text.replace(json.dumps({"Ref": logical}), json.dumps(name))
+    copy = json.loads(text)
+    for logical, resource in copy["Resources"].items():
+        if resource["Type"] == "AWS::KMS::Key":
+            tags = resource["Properties"].pop("Tags", [])
+            check(tags == [{"Key": "trailguard", "Value": "true"}], f"{logical}: the SCP protects keys by the tag trailguard=true")
+    return copy
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -104,7 +122,7 @@ def start_moto(binary, log):
 
 def create(cfn, name, body, parameters):
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
-    cfn.create_stack(StackName=name, TemplateBody=json.dumps(body), Parameters=params,
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(for_moto(body)), Parameters=params,
                      Capabilities=["CAPABILITY_NAMED_IAM", "CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
     for _ in range(100):
         status = cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
@@ -114,7 +132,8 @@ def create(cfn, name, body, parameters):
     events = cfn.describe_stack_events(StackName=name)["StackEvents"]
     failed = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events if e["ResourceStatus"].endswith("FAILED")]
     check(status == "CREATE_COMPLETE", f"{name}: {status} {failed}")
-    return {r["LogicalResourceId"]: r for r in cfn.describe_stack_resources(StackName=name)["StackResources"]}
+    resources = cfn.describe_stack_resources(StackName=name)["StackResources"]
+    return {r["LogicalResourceId"]: r for r in resources if "LogicalResourceId" in r}
 
 
 def skipped_types(log_text):
@@ -126,8 +145,24 @@ def of_type(template, kind):
             r["Type"] == kind and r.get("Condition") in template.get("_true_conditions", ())}
 
 
+def document(value):
+    """A policy document as IAM returns it: parsed by boto3, a (URL-encoded) JSON string, or, for a policy a
+    moto stack created, the Python text of the template's mapping."""
+    if isinstance(value, dict):
+        return value
+    text = urllib.parse.unquote(value)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return ast.literal_eval(text)
+
+
+def trust(iam, role):
+    return document(iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"])
+
+
 def inline(iam, role):
-    return {p: iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"]
+    return {p: document(iam.get_role_policy(RoleName=role, PolicyName=p)["PolicyDocument"])
             for p in iam.list_role_policies(RoleName=role)["PolicyNames"]}
 
 
@@ -146,12 +181,11 @@ def check_account_stack(clients, created, template, expected_patterns):
         "trailguard-remediate": {"iam:PutRolePolicy", "events:PutEvents", "dynamodb:DeleteItem"},
         "trailguard-canary": {"iam:TagRole"},
     }.items():
-        trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
-        principals = {json.dumps(s["Principal"], sort_keys=True) for s in trust["Statement"]}
+        principals = {json.dumps(s["Principal"], sort_keys=True) for s in trust(iam, role)["Statement"]}
         check(len(principals) == 1, f"{role}: one trusted principal, got {principals}")
         granted = set().union(*(actions(d) for d in inline(iam, role).values()))
         check(must <= granted, f"{role}: lacks {must - granted}")
-    canary_trust = iam.get_role(RoleName="trailguard-canary")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
+    canary_trust = trust(iam, "trailguard-canary")["Statement"][0]
     check(canary_trust["Principal"] == {"Service": "scheduler.amazonaws.com"}, f"canary trust: {canary_trust}")
     check(set(canary_trust["Condition"]["StringEquals"]) == {"aws:SourceAccount", "aws:SourceArn"}, f"canary trust: {canary_trust}")
     rules = {r["Name"]: r for r in events.list_rules(EventBusName="default")["Rules"]}
@@ -303,21 +337,26 @@ def main(moto_server):
         try:
             session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
             clients = {name: session.client(name, endpoint_url=url) for name in
-                       ("cloudformation", "iam", "events", "sqs", "sns", "dynamodb", "kms", "lambda", "s3")}
+                       ("cloudformation", "iam", "events", "sqs", "sns", "dynamodb", "kms", "lambda", "s3", "sts")}
             clients["s3"].create_bucket(Bucket="trailguard-artifacts")
             clients["s3"].put_object(Bucket="trailguard-artifacts", Key="bootstrap.zip", Body=b"PK\x05\x06" + b"\0" * 18)
             cfn = clients["cloudformation"]
             created = create(cfn, "trailguard", transformed, PARAMETERS["template"])
             check_account_stack(clients, created, transformed, expected)
+            creds = clients["sts"].assume_role(RoleArn=f"arn:aws:iam::{MEMBER}:role/stacksets-exec", RoleSessionName="test")["Credentials"]
+            in_member = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                                      aws_session_token=creds["SessionToken"], region_name=REGION)
+            member_clients = {name: in_member.client(name, endpoint_url=url) for name in ("cloudformation", "iam", "events", "sqs")}
+            cfn = member_clients["cloudformation"]
             member_created = create(cfn, "trailguard-member", member, PARAMETERS["member"])
-            iam = clients["iam"]
+            iam = member_clients["iam"]
             for role, principal in (("trailguard-member", "trailguard-remediate"), ("trailguard-member-reader", "trailguard-detect")):
-                trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
-                check(trust["Condition"]["ArnEquals"]["aws:PrincipalArn"] == f"arn:aws:iam::111122223333:role/{principal}", f"{role}: {trust}")
-                check(trust["Condition"]["StringEquals"]["sts:ExternalId"] == PARAMETERS["member"]["ExternalId"], f"{role}: external id")
+                statement = trust(iam, role)["Statement"][0]
+                check(statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] == f"arn:aws:iam::{ACCOUNT}:role/{principal}", f"{role}: {statement}")
+                check(statement["Condition"]["StringEquals"]["sts:ExternalId"] == PARAMETERS["member"]["ExternalId"], f"{role}: external id")
             check("CanaryRole" in member_created, "member canary role not created")
             forwarder_created = create(cfn, "trailguard-forwarder", forwarder, PARAMETERS["forwarder"])
-            events = clients["events"]
+            events = member_clients["events"]
             forwards = {logical: r["PhysicalResourceId"] for logical, r in forwarder_created.items() if logical.startswith("Forward") and r["ResourceType"] == "AWS::Events::Rule"}
             check(set(forwards) == {f"Forward{n}" for n in expected}, f"forward rules: {set(forwards) ^ {f'Forward{n}' for n in expected}}")
             for logical, physical in forwards.items():
@@ -326,8 +365,12 @@ def main(moto_server):
                 targets = events.list_targets_by_rule(Rule=physical)["Targets"]
                 check([t["Arn"] for t in targets] == [PARAMETERS["forwarder"]["TargetBusArn"]] and all(t.get("RoleArn") for t in targets), f"{logical}: {targets}")
             check(iam.get_role(RoleName=f"trailguard-canary-{REGION}")["Role"]["RoleName"] == f"trailguard-canary-{REGION}", "forwarder canary role")
-            check(any(u.endswith("/trailguard-forward-dlq") for u in clients["sqs"].list_queues()["QueueUrls"]), "forwarder queue")
-            create(cfn, "trailguard-heartbeat-111122223333-eu-west-1-regional", heartbeat, PARAMETERS["heartbeat"])
+            check(any(u.endswith("/trailguard-forward-dlq") for u in member_clients["sqs"].list_queues()["QueueUrls"]), "forwarder queue")
+            create(clients["cloudformation"], "trailguard-heartbeat-111122223333-eu-west-1-regional", heartbeat, PARAMETERS["heartbeat"])
+        except Exception:
+            log.seek(0)
+            print("moto's log ends:\n" + "".join(log.read().splitlines(True)[-40:]), file=sys.stderr)
+            raise
         finally:
             server.terminate()
             server.wait(timeout=10)
