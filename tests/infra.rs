@@ -76,3 +76,60 @@ fn the_detector_refuses_every_invoker_but_trailguards_rules() {
     // Nothing else may hold a statement on the detector: AWS::Lambda::ResourcePolicy replaces the whole policy.
     assert!(!template.contains("AWS::Lambda::Permission"), "a Permission would fight the resource policy");
 }
+
+/// The optional SCP denies what `guardrail-tampering` watches, to all but the deployment roles, and fits an SCP.
+/// What it leaves out is listed here with why; anything else missing fails.
+#[test]
+fn the_scp_denies_every_change_the_tampering_rule_watches() {
+    use trailguard_core::rules::{registry, Name, Trigger};
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/scp.json")).unwrap();
+    assert!(text.len() <= 5_120, "an SCP holds at most 5,120 characters; infra/scp.json has {}", text.len());
+    let scp: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let denied: BTreeSet<String> = scp["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Effect"] == "Deny")
+        .flat_map(|s| match &s["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            serde_json::Value::Array(list) => list.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    // Left out, with why: assuming a role is how trailguard and everyone else work (trust policies guard it);
+    // policies and aliases are named freely by anyone, so an SCP on their names would break other workloads
+    // (the rule still reports them); key alias changes do not change the key.
+    let not_in_scp = [
+        "sts:AssumeRole",
+        "iam:CreatePolicy",
+        "iam:CreatePolicyVersion",
+        "iam:DeletePolicy",
+        "iam:DeletePolicyVersion",
+        "iam:SetDefaultPolicyVersion",
+        "iam:TagPolicy",
+        "iam:UntagPolicy",
+        "kms:DeleteAlias",
+        "kms:UpdateAlias",
+    ];
+    let tampering = registry().into_iter().find(|r| r.id() == "guardrail-tampering").unwrap();
+    let mut missing = Vec::new();
+    for trigger in tampering.triggers(&Config::default()) {
+        let Trigger::Calls { source: Some(source), names, .. } = trigger else { continue };
+        let service = match source.trim_end_matches(".amazonaws.com") {
+            "monitoring" => "cloudwatch",
+            other => other,
+        };
+        for name in names {
+            let (Name::Exact(n) | Name::Prefix(n)) = name;
+            let action = format!("{service}:{n}");
+            if !denied.contains(&action) && !not_in_scp.contains(&action.as_str()) {
+                missing.push(action);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "infra/scp.json does not deny {missing:?}");
+    let resources = scp.to_string();
+    for own in ["role/trailguard-*", "schedule/*/trailguard-*", "stack/StackSet-trailguard*", "alarm:trailguard-*"] {
+        assert!(resources.contains(own), "the SCP does not cover {own}");
+    }
+}
