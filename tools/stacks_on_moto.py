@@ -44,6 +44,7 @@ SKIPPED = {
     "AWS::SNS::Subscription",  # only with AlertEmail, not given here
     "AWS::SQS::QueuePolicy",
     "AWS::Scheduler::Schedule",
+    "AWS::Scheduler::ScheduleGroup",
 }
 PARAMETERS = {
     "template": {"Scope": "organization", "OrganizationId": "o-a1b2c3d4e5", "ExternalId": "trailguard-external-id-0001",
@@ -243,6 +244,11 @@ def check_skipped_parts(transformed, member, forwarder, heartbeat):
         check(str(schedule["Target"]["Arn"]).endswith(f":scheduler:::aws-sdk:{action}'}}") or action in json.dumps(schedule["Target"]["Arn"]), f"{label}: target {schedule['Target']['Arn']}")
         check("<aws.scheduler.scheduled-time>" in json.dumps(schedule["Target"]["Input"]), f"{label}: input")
         check(schedule["Target"]["RoleArn"] == {"Fn::GetAtt": ["CanaryRole", "Arn"]}, f"{label}: role")
+        # Scheduler names the schedule group as aws:SourceArn: the role must trust exactly the schedule's group.
+        group = template["Resources"]["CanaryScheduleGroup"]["Properties"]["Name"]
+        check(schedule["GroupName"] == {"Ref": "CanaryScheduleGroup"}, f"{label}: the schedule is not in its group")
+        trusted = template["Resources"]["CanaryRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["StringEquals"]["aws:SourceArn"]
+        check(json.dumps(trusted).endswith(f':schedule-group/{group}"}}'), f"{label}: the canary role trusts {trusted}, not its group {group}")
     # Bus and queue policies: who may send.
     forwarding = res["OrganizationForwarding"]["Properties"]["Statement"]
     check(forwarding["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == {"Ref": "OrganizationId"}, "org forwarding")

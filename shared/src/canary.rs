@@ -11,7 +11,7 @@
 //! the canary role of the record's own account (`arn:<partition>:iam::<account>:role/<name>`, no path; for a
 //! regional canary `<name>-<awsRegion>`), the call must be the path's call, and the global call must tag the
 //! canary role itself. The templates let only `scheduler.amazonaws.com` (with `aws:SourceAccount` and
-//! `aws:SourceArn` naming the schedule) assume those roles, and the session name Scheduler uses is not
+//! `aws:SourceArn` naming trailguard's own schedule group) assume those roles, and the session name Scheduler uses is not
 //! documented, so it is not checked. A role named like the canary elsewhere (another path, another suffix,
 //! another account's) is not a heartbeat: its call is judged like any other, and tagging trailguard's role is
 //! tampering.
