@@ -412,6 +412,39 @@ async fn the_canary_gives_a_heartbeat_and_no_finding_and_a_look_alike_is_tamperi
     );
     assert!(metric["_aws"]["Timestamp"].as_i64().unwrap() > 1_700_000_000_000);
 
+    // A forwarder's canary: the region's own role tagging its queue, in the region its name carries.
+    let regional = |role: &str, region: &str, event_id: &str| {
+        let mut identity = session(HOME_ACCOUNT, role, "AROAEXAMPLECANARYEU", "a1b2c3d4e5f60718");
+        identity["sessionContext"]["sessionIssuer"]["arn"] = json!(format!("arn:aws:iam::{HOME_ACCOUNT}:role/{role}"));
+        let mut event = api_call(
+            identity,
+            "sqs.amazonaws.com",
+            "TagQueue",
+            json!({"queueUrl": format!("https://sqs.{region}.amazonaws.com/{HOME_ACCOUNT}/trailguard-forward-dlq"),
+                   "tags": {"trailguard:heartbeat": "2026-11-27T10:05:00Z"}}),
+            Value::Null,
+            HOME_ACCOUNT,
+            event_id,
+        );
+        event["detail"]["awsRegion"] = json!(region);
+        event["region"] = json!(region);
+        event
+    };
+    let (run, findings) = stage
+        .detect(
+            vec![
+                regional("trailguard-canary-eu-west-1", "eu-west-1", "e-regional"),
+                regional("trailguard-canary-eu-west-1", "eu-central-1", "e-wrong-region"),
+            ],
+            &[],
+        )
+        .await;
+    let outcomes = ok(&run);
+    assert_eq!(outcomes[0]["heartbeat"], json!({"account": HOME_ACCOUNT, "region": "eu-west-1", "path": "regional"}));
+    assert!(outcomes[1].get("heartbeat").is_none(), "another region's canary role proves nothing here");
+    assert!(findings.is_empty());
+    assert_eq!(run.logs.matches("\"_aws\"").count(), 1, "one heartbeat line:\n{}", run.logs);
+
     let (run, findings) = stage.detect(vec![tag("tools/", "e-look-alike")], &[]).await;
     assert_eq!(ok(&run)[0]["rules"], json!(["guardrail-tampering"]));
     assert!(ok(&run)[0].get("heartbeat").is_none());
