@@ -70,9 +70,10 @@ $(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
 patterns: venv build ## Regenerate the EventBridge rules in infra/ from the rules' triggers
 	$(PY) tools/infra.py splice target/debug/trailguard
 
-infra-check: venv build $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate, checkov, and trailguard's analyzer over infra/
+infra-check: venv build $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## cfn-lint, sam validate, checkov, trailguard's analyzer over infra/, and the stacks created on moto
 	$(PY) tools/infra.py check target/debug/trailguard
 	$(PY) tools/infra.py selftest target/debug/trailguard
+	AWS_DEFAULT_REGION=us-east-1 $(PY) tools/stacks_on_moto.py $(CURDIR)/$(VENV)/bin/moto_server
 	$(VENV)/bin/cfn-lint infra/*.yaml
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint -t infra/template.yaml --region us-east-1
 	$(CHECKOV_VENV)/bin/checkov -d infra --framework cloudformation --skip-download --compact --quiet

@@ -371,3 +371,83 @@ async fn an_agent_with_a_long_term_key_loses_the_key() {
     let keys = stage.iam.list_access_keys().user_name("agent-bot").send().await.unwrap();
     assert_eq!(keys.access_key_metadata()[0].status(), Some(&aws_sdk_iam::types::StatusType::Inactive));
 }
+
+/// The canary's call is a heartbeat: the detector writes it as an Embedded Metric Format line in its log (no
+/// API call), and delivers no finding, although a TagRole on a `trailguard-*` role by anyone else is
+/// tampering. A role merely named like the canary (another path) gets the tampering finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_canary_gives_a_heartbeat_and_no_finding_and_a_look_alike_is_tampering() {
+    let stage = Stage::new().await;
+    let tag = |role_path: &str, event_id: &str| {
+        let mut identity = session(HOME_ACCOUNT, "trailguard-canary", "AROAEXAMPLECANARY", "a1b2c3d4e5f60718");
+        identity["sessionContext"]["sessionIssuer"]["arn"] =
+            json!(format!("arn:aws:iam::{HOME_ACCOUNT}:role/{role_path}trailguard-canary"));
+        api_call(
+            identity,
+            "iam.amazonaws.com",
+            "TagRole",
+            json!({"roleName": "trailguard-canary", "tags": [{"key": "trailguard:heartbeat", "value": "2026-11-27T10:05:00Z"}]}),
+            Value::Null,
+            HOME_ACCOUNT,
+            event_id,
+        )
+    };
+    let (run, findings) = stage.detect(vec![tag("", "e-canary")], &[]).await;
+    let outcome = &ok(&run)[0];
+    assert_eq!(outcome["findings"], json!([]));
+    assert_eq!(outcome["heartbeat"], json!({"account": HOME_ACCOUNT, "region": "us-east-1", "path": "global"}));
+    assert!(findings.is_empty() && stage.out.alerts().await.is_empty(), "a heartbeat is no finding");
+    let metric: Value = run
+        .logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|doc| doc.get("_aws").is_some())
+        .unwrap_or_else(|| panic!("no EMF line in the log:\n{}", run.logs));
+    assert_eq!(metric["_aws"]["CloudWatchMetrics"][0]["Namespace"], "trailguard");
+    assert_eq!(metric["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "Heartbeat");
+    assert_eq!(
+        (&metric["Account"], &metric["Region"], &metric["Path"]),
+        (&json!(HOME_ACCOUNT), &json!("us-east-1"), &json!("global"))
+    );
+    assert!(metric["_aws"]["Timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+
+    // A forwarder's canary: the region's own role tagging its queue, in the region its name carries.
+    let regional = |role: &str, region: &str, event_id: &str| {
+        let mut identity = session(HOME_ACCOUNT, role, "AROAEXAMPLECANARYEU", "a1b2c3d4e5f60718");
+        identity["sessionContext"]["sessionIssuer"]["arn"] = json!(format!("arn:aws:iam::{HOME_ACCOUNT}:role/{role}"));
+        let mut event = api_call(
+            identity,
+            "sqs.amazonaws.com",
+            "TagQueue",
+            json!({"queueUrl": format!("https://sqs.{region}.amazonaws.com/{HOME_ACCOUNT}/trailguard-forward-dlq"),
+                   "tags": {"trailguard:heartbeat": "2026-11-27T10:05:00Z"}}),
+            Value::Null,
+            HOME_ACCOUNT,
+            event_id,
+        );
+        event["detail"]["awsRegion"] = json!(region);
+        event["region"] = json!(region);
+        event
+    };
+    let (run, findings) = stage
+        .detect(
+            vec![
+                regional("trailguard-canary-eu-west-1", "eu-west-1", "e-regional"),
+                regional("trailguard-canary-eu-west-1", "eu-central-1", "e-wrong-region"),
+            ],
+            &[],
+        )
+        .await;
+    let outcomes = ok(&run);
+    assert_eq!(outcomes[0]["heartbeat"], json!({"account": HOME_ACCOUNT, "region": "eu-west-1", "path": "regional"}));
+    assert!(outcomes[1].get("heartbeat").is_none(), "another region's canary role proves nothing here");
+    assert!(findings.is_empty());
+    assert_eq!(run.logs.matches("\"_aws\"").count(), 1, "one heartbeat line:\n{}", run.logs);
+
+    let (run, findings) = stage.detect(vec![tag("tools/", "e-look-alike")], &[]).await;
+    assert_eq!(ok(&run)[0]["rules"], json!(["guardrail-tampering"]));
+    assert!(ok(&run)[0].get("heartbeat").is_none());
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0]["detail"]["severity"], "critical");
+    assert!(!run.logs.contains("\"_aws\""), "a look-alike writes no heartbeat");
+}

@@ -38,6 +38,9 @@ pub struct Config {
     /// stacks, roles and policies). A change to one by anyone but the deployment roles is guardrail tampering;
     /// a name here only widens detection, it never exempts anyone.
     pub own_resources: Vec<String>,
+    /// The name of the canary role in every account (`<name>`, the global path's) and of each region's
+    /// (`<name>-<region>`). Its exact role in the record's own account makes a canary call a heartbeat.
+    pub canary_role_name: String,
     /// Extra calls, `service:EventName` globs (`s3:PutBucketPolicy`, `kms:Schedule*`), that are sensitive when an
     /// agent makes them.
     pub sensitive_calls: Vec<String>,
@@ -161,7 +164,9 @@ impl Default for Config {
             own_role_arns: Vec::new(),
             deployment_role_arns: Vec::new(),
             own_resource_arns: Vec::new(),
-            own_resources: vec!["trailguard*".to_owned()],
+            // StackSets name the stacks they create `StackSet-<stack set>-<id>` in member accounts.
+            own_resources: vec!["trailguard*".to_owned(), "StackSet-trailguard*".to_owned()],
+            canary_role_name: "trailguard-canary".to_owned(),
             sensitive_calls: Vec::new(),
             behaviour: crate::behaviour::BehaviourSettings::default(),
             rules: BTreeMap::new(),

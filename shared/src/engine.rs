@@ -201,6 +201,10 @@ impl Engine {
         if actor.aws_service || self.config.is_own_actor(&actor) {
             return None;
         }
+        // A canary's exact call is a heartbeat, not a change to judge (a look-alike is judged).
+        if crate::canary::recognise(&self.config, record).is_some() {
+            return None;
+        }
         rules.sort_unstable();
         rules.dedup();
         let (params, params_error) = match record.params() {
@@ -480,6 +484,8 @@ impl Engine {
             Some("AWS itself acted (an AWS service event or an AWSService identity)".to_owned())
         } else if self.config.is_own_actor(&actor) {
             Some("the call was made by one of trailguard's own roles".to_owned())
+        } else if crate::canary::recognise(&self.config, record).is_some() {
+            Some("the call is trailguard's canary (its exact role and call): a heartbeat".to_owned())
         } else if triggered.is_empty() {
             Some(format!("no rule needs {} {}", record.event_source, record.event_name))
         } else {

@@ -11,6 +11,7 @@ pub mod authenticity;
 pub mod aws;
 pub mod backtest;
 pub mod behaviour;
+pub mod canary;
 pub mod change;
 pub mod config;
 pub mod engine;

@@ -31,6 +31,8 @@ pub const MAX_PATTERN_CHARS: usize = 2048;
 
 /// What the patterns name, beside rule ids, as the consumer of the credential-issuing calls.
 pub const REGISTRY: &str = "session-registry";
+/// What the patterns name, beside rule ids, as the consumer of the canaries' calls.
+pub const HEARTBEAT: &str = "heartbeat";
 
 /// The detail-type of CloudTrail API calls on EventBridge.
 pub const API_CALL: &str = "AWS API Call via CloudTrail";
@@ -159,6 +161,14 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
             rules: all_rules,
         });
     }
+    // The regional canaries' calls, for heartbeats (the global canary's `TagRole` already comes with IAM's).
+    out.push(RulePattern {
+        name: "Canary".to_owned(),
+        pattern: crate::canary::pattern(config),
+        read_only: false,
+        regional: true,
+        rules: vec![HEARTBEAT.to_owned()],
+    });
     out.push(RulePattern {
         name: "Tripwire".to_owned(),
         pattern: tripwire_pattern(),

@@ -25,12 +25,29 @@ async fn main() -> Result<(), Error> {
 
 async fn handle(detector: &Detector, event: LambdaEvent<Value>) -> Result<Value, Error> {
     match detector.handle(&event.payload.to_string()).await {
-        Ok(outcome) => Ok(serde_json::to_value(outcome)?),
+        Ok(outcome) => {
+            if let Some(beat) = &outcome.heartbeat {
+                write_metric(&beat.emf(now_ms()));
+            }
+            Ok(serde_json::to_value(outcome)?)
+        }
         Err(e) => {
             tracing::error!(request_id = %event.context.request_id, error = %e, "event not handled");
             Err(e.into())
         }
     }
+}
+
+/// One Embedded Metric Format document on its own log line: CloudWatch Logs extracts the metric, no API call.
+fn write_metric(document: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{document}").and_then(|()| out.flush());
+}
+
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn filter() -> tracing_subscriber::EnvFilter {

@@ -59,6 +59,10 @@ pub struct DetectOutcome {
     /// Why the event was taken for a forgery, when it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forged: Option<String>,
+    /// The path a canary proved alive, when the event is a canary's successful call (the binary writes it as
+    /// a metric in its log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<crate::canary::Heartbeat>,
 }
 
 /// Role tags by `(account, role)`, with when they were read.
@@ -104,6 +108,18 @@ impl Detector {
                 return Ok(outcome);
             }
         };
+        // A canary is recognised before anything else: a heartbeat and no finding, whatever the rules say.
+        if let Some(canary) = crate::canary::recognise(self.engine.config(), &record) {
+            let beat = &canary.heartbeat;
+            if !canary.succeeded {
+                tracing::warn!(account = %beat.account, region = %beat.region, path = beat.path.as_str(),
+                    error = record.error_code.as_deref().unwrap_or_default(), "canary call failed: no heartbeat");
+            }
+            return Ok(DetectOutcome {
+                heartbeat: canary.succeeded.then_some(canary.heartbeat),
+                ..DetectOutcome::default()
+            });
+        }
         // A call that issued an agent's credentials is remembered, for the session's later calls.
         if let Some((issued, needs)) = self.engine.issuing(&record) {
             let resolved = resolve(&needs, self).await.map_err(DetectError::Lookup)?;

@@ -75,7 +75,15 @@ const CALLS: &[(&str, &[&str])] = &[
     ),
     (
         "cloudformation.amazonaws.com",
-        &["UpdateStack", "DeleteStack", "ExecuteChangeSet", "UpdateStackSet", "DeleteStackSet", "DeleteStackInstances"],
+        &[
+            "UpdateStack",
+            "DeleteStack",
+            "ExecuteChangeSet",
+            "UpdateStackSet",
+            "DeleteStackSet",
+            "DeleteStackInstances",
+            "UpdateStackInstances",
+        ],
     ),
     ("logs.amazonaws.com", &["DeleteLogGroup", "PutRetentionPolicy", "DeleteSubscriptionFilter"]),
     // Its keys: the alert topic's and environment's key, and the key that authenticates findings. A KMS record may
@@ -87,6 +95,8 @@ const CALLS: &[(&str, &[&str])] = &[
     // Its state table (locks, once-an-hour pages) and the alarms that say it is failing.
     ("dynamodb.amazonaws.com", &["DeleteTable", "UpdateTimeToLive", "UpdateTable"]),
     ("monitoring.amazonaws.com", &["DeleteAlarms", "DisableAlarmActions", "PutMetricAlarm", "SetAlarmState"]),
+    // The canaries' schedules: a stopped or retargeted canary leaves its path unproven (its alarm pages too).
+    ("scheduler.amazonaws.com", &["UpdateSchedule", "DeleteSchedule", "DeleteScheduleGroup"]),
 ];
 
 /// Parameters that name the touched resource.
@@ -112,6 +122,8 @@ const NAME_KEYS: &[&str] = &[
     "tableName",
     "alarmName",
     "alarmNames",
+    // A statement in a resource policy trailguard owns (the default bus's organisation forwarding).
+    "statementId",
 ];
 
 /// An attacker who can quietly change or delete the guard, or take on its roles, has switched it off.
