@@ -26,6 +26,8 @@ use crate::event::CloudTrailRecord;
 pub const NAMESPACE: &str = "trailguard";
 /// The metric name of a heartbeat.
 pub const METRIC: &str = "Heartbeat";
+/// The forwarder's dead-letter queue, which the regional canary tags (named in infra/forwarder.yaml).
+pub const FORWARDER_QUEUE: &str = "trailguard-forward-dlq";
 /// The tag the canary calls write (its value: the scheduled time).
 pub const HEARTBEAT_TAG: &str = "trailguard:heartbeat";
 
@@ -106,12 +108,21 @@ pub fn recognise(config: &Config, record: &CloudTrailRecord) -> Option<Canary> {
     if !issued_by_canary {
         return None;
     }
-    if path == Path::Global {
-        let params = record.params().ok()??;
-        let tagged = params.get("roleName").and_then(Value::as_str)?;
-        if !tagged.eq_ignore_ascii_case(&name) {
-            return None;
+    // The call must touch the path's own resource: the canary role itself, or this account's forwarder queue
+    // (`https://sqs.<region>.amazonaws.com/<account>/<queue>`), so the canary role tagging anything else is judged.
+    let params = record.params().ok()??;
+    let own_resource = match path {
+        Path::Global => {
+            params.get("roleName").and_then(Value::as_str).is_some_and(|role| role.eq_ignore_ascii_case(&name))
         }
+        Path::Regional => params
+            .get("queueUrl")
+            .and_then(Value::as_str)
+            .and_then(|url| url.rsplit_once('/'))
+            .is_some_and(|(rest, queue)| queue == FORWARDER_QUEUE && rest.ends_with(&format!("/{account}"))),
+    };
+    if !own_resource {
+        return None;
     }
     Some(Canary {
         heartbeat: Heartbeat { account: account.to_owned(), region: region.to_owned(), path },
@@ -202,10 +213,19 @@ mod tests {
             "another account's canary role"
         );
         let regional = |issuer: &str, region: &str| {
-            record("sqs.amazonaws.com", "TagQueue", issuer, region, json!({"queueUrl": "https://sqs/q", "tags": {}}))
+            let url = format!("https://sqs.{region}.amazonaws.com/111122223333/trailguard-forward-dlq");
+            record("sqs.amazonaws.com", "TagQueue", issuer, region, json!({"queueUrl": url, "tags": {}}))
         };
         let eu = "arn:aws:iam::111122223333:role/trailguard-canary-eu-west-1";
         assert_eq!(own(&regional(eu, "eu-west-1")), Some((Path::Regional, "eu-west-1".to_owned())));
+        let other_queue =
+            |url: &str| record("sqs.amazonaws.com", "TagQueue", eu, "eu-west-1", json!({"queueUrl": url, "tags": {}}));
+        assert_eq!(own(&other_queue("https://sqs.eu-west-1.amazonaws.com/111122223333/orders")), None, "another queue");
+        assert_eq!(
+            own(&other_queue("https://sqs.eu-west-1.amazonaws.com/444455556666/trailguard-forward-dlq")),
+            None,
+            "another account's forwarder queue"
+        );
         assert_eq!(own(&regional(eu, "eu-central-1")), None, "another region's canary role");
         assert_eq!(own(&regional(canary, "eu-west-1")), None, "the global role on the regional path");
     }
