@@ -42,8 +42,9 @@ bench: ## Evaluation vs plain JSON parsing, detect's cold start vs boto3's impor
 	$(CARGO) build --quiet --release --locked -p trailguard-cli
 	python3 tools/scan_bench.py target/release/trailguard 200000 1000000
 
-s3-bench: venv build ## `scan s3://` against moto versus the same files on disk (objects/s, MB/s)
-	$(PY) tools/s3_bench.py target/debug/trailguard $(CURDIR)/$(VENV)/bin/moto_server 200000
+s3-bench: venv ## `scan s3://` against moto versus the same files on disk (release build; objects/s, MB/s, CPU)
+	$(CARGO) build --quiet --release --locked -p trailguard-cli
+	$(PY) tools/s3_bench.py target/release/trailguard $(CURDIR)/$(VENV)/bin/moto_server 200000
 
 $(PY):
 	python3 -m venv $(VENV)
