@@ -125,6 +125,7 @@ async fn cost(events: usize) -> Value {
     let calls: BTreeMap<String, f64> =
         proxy.counts().into_iter().map(|(action, n)| (action, n as f64 / events.len() as f64)).collect();
     json!({
+        "binary": binary("detect").display().to_string(),
         "management_events": generated.len(),
         "delivered_from_gen": from_gen,
         "delivered_share": from_gen as f64 / generated.len() as f64,
@@ -180,7 +181,8 @@ async fn latency(findings: usize) -> Value {
     for i in &remediate.invocations {
         failed += usize::from(i.result.is_err());
         let finding = &finding_events[index(&i.request_id)];
-        let event = finding["detail"]["event_id"].as_str().or_else(|| finding["detail"]["finding"]["event_id"].as_str());
+        let event =
+            finding["detail"]["event_id"].as_str().or_else(|| finding["detail"]["finding"]["event_id"].as_str());
         let event: usize = event.unwrap().trim_start_matches("e-").parse().unwrap();
         let ms = i.elapsed.as_secs_f64() * 1000.0;
         remediate_only.push(ms);
@@ -196,6 +198,7 @@ async fn latency(findings: usize) -> Value {
     }
     let summary = |v: &[f64]| json!({"p50": percentile(v, 0.5), "p99": percentile(v, 0.99), "max": v[v.len() - 1]});
     json!({
+        "binaries": [binary("detect").display().to_string(), binary("remediate").display().to_string()],
         "findings": findings,
         "failed_remediations": failed,
         "detect_ms": summary(&detect_sorted),
