@@ -11,6 +11,7 @@ was read from and that page's date, or "unverified" where no source was found; t
 Nothing here is hand-typed into the README: `make cost` prints it.
 """
 import json
+import os
 import sys
 
 # (price in USD per unit, unit, source URL, date of the source)
@@ -82,7 +83,7 @@ def main():
         price("lambda_request") + billed_s * DETECT_MEMORY_GB * price("lambda_gb_s"))
     total = sum(r[2] for r in rows)
 
-    print(f"Measured (`{measured['binary']}`, Runtime API harness, moto): {measured['events_sent']} events sent "
+    print(f"Measured (`{os.path.relpath(measured['binary'])}`, Runtime API harness, moto): {measured['events_sent']} events sent "
           f"({measured['delivered_from_gen']} delivered of {measured['management_events']} `trailguard gen` "
           f"management events = {100 * share:.1f}%, plus {measured['from_fixture_corpus']} from the fixture corpus); "
           f"CPU {measured['cpu_ms_per_event']:.2f} ms per event; invocation {measured['duration_ms']['mean']:.1f} ms "
