@@ -267,21 +267,25 @@ impl Backtest {
         Ok(objects)
     }
 
-    /// The run's registry, built from `<run>sessions.jsonl.gz` next to the shard (once per warm function).
+    /// The run's registry, built from `<run>sessions.jsonl.gz` next to the shard: once per warm function and
+    /// version of that object (its ETag, asked with a HEAD per task), so a re-joined run is not judged stale.
     async fn registry(&self, bucket: &str, shard: &str) -> Result<Arc<Registry>, Failure> {
         let key = sessions_key(run_prefix(shard));
-        let id = format!("{bucket}/{key}");
+        let missing = |f: Failure| {
+            f.context(
+                "no agent-session registry: run the `pass=sessions` job, then `trailguard backtest-sessions`, \
+                 before this one",
+            )
+        };
+        let head =
+            self.s3.head_object().bucket(bucket).key(&key).send().await.map_err(|e| missing(failure(&key, &e)))?;
+        let id = format!("{bucket}/{key}#{}", head.e_tag().unwrap_or_default());
         if let Some((cached, registry)) = self.registry.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             if *cached == id {
                 return Ok(Arc::clone(registry));
             }
         }
-        let bytes = get(&self.s3, bucket, &key, None).await.map_err(|f| {
-            f.context(
-                "no agent-session registry: run the `pass=sessions` job, then `trailguard backtest-sessions`, \
-                 before this one",
-            )
-        })?;
+        let bytes = get(&self.s3, bucket, &key, None).await.map_err(missing)?;
         let text = inflate(&bytes).map_err(|e| Failure { temporary: false, what: format!("{key}: {e}") })?;
         let mut calls = Vec::new();
         for (n, line) in text.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.trim_ascii().is_empty()) {
