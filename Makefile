@@ -5,10 +5,10 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test lint build install unit venv demo scan-demo bench s3-bench patterns infra-check package fuzz catalogue clean
+.PHONY: help test lint build install unit venv demo scan-demo bench s3-bench cost latency patterns infra-check package fuzz catalogue clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 test: lint unit infra-check ## Everything CI runs: formatting, clippy (warnings denied), all tests, template checks
 
@@ -42,8 +42,22 @@ bench: ## Evaluation vs plain JSON parsing, detect's cold start vs boto3's impor
 	$(CARGO) build --quiet --release --locked -p trailguard-cli
 	python3 tools/scan_bench.py target/release/trailguard 200000 1000000
 
-s3-bench: venv build ## `scan s3://` against moto versus the same files on disk (objects/s, MB/s)
-	$(PY) tools/s3_bench.py target/debug/trailguard $(CURDIR)/$(VENV)/bin/moto_server 200000
+s3-bench: venv ## `scan s3://` against moto versus the same files on disk (release build; objects/s, MB/s, CPU)
+	$(CARGO) build --quiet --release --locked -p trailguard-cli
+	$(PY) tools/s3_bench.py target/release/trailguard $(CURDIR)/$(VENV)/bin/moto_server 200000
+
+# Both run the release binaries through the Runtime API harness against moto (perfbench's `binary()` finds them
+# beside the release example).
+cost: venv ## The detector's CPU, memory and AWS calls per event (release, moto), priced per million management events
+	$(CARGO) build --quiet --release --locked -p trailguard-detect -p trailguard-cli
+	$(CARGO) build --quiet --release --locked -p trailguard-tests --example perfbench
+	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server target/release/examples/perfbench cost 20000 > target/cost.json
+	$(PY) tools/cost.py target/cost.json
+
+latency: venv ## detect -> findings bus -> remediate per finding, p50/p99 over 1,000 findings (release, moto)
+	$(CARGO) build --quiet --release --locked -p trailguard-detect -p trailguard-remediate
+	$(CARGO) build --quiet --release --locked -p trailguard-tests --example perfbench
+	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server target/release/examples/perfbench latency 1000
 
 $(PY):
 	python3 -m venv $(VENV)

@@ -120,8 +120,10 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
     );
     assert!(commands.contains("aws s3control create-job --region us-east-1 --account-id 123456789012"), "{commands}");
     assert!(commands.contains(r#""InvocationSchemaVersion":"2.0""#), "{commands}");
+    assert!(commands.contains(r#""pass":"sessions""#), "{commands}");
+    assert!(commands.contains("trailguard backtest-sessions s3://work/runs/r1/"), "{commands}");
     assert!(commands.contains(r#""resultsPrefix":"runs/r1/results/""#), "{commands}");
-    assert!(commands.contains("aws s3control describe-job") && commands.contains("$JOB_ID"), "{commands}");
+    assert!(commands.contains("aws s3control describe-job") && commands.contains("$SESSIONS_JOB"), "{commands}");
     let manifest = String::from_utf8(get(&s3, "work", "runs/r1/manifest.csv").await).unwrap();
     let rows: Vec<(String, String)> =
         manifest.lines().map(|l| l.split_once(',').map(|(b, k)| (b.to_owned(), k.to_owned())).unwrap()).collect();
@@ -134,6 +136,22 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
     }
     assert_eq!(listed.len(), logs.len(), "every log in exactly one shard");
     assert_eq!(listed.iter().collect::<BTreeSet<_>>().len(), logs.len());
+
+    // The first job: every shard's issuing calls; then the join, which prints the second job.
+    let sessions = json!({"archiveBucket": "archive", "resultsBucket": "work", "resultsPrefix": "runs/r1/results/",
+                          "pass": "sessions"});
+    let first: Vec<Value> =
+        rows.iter().enumerate().map(|(i, (b, k))| task_event("job-0", i, b, k, &sessions)).collect();
+    let run = run_lambda(&binary("backtest"), &moto.env(), first, Duration::from_secs(120));
+    assert_eq!(run.invocations.len(), shards, "{}", run.logs);
+    for invocation in &run.invocations {
+        let result = &invocation.result.as_ref().unwrap()["results"][0];
+        assert_eq!(result["resultCode"], "Succeeded", "{result}");
+    }
+    let (code, second, err) = trailguard(&moto.env(), &["backtest-sessions", "s3://work/runs/r1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("joined the issuing calls of {shards} shard(s)")), "{err}");
+    assert!(second.contains(r#""pass":"findings""#) && second.contains("report-findings"), "{second}");
 
     // Batch Operations' part: one task event per manifest row, and three that cannot fully succeed.
     let arguments = json!({"archiveBucket": "archive", "resultsBucket": "work", "resultsPrefix": "runs/r1/results/"});
@@ -189,7 +207,7 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
     assert_eq!(unconfigured["resultString"], "user argument `archiveBucket` is missing");
 
     // The findings, partitioned by day and account, are exactly those of a scan on disk.
-    let written = keys(&s3, "work", "runs/r1/results/").await;
+    let written = keys(&s3, "work", "runs/r1/results/findings/").await;
     let mut found = BTreeSet::new();
     let mut one = None;
     for key in &written {
@@ -199,7 +217,10 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
             let finding: Value = serde_json::from_str(line).unwrap();
             let account = finding["account"].as_str().unwrap();
             let date = &finding["time"].as_str().unwrap()[..10];
-            assert!(key.starts_with(&format!("runs/r1/results/date={date}/account={account}/job-1-")), "{key}");
+            assert!(
+                key.starts_with(&format!("runs/r1/results/findings/date={date}/account={account}/job-1-")),
+                "{key}"
+            );
             one.get_or_insert(finding);
             found.insert(line.to_owned());
         }
@@ -213,11 +234,25 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
 /// of the finding with a matching type (Athena's JSON SerDe maps fields to columns by name), and the partition
 /// keys are `date` and `account`.
 fn glue_table_reads_a_written_finding(finding: &Value) {
+    let columns = glue_table_reads_a_written_row("FindingsTable:", finding);
+    assert!(columns.len() >= 10, "{columns:?}");
+}
+
+/// A Glue table's columns (the resource `logical_id` in `infra/backtest.yaml`) against a row the Lambda wrote.
+fn glue_table_reads_a_written_row(logical_id: &str, row: &Value) -> Vec<(String, String)> {
     let template =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/backtest.yaml")).unwrap();
+    let from = template.find(&format!("\n  {logical_id}\n")).unwrap_or_else(|| panic!("{logical_id} in the template"));
+    // The resource's body: the lines indented deeper than its name.
+    let resource: String = template[from + 1..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.trim().is_empty() || l.starts_with("   "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let section = |start: &str, end: &str| -> Vec<(String, String)> {
-        let from = template.find(start).unwrap_or_else(|| panic!("{start} in the template"));
-        let rest = &template[from + start.len()..];
+        let from = resource.find(start).unwrap_or_else(|| panic!("{start} in {logical_id}"));
+        let rest = &resource[from + start.len()..];
         let rest = &rest[..rest.find(end).unwrap_or(rest.len())];
         let mut columns = Vec::new();
         let mut name = None;
@@ -231,18 +266,18 @@ fn glue_table_reads_a_written_finding(finding: &Value) {
         columns
     };
     let columns = section("Columns:", "Location:");
-    let partitions = section("PartitionKeys:", "AthenaWorkGroup:");
+    let partitions = section("PartitionKeys:", "\u{0}");
     assert_eq!(
         partitions,
         [("date".to_owned(), "string".to_owned()), ("account".to_owned(), "string".to_owned())],
         "partitioned by date and account"
     );
-    assert!(columns.len() >= 10, "{columns:?}");
     for (name, kind) in &columns {
-        let value = finding.get(name).unwrap_or_else(|| panic!("column `{name}` is not a field of {finding}"));
+        let value = row.get(name).unwrap_or_else(|| panic!("column `{name}` is not a field of {row}"));
         check_type(name, kind, value);
     }
-    assert!(columns.iter().all(|(n, _)| n != "account"), "account is a partition key, not a column too");
+    assert!(columns.iter().all(|(n, _)| n != "account" && n != "date"), "partition keys are not columns too");
+    columns
 }
 
 /// Whether a JSON value reads as a Hive type: strings, booleans, integers, and structs field by field (a
@@ -287,4 +322,137 @@ fn split_top(fields: &str) -> Vec<&str> {
     }
     out.push(&fields[start..]);
     out
+}
+
+/// Each record of a fixture as its own gzipped log file, under the account trail's layout: one shard each.
+fn split_fixture(fixture: &str, out: &Path, sizes: &[usize]) -> Vec<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events").join(fixture);
+    let records: Vec<Value> = serde_json::from_str::<Value>(&std::fs::read_to_string(path).unwrap()).unwrap()
+        ["Records"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let folder = out.join("AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/29");
+    std::fs::create_dir_all(&folder).unwrap();
+    let stem = fixture.replace(['/', '.'], "-");
+    let mut written = Vec::new();
+    let mut rest = records.as_slice();
+    for (i, size) in sizes.iter().enumerate() {
+        let (part, after) = rest.split_at((*size).min(rest.len()));
+        rest = after;
+        let file = folder.join(format!("123456789012_CloudTrail_us-east-1_20261129T10{i:02}Z_{stem}.json.gz"));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, json!({"Records": part}).to_string().as_bytes()).unwrap();
+        std::fs::write(&file, gz.finish().unwrap()).unwrap();
+        written.push(file);
+    }
+    assert!(rest.is_empty(), "{fixture}: sizes cover every record");
+    written
+}
+
+async fn rows(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    for key in keys(s3, bucket, prefix).await {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(get(s3, bucket, &key).await.as_slice()).read_to_string(&mut text).unwrap();
+        all.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    all
+}
+
+/// The verdicts that span objects: a session tagged as an agent in one shard's `AssumeRole`, chained in a second
+/// shard and acting in a third, is recognised there as `scan` recognises it on disk (through the registry the
+/// first job's issuing calls build); a burst of refused calls split over two shards is one crossing when its
+/// counts are added up as the shipped Athena query does, as `scan` finds one `agent-behaviour` finding.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_tagged_in_one_shard_and_acting_in_another_is_judged_as_scan_judges_it() {
+    let dir = std::env::temp_dir().join(format!("trailguard-backtest-span-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let local = dir.join("archive");
+    let chain = split_fixture("agent-sessions/transitive-tags-chain.json", &local, &[1, 1, 1]);
+    split_fixture("agent-behaviour/denied-burst-over.json", &local, &[6, 6]);
+    let (code, on_disk, err) = trailguard(&[], &["scan", "--format", "jsonl", local.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let local_findings: Vec<Value> = on_disk.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let behaviour: Vec<&Value> = local_findings.iter().filter(|f| f["rule"] == "agent-behaviour").collect();
+    assert_eq!(behaviour.len(), 1, "{on_disk}");
+    let expected: BTreeSet<String> =
+        local_findings.iter().filter(|f| f["rule"] != "agent-behaviour").map(Value::to_string).collect();
+    assert!(expected.iter().any(|f| f.contains(r#""rule":"agent-sensitive-call""#) && f.contains("ASIACHILD")));
+    // The near miss: the acting shard alone holds nothing that says agent.
+    let (_, alone, _) = trailguard(&[], &["scan", "--format", "jsonl", chain[2].to_str().unwrap()]);
+    assert!(!alone.contains("agent-sensitive-call"), "{alone}");
+
+    let moto = Moto::start();
+    let s3 = aws_sdk_s3::Client::new(&moto.sdk());
+    for bucket in ["archive", "work"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    for file in files(&local) {
+        let key = file.strip_prefix(&local).unwrap().to_str().unwrap().to_owned();
+        s3.put_object().bucket("archive").key(key).body(std::fs::read(&file).unwrap().into()).send().await.unwrap();
+    }
+    let (code, _, err) =
+        trailguard(&moto.env(), &["backtest", "s3://archive/", "--work", "s3://work/q/", "--per-shard", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let manifest = String::from_utf8(get(&s3, "work", "q/manifest.csv").await).unwrap();
+    let shards: Vec<String> = manifest.lines().map(|l| l.split_once(',').unwrap().1.to_owned()).collect();
+    assert_eq!(shards.len(), 5, "{manifest}");
+    let arguments = |pass: &str| json!({"archiveBucket": "archive", "resultsBucket": "work", "resultsPrefix": "results/", "pass": pass});
+    let events = |job: &str, pass: &str| -> Vec<Value> {
+        shards.iter().enumerate().map(|(i, k)| task_event(job, i, "work", k, &arguments(pass))).collect()
+    };
+    let results = |events: Vec<Value>| -> Vec<Value> {
+        let run = run_lambda(&binary("backtest"), &moto.env(), events, Duration::from_secs(120));
+        assert!(run.init_error.is_none(), "{:?}\n{}", run.init_error, run.logs);
+        run.invocations.iter().map(|i| i.result.clone().unwrap()["results"][0].clone()).collect()
+    };
+
+    // Judging before the registry exists is refused, not done without it.
+    let early = results(events("job-early", "findings"));
+    assert!(
+        early.iter().all(|r| r["resultCode"] == "PermanentFailure"
+            && r["resultString"].as_str().unwrap().contains("no agent-session registry")),
+        "{early:?}"
+    );
+    assert!(keys(&s3, "work", "results/").await.is_empty());
+    // Nor is the join, while a shard's issuing calls are missing.
+    let (code, _, err) = trailguard(&moto.env(), &["backtest-sessions", "s3://work/q/"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("5 of 5 shard(s) have no issuing calls written"), "{err}");
+
+    for result in results(events("job-sessions", "sessions")) {
+        assert_eq!(result["resultCode"], "Succeeded", "{result}");
+    }
+    let (code, _, err) = trailguard(&moto.env(), &["backtest-sessions", "s3://work/q/"]);
+    assert_eq!(code, 0, "{err}");
+    for result in results(events("job-findings", "findings")) {
+        assert_eq!(result["resultCode"], "Succeeded", "{result}");
+    }
+
+    let found: BTreeSet<String> = rows(&s3, "work", "results/findings/").await.iter().map(Value::to_string).collect();
+    assert_eq!(found, expected, "the fan-out's findings are scan's (agent-behaviour apart)");
+
+    // What the shipped query computes: distinct events per session, kind and window, over the threshold.
+    let observations = rows(&s3, "work", "results/observations/").await;
+    glue_table_reads_a_written_row("ObservationsTable:", &observations[0]);
+    let mut windows: std::collections::BTreeMap<(String, String, i64), (u64, BTreeSet<String>)> = Default::default();
+    for o in &observations {
+        let window = (
+            o["session"].as_str().unwrap().to_owned(),
+            o["kind"].as_str().unwrap().to_owned(),
+            o["window_start"].as_i64().unwrap(),
+        );
+        let entry = windows.entry(window).or_default();
+        entry.0 = o["threshold"].as_u64().unwrap();
+        entry.1.insert(o["event_id"].as_str().unwrap().to_owned());
+    }
+    let crossings: Vec<_> = windows.iter().filter(|(_, (threshold, ids))| ids.len() as u64 > *threshold).collect();
+    assert_eq!(crossings.len(), 1, "{windows:?}");
+    let ((session, kind, _), (_, ids)) = crossings[0];
+    assert_eq!(kind, "denied");
+    assert_eq!(Some(session.as_str()), behaviour[0]["actor"]["access_key_id"].as_str());
+    let evidence = behaviour[0].to_string();
+    assert!(ids.iter().all(|id| evidence.contains(id.as_str())), "{ids:?} in {evidence}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -83,6 +83,12 @@ enum Command {
     /// Prepare a backtest of an archive in S3 on S3 Batch Operations: write the shards and the manifest, and
     /// print the commands that start the job and follow it (the function and roles: infra/backtest.yaml).
     Backtest(BacktestArgs),
+    /// After a backtest's first job (`pass=sessions`): join every shard's issuing calls into the run's
+    /// agent-session registry input next to the manifest, and print the second job's commands.
+    BacktestSessions {
+        /// The run's --work location given to `backtest` (`s3://bucket/prefix/`).
+        work: String,
+    },
     /// Write a deterministic synthetic CloudTrail archive with planted findings (for benchmarks and tests).
     Gen {
         /// Where to write.
@@ -322,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Backtest(args) => backtest(args),
+        Command::BacktestSessions { work } => backtest_sessions(&work),
         Command::Gen { out, events, seed, accounts, regions, jsonl } => {
             gen::run(&out, events, seed, &accounts, &regions, jsonl)
         }
@@ -352,6 +359,16 @@ fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         function_arn: args.function_arn,
         role_arn: args.role_arn,
     })
+}
+
+#[cfg(feature = "s3")]
+fn backtest_sessions(work: &str) -> anyhow::Result<ExitCode> {
+    backtest::join_sessions(work)
+}
+
+#[cfg(not(feature = "s3"))]
+fn backtest_sessions(_: &str) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this trailguard was built without S3 (cargo feature `s3`)")
 }
 
 #[cfg(not(feature = "s3"))]

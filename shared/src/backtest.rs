@@ -12,9 +12,20 @@
 //! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-invoke-lambda.html>
 //!
 //! Findings are written as gzipped JSON lines, one object per shard and partition, under
-//! `<results prefix>date=YYYY-MM-DD/account=<id>/` ([`result_key`]): Hive-style partitions that Athena reads
+//! `<results prefix>findings/date=YYYY-MM-DD/account=<id>/` ([`result_key`]): Hive-style partitions that Athena reads
 //! (the Glue table in `infra/backtest.yaml`). A retried task writes the same keys again, so a retry replaces
 //! its own output and never duplicates it.
+//!
+//! Verdicts that span objects take two jobs over the same manifest ([`Pass`]). Session tags live only in the
+//! `AssumeRole` event that issued a session, so a later call is recognised as an agent's through the registry
+//! (`crate::session`). The first job (`pass=sessions`) reads only the logs the byte pre-filter says may hold an
+//! issuing call and writes each shard's issuing calls ([`IssuingCall`]) to `<run>sessions/<shard>.jsonl.gz`;
+//! `trailguard backtest-sessions` joins them into one object, `<run>sessions.jsonl.gz` ([`sessions_key`]); the
+//! second job (`pass=findings`) reads that object once per warm function and builds the registry with the
+//! function's own configuration, exactly as `scan` does in its first pass. Behaviour counts over time windows
+//! cannot be kept per shard (a window's calls may sit in several shards): each shard writes the counts it takes
+//! ([`Observation`]) under `<results>observations/`, and Athena counts them (the `observations` table and its
+//! named query in `infra/backtest.yaml`).
 //!
 //! **Invariant:** nothing here does I/O; the `backtest` Lambda and the command line read and write S3.
 
@@ -23,6 +34,9 @@ use std::collections::{BTreeMap, HashMap};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
+use crate::behaviour::Count;
+use crate::event::Actor;
+use crate::session::Session;
 use crate::Finding;
 
 /// The invocation schema the manifest's job uses: 2.0, the one with user arguments.
@@ -119,9 +133,30 @@ pub enum ResultCode {
     PermanentFailure,
 }
 
+/// What a job does with its shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The first job: write each shard's issuing calls, for the agent-session registry.
+    Sessions,
+    /// The second job: judge every event with the registry, write findings and behaviour counts.
+    Findings,
+}
+
+impl Pass {
+    /// Its name as the `pass` user argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pass::Sessions => "sessions",
+            Pass::Findings => "findings",
+        }
+    }
+}
+
 /// Where the archive is and where findings go: the job's user arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arguments {
+    /// Which pass the job is.
+    pub pass: Pass,
     /// The bucket holding the CloudTrail logs the shards name.
     pub archive_bucket: String,
     /// The bucket findings are written to.
@@ -136,7 +171,7 @@ pub struct Arguments {
 
 impl Arguments {
     /// The user-argument names, as `CreateJob` passes them (at most 10 entries, values at most 1,024 bytes).
-    pub const NAMES: [&'static str; 5] = ["archiveBucket", "resultsBucket", "resultsPrefix", "since", "until"];
+    pub const NAMES: [&'static str; 6] = ["archiveBucket", "resultsBucket", "resultsPrefix", "since", "until", "pass"];
 
     /// Reads the user arguments; an error names what is missing.
     pub fn from_user_arguments(arguments: &HashMap<String, String>) -> Result<Arguments, String> {
@@ -146,7 +181,13 @@ impl Arguments {
         if !results_prefix.is_empty() && !results_prefix.ends_with('/') {
             results_prefix.push('/');
         }
+        let pass = match get("pass").as_deref() {
+            None | Some("findings") => Pass::Findings,
+            Some("sessions") => Pass::Sessions,
+            Some(other) => return Err(format!("user argument `pass` is `{other}`, not `sessions` or `findings`")),
+        };
         Ok(Arguments {
+            pass,
             archive_bucket: required("archiveBucket")?,
             results_bucket: required("resultsBucket")?,
             results_prefix,
@@ -158,7 +199,8 @@ impl Arguments {
     /// The user arguments for `CreateJob`.
     pub fn to_user_arguments(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        let [archive, results, prefix, since, until] = Arguments::NAMES;
+        let [archive, results, prefix, since, until, pass] = Arguments::NAMES;
+        out.insert(pass.to_owned(), self.pass.as_str().to_owned());
         out.insert(archive.to_owned(), self.archive_bucket.clone());
         out.insert(results.to_owned(), self.results_bucket.clone());
         out.insert(prefix.to_owned(), self.results_prefix.clone());
@@ -195,24 +237,146 @@ pub fn shard_key(run_prefix: &str, index: usize) -> String {
     format!("{run_prefix}shards/{index:06}.txt")
 }
 
-/// Where one shard's findings of one day and account go.
-pub fn result_key(results_prefix: &str, date: &str, account: &str, job: &str, shard: &str) -> String {
-    let shard = shard.rsplit('/').next().unwrap_or(shard).trim_end_matches(".txt");
-    let safe =
-        |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
-    format!("{results_prefix}date={}/account={}/{}-{}.json.gz", safe(date), safe(account), safe(job), safe(shard))
+/// A key component made safe: letters, digits and `-` kept, anything else `_`.
+fn safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
 }
 
-/// The findings grouped by partition: the day of the event (`YYYY-MM-DD`, from its time) and its account
-/// (`unknown` where a record has none).
-pub fn partitions(findings: Vec<Finding>) -> BTreeMap<(String, String), Vec<Finding>> {
-    let mut out: BTreeMap<(String, String), Vec<Finding>> = BTreeMap::new();
-    for finding in findings {
-        let date = finding.time.as_deref().and_then(|t| t.get(..10)).unwrap_or("unknown").to_owned();
-        let account = finding.account.clone().unwrap_or_else(|| "unknown".to_owned());
-        out.entry((date, account)).or_default().push(finding);
+/// A shard's file name without `.txt`.
+fn shard_name(shard: &str) -> &str {
+    shard.rsplit('/').next().unwrap_or(shard).trim_end_matches(".txt")
+}
+
+/// The Athena tables a shard writes, each its own folder under the results prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// One row per finding (`Finding`'s JSON).
+    Findings,
+    /// One row per behaviour count taken ([`Observation`]).
+    Observations,
+}
+
+/// Where one shard's rows of one table, day and account go.
+pub fn result_key(results_prefix: &str, table: Table, date: &str, account: &str, job: &str, shard: &str) -> String {
+    let table = match table {
+        Table::Findings => "findings",
+        Table::Observations => "observations",
+    };
+    format!(
+        "{results_prefix}{table}/date={}/account={}/{}-{}.json.gz",
+        safe(date),
+        safe(account),
+        safe(job),
+        safe(shard_name(shard))
+    )
+}
+
+/// Rows grouped by partition: the day of the event (`YYYY-MM-DD`, from its time) and its account (`unknown`
+/// where a record has none).
+pub fn partitions<T: Partitioned>(rows: Vec<T>) -> BTreeMap<(String, String), Vec<T>> {
+    let mut out: BTreeMap<(String, String), Vec<T>> = BTreeMap::new();
+    for row in rows {
+        let date = row.time().and_then(|t| t.get(..10)).unwrap_or("unknown").to_owned();
+        let account = row.account().unwrap_or("unknown").to_owned();
+        out.entry((date, account)).or_default().push(row);
     }
     out
+}
+
+/// A row's partition: its event's time and account.
+pub trait Partitioned {
+    /// The event's time (RFC 3339).
+    fn time(&self) -> Option<&str>;
+    /// The event's account.
+    fn account(&self) -> Option<&str>;
+}
+
+impl Partitioned for Finding {
+    fn time(&self) -> Option<&str> {
+        self.time.as_deref()
+    }
+    fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+}
+
+impl Partitioned for Observation {
+    fn time(&self) -> Option<&str> {
+        Some(&self.time)
+    }
+    fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
+}
+
+/// The run's prefix a shard key sits under: `runs/r1/` for `runs/r1/shards/000007.txt` (empty for a shard
+/// outside a `shards/` folder).
+pub fn run_prefix(shard: &str) -> &str {
+    shard.rfind("shards/").and_then(|at| shard.get(..at)).unwrap_or("")
+}
+
+/// Where the first pass writes one shard's issuing calls: `<run>sessions/<shard>.jsonl.gz`.
+pub fn sessions_part_key(shard: &str) -> String {
+    format!("{}sessions/{}.jsonl.gz", run_prefix(shard), safe(shard_name(shard)))
+}
+
+/// The run's issuing calls joined into one object, which the second pass reads: `<run>sessions.jsonl.gz`.
+pub fn sessions_key(run_prefix: &str) -> String {
+    format!("{run_prefix}sessions.jsonl.gz")
+}
+
+/// One credential-issuing call, as the first pass writes it (a JSON line): who called, and the session issued.
+/// Agency is decided when the registry is built ([`crate::Engine::build_registry`]), from all of them in issue
+/// order, because a chained session inherits it from its caller's entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuingCall {
+    /// The caller.
+    pub actor: Actor,
+    /// The session issued (`agent` not yet decided).
+    pub session: Session,
+}
+
+/// One behaviour count a shard took (a refused call, a deletion), as a row of the `observations` table. Athena
+/// counts the distinct events per `(session, kind, window_start)` against `threshold`: the windows `scan` would
+/// have reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The session counted (its access key, or principal id or ARN when it has none).
+    pub session: String,
+    /// `denied` or `deletions`.
+    pub kind: String,
+    /// The window's start, epoch seconds.
+    pub window_start: i64,
+    /// More than this many in one window is a crossing.
+    pub threshold: u32,
+    /// The event counted.
+    pub event_id: String,
+    /// `service:Call`.
+    pub call: String,
+    /// `eventTime`.
+    pub time: String,
+    /// The actor's ARN.
+    pub actor_arn: Option<String>,
+    /// The event's account (the partition, not a column).
+    #[serde(skip_serializing)]
+    pub account: Option<String>,
+}
+
+impl Observation {
+    /// The row for one count taken while judging an event of `account`.
+    pub fn new(count: &Count, actor_arn: Option<String>, account: Option<String>) -> Observation {
+        Observation {
+            session: count.session.clone(),
+            kind: count.kind.as_str().to_owned(),
+            window_start: count.window_start,
+            threshold: count.limit.saturating_sub(1),
+            event_id: count.event.id.clone(),
+            call: count.event.call.clone(),
+            time: count.event.time.clone(),
+            actor_arn,
+            account,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -260,8 +424,11 @@ mod tests {
         assert_eq!(manifest_csv("work", &[shard_key("runs/r1/", 7)]), "work,runs/r1/shards/000007.txt\n");
         assert_eq!(manifest_csv("w", &["a b,c.txt".to_owned()]), "w,a%20b%2Cc.txt\n");
         assert_eq!(
-            result_key("bt/", "2026-11-01", "123456789012", "job-1", "runs/r1/shards/000007.txt"),
-            "bt/date=2026-11-01/account=123456789012/job-1-000007.json.gz"
+            result_key("bt/", Table::Findings, "2026-11-01", "123456789012", "job-1", "runs/r1/shards/000007.txt"),
+            "bt/findings/date=2026-11-01/account=123456789012/job-1-000007.json.gz"
         );
+        assert_eq!(sessions_part_key("runs/r1/shards/000007.txt"), "runs/r1/sessions/000007.jsonl.gz");
+        assert_eq!(sessions_part_key("loose.txt"), "sessions/loose.jsonl.gz");
+        assert_eq!(sessions_key(run_prefix("runs/r1/shards/000007.txt")), "runs/r1/sessions.jsonl.gz");
     }
 }

@@ -81,6 +81,10 @@ pub struct EvidenceEvent {
 pub struct Count {
     /// `<session>#<kind>#<window start>`.
     pub key: String,
+    /// The session counted under: its access key, or its principal id or ARN when it has none.
+    pub session: String,
+    /// When the window starts, epoch seconds.
+    pub window_start: i64,
     /// What is counted.
     pub kind: Kind,
     /// Where the count stops: `threshold + 1`.
@@ -115,6 +119,8 @@ pub fn observe(
     let start = at - at.rem_euclid(window);
     Some(Count {
         key: format!("{session}#{}#{start}", kind.as_str()),
+        session: session.to_owned(),
+        window_start: start,
         kind,
         limit: threshold.saturating_add(1),
         window_end: start + window,

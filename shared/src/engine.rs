@@ -362,6 +362,18 @@ impl Engine {
         registry: &session::Registry,
         counters: &crate::behaviour::Counters,
     ) -> Evaluation {
+        self.evaluate_counted(record, registry, |count| counters.count(count))
+    }
+
+    /// [`Engine::evaluate_registered`] with the behaviour count answered by `count`: the backtest's shards
+    /// record each count for Athena instead of keeping counters (a window may span shards) and answer "no
+    /// crossing".
+    pub fn evaluate_counted(
+        &self,
+        record: &CloudTrailRecord,
+        registry: &session::Registry,
+        mut count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
+    ) -> Evaluation {
         let Some(prepared) = self.prepare(record) else { return Evaluation::default() };
         let mut resolved = Resolved::default();
         for need in self.needs(&prepared) {
@@ -369,7 +381,7 @@ impl Engine {
                 Need::Session { access_key_id, at } => {
                     resolved.session = Some(Ok(registry.get(&access_key_id, at).cloned()));
                 }
-                Need::Count(count) => resolved.crossing = Some((count.kind, Ok(counters.count(&count)))),
+                Need::Count(counted) => resolved.crossing = Some((counted.kind, Ok(count(&counted)))),
                 Need::Policy { .. } | Need::RoleTags { .. } => {}
             }
         }

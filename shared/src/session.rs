@@ -34,6 +34,15 @@ use crate::event::{AgentMatch, CloudTrailRecord};
 pub const ISSUING_EVENTS: &[&str] =
     &["AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "GetFederationToken"];
 
+/// Whether a text (a log file, a line) may hold an issuing call: it names `AssumeRole` (a prefix of the other two
+/// role calls) or `GetFederationToken`, or has a `\u` escape (an event name is written literally unless escaped).
+/// The registry passes read only what passes this, without parsing the rest.
+pub fn may_issue(text: &[u8]) -> bool {
+    memchr::memmem::find(text, b"AssumeRole").is_some()
+        || memchr::memmem::find(text, b"GetFederationToken").is_some()
+        || memchr::memchr_iter(b'\\', text).any(|at| text.get(at + 1) == Some(&b'u'))
+}
+
 /// The event source of [`ISSUING_EVENTS`].
 pub const STS: &str = "sts.amazonaws.com";
 

@@ -73,6 +73,11 @@ impl FaultProxy {
         self.state.lock().unwrap().faults.clear();
     }
 
+    /// How many requests the proxy saw, per action.
+    pub fn counts(&self) -> HashMap<String, usize> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
     /// How many requests for `action` the proxy saw (faulted or forwarded).
     pub fn seen(&self, action: &str) -> usize {
         self.state.lock().unwrap().seen.get(action).copied().unwrap_or(0)

@@ -22,6 +22,8 @@ pub struct Invocation {
     pub request_id: String,
     /// `Ok(response)` or `Err(error body)`.
     pub result: Result<Value, Value>,
+    /// From handing the event to the function to its answer: the invocation's duration as Lambda bills it.
+    pub elapsed: Duration,
 }
 
 /// What a run of the binary produced.
@@ -44,6 +46,8 @@ struct State {
     init_error: Option<Value>,
     /// When the function first asked for an event.
     first_request: Option<Instant>,
+    /// When each event in flight was handed out, by request id.
+    handed: std::collections::HashMap<String, Instant>,
 }
 
 /// Where cargo put the workspace's binaries: beside the test executable's `deps/` folder.
@@ -147,6 +151,7 @@ fn serve(stream: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
                 drop(cvar.wait_timeout(s, Duration::from_millis(100)).unwrap());
             };
             let (id, event) = next;
+            lock.lock().unwrap().handed.insert(id.clone(), Instant::now());
             let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 60_000;
             let body = event.to_string();
             let headers = format!(
@@ -168,7 +173,8 @@ fn serve(stream: TcpStream, state: &Arc<(Mutex<State>, Condvar)>) {
             } else if let Some(rest) = path.strip_prefix("/2018-06-01/runtime/invocation/") {
                 let (id, kind) = rest.split_once('/').unwrap_or((rest, ""));
                 let result = if kind == "response" { Ok(value) } else { Err(value) };
-                s.done.push(Invocation { request_id: id.to_owned(), result });
+                let elapsed = s.handed.remove(id).map(|at| at.elapsed()).unwrap_or_default();
+                s.done.push(Invocation { request_id: id.to_owned(), result, elapsed });
             }
         }
         cvar.notify_all();

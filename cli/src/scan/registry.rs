@@ -12,20 +12,13 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use memchr::memmem::Finder;
 use rayon::prelude::*;
 use trailguard_core::engine::Engine;
 use trailguard_core::event::{read_lines, read_records_with, Actor};
-use trailguard_core::session::{Issued, Registry};
+use trailguard_core::session::{may_issue, Issued, Registry};
 
 /// Reads the issuing calls of every file (not standard input) and builds the registry.
 pub fn build(engine: &Engine, files: &[PathBuf]) -> Registry {
-    // `AssumeRole` is a prefix of the other two role calls.
-    let needles = [Finder::new(b"AssumeRole"), Finder::new(b"GetFederationToken")];
-    let may_issue = |text: &[u8]| {
-        needles.iter().any(|n| n.find(text).is_some())
-            || memchr::memchr_iter(b'\\', text).any(|at| text.get(at + 1) == Some(&b'u'))
-    };
     let calls: Vec<(Actor, Issued)> = files
         .par_iter()
         .filter(|path| path.as_os_str() != "-")

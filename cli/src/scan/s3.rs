@@ -209,6 +209,22 @@ impl Archive {
         Ok(Archive { runtime, sdk, buckets, objects })
     }
 
+    /// No archive listed: a connection to read and write a work bucket.
+    pub fn connect() -> anyhow::Result<Archive> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let sdk = runtime.block_on(aws_config::load_defaults(BehaviorVersion::latest()));
+        Ok(Archive { runtime, sdk, buckets: Vec::new(), objects: Vec::new() })
+    }
+
+    /// Reads objects of a bucket, [`FETCHES`] at a time; each one's bytes or why it could not be read, in order.
+    pub fn fetch(&self, bucket: &str, keys: Vec<String>) -> anyhow::Result<Vec<Result<Vec<u8>, String>>> {
+        self.runtime.block_on(async {
+            let client = client_for(&self.sdk, bucket).await?;
+            let bucket = bucket.to_owned();
+            Ok(ordered(keys, FETCHES, |key| get(client.clone(), bucket.clone(), key)).await)
+        })
+    }
+
     /// The objects listed, as (bucket, key), in order.
     pub fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
         self.objects

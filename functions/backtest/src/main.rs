@@ -1,6 +1,7 @@
 //! The backtest Lambda: S3 Batch Operations invokes it once per manifest row (a shard of a CloudTrail archive,
-//! invocation schema 2.0); it reads the shard's logs, runs the same engine as `trailguard scan` (offline: no
-//! look-ups), and writes the findings to S3 as gzipped JSON lines partitioned for Athena. `main` wires
+//! invocation schema 2.0); it reads the shard's logs and, by the job's `pass`, writes their issuing calls (for
+//! the run's agent-session registry) or runs the same engine as `trailguard scan` with that registry (offline: no
+//! IAM look-ups) and writes the findings to S3 as gzipped JSON lines partitioned for Athena. `main` wires
 //! (environment: `TRAILGUARD_CONFIG`, optional); the handler only translates. See `trailguard_core::backtest`.
 
 mod shard;
@@ -20,7 +21,11 @@ async fn main() -> Result<(), Error> {
     // with a temporary failure that Batch Operations retries.
     let retry = aws_config::retry::RetryConfig::standard().with_max_attempts(6);
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry).load().await;
-    let backtest = shard::Backtest { engine: Engine::new(config), s3: aws_sdk_s3::Client::new(&sdk) };
+    let backtest = shard::Backtest {
+        engine: Engine::new(config),
+        s3: aws_sdk_s3::Client::new(&sdk),
+        registry: std::sync::Mutex::default(),
+    };
     lambda_runtime::run(service_fn(|event: LambdaEvent<TaskEvent>| handle(&backtest, event))).await
 }
 

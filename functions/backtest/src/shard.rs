@@ -1,25 +1,30 @@
-//! One Batch Operations task: read the shard, fetch its logs a few at a time, evaluate every record offline,
-//! write the findings per partition, and say how it went.
+//! One Batch Operations task: read the shard, fetch its logs a few at a time, and do the job's pass
+//! ([`Pass`]): write the shard's issuing calls (the first job), or judge every record with the run's agent-session
+//! registry and write the findings and behaviour counts per partition (the second); then say how it went.
 //!
 //! A task succeeds when every log was read. Throttling or a 5xx that outlasts the SDK's retries is a temporary
 //! failure (Batch Operations runs the task again; its output keys are the same, so a retry replaces its own
 //! output). A log that cannot be read (gone, refused, damaged) makes the task a permanent failure that names it,
-//! after the findings of the shard's other logs are written: the completion report then lists exactly what was
+//! after the output of the shard's other logs is written: the completion report then lists exactly what was
 //! not backtested.
 
 use std::collections::VecDeque;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 use flate2::write::GzEncoder;
+use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use trailguard_core::backtest::{
-    partitions, result_key, shard_keys, Arguments, ResultCode, TaskEvent, TaskReply, TaskResult, SCHEMA,
+    partitions, result_key, run_prefix, sessions_key, sessions_part_key, shard_keys, Arguments, IssuingCall,
+    Observation, Partitioned, Pass, ResultCode, Table, TaskEvent, TaskReply, TaskResult, SCHEMA,
 };
-use trailguard_core::event::read_records_with;
+use trailguard_core::event::{read_records_with, Actor, CloudTrailRecord, RecordResult};
 use trailguard_core::prefilter::Prefilter;
+use trailguard_core::session::{may_issue, Issued, Registry};
 use trailguard_core::{Engine, Finding};
 
 /// Logs fetched at once by one task.
@@ -31,12 +36,21 @@ const NAMED: usize = 5;
 pub struct Backtest {
     pub engine: Engine,
     pub s3: Client,
+    /// The last registry built, by its object (`bucket/key`): a warm function serves many shards of one run.
+    pub registry: Mutex<Option<(String, Arc<Registry>)>>,
 }
 
 /// Why something could not be read or written: worth trying again, or not.
 struct Failure {
     temporary: bool,
     what: String,
+}
+
+impl Failure {
+    /// The same failure, said in the task's terms first.
+    fn context(self, doing: &str) -> Failure {
+        Failure { temporary: self.temporary, what: format!("{doing} {}", self.what) }
+    }
 }
 
 fn failure<E, R>(what: &str, e: &SdkError<E, R>) -> Failure
@@ -115,19 +129,19 @@ impl Backtest {
         };
         let keys = shard_keys(&text);
         let mut counts = Counts::default();
-        let findings = self.evaluate(arguments, &keys, &window, &mut counts).await;
-        let found = findings.len();
-        let written = partitions(findings);
-        let parts = written.len();
-        for ((date, account), findings) in written {
-            let key = result_key(&arguments.results_prefix, &date, &account, job, shard);
-            if let Err(f) = put(&self.s3, &arguments.results_bucket, &key, &findings).await {
-                return (code(f.temporary), format!("cannot write the findings {}", f.what));
-            }
-        }
+        let summary = match arguments.pass {
+            Pass::Sessions => self.sessions(arguments, bucket, shard, &keys, &mut counts).await,
+            Pass::Findings => match self.registry(bucket, shard).await {
+                Ok(registry) => self.findings(arguments, job, shard, &keys, &window, &registry, &mut counts).await,
+                Err(f) => Err(f),
+            },
+        };
+        let summary = match summary {
+            Ok(summary) => summary,
+            Err(f) => return (code(f.temporary), f.what),
+        };
         let summary = format!(
-            "{} of {} log(s) read, {} event(s), {} outside the window, {} unreadable record(s), {found} finding(s) \
-             in {parts} partition(s)",
+            "{} of {} log(s) read, {} event(s), {} outside the window, {} unreadable record(s), {summary}",
             counts.logs,
             keys.len(),
             counts.events,
@@ -143,63 +157,192 @@ impl Backtest {
         (ResultCode::Succeeded, summary)
     }
 
-    /// Fetches the logs [`FETCHES`] at a time and evaluates each as it arrives.
-    async fn evaluate(
+    /// The first pass: the shard's issuing calls, from the logs the byte test says may hold one, written to
+    /// `<run>sessions/<shard>.jsonl.gz` (also when there are none: the join checks every shard wrote its part).
+    /// No `--since` window: a session issued before it may act inside it, as in `scan`'s first pass.
+    async fn sessions(
         &self,
         arguments: &Arguments,
+        bucket: &str,
+        shard: &str,
+        keys: &[String],
+        counts: &mut Counts,
+    ) -> Result<String, Failure> {
+        let mut calls = Vec::new();
+        let mut parsed = 0;
+        self.each_log(&arguments.archive_bucket, keys, counts, |key, bytes, counts| {
+            let text = match inflate(&bytes) {
+                Ok(text) => text,
+                Err(e) => {
+                    counts.unreadable.push(format!("{key}: {e}"));
+                    return;
+                }
+            };
+            counts.logs += 1;
+            if !may_issue(&text) {
+                return;
+            }
+            parsed += 1;
+            match read_records_with(&text, None) {
+                Ok(reading) => {
+                    counts.events += reading.records.len();
+                    calls
+                        .extend(records(reading.records, counts).iter().filter_map(|r| self.engine.issuing_offline(r)));
+                }
+                Err(e) => counts.unreadable.push(format!("{key}: {e}")),
+            }
+        })
+        .await;
+        let rows: Vec<IssuingCall> =
+            calls.into_iter().map(|(actor, issued)| IssuingCall { actor, session: issued.session }).collect();
+        let key = sessions_part_key(shard);
+        put(&self.s3, bucket, &key, &rows).await.map_err(|f| f.context("cannot write the issuing calls"))?;
+        Ok(format!("{parsed} log(s) parsed for issuing calls, {} issuing call(s) written to {key}", rows.len()))
+    }
+
+    /// The second pass: every record judged with the registry; findings and behaviour counts written per
+    /// partition.
+    #[allow(clippy::too_many_arguments)] // The task's parts, each used once.
+    async fn findings(
+        &self,
+        arguments: &Arguments,
+        job: &str,
+        shard: &str,
         keys: &[String],
         window: &Window,
+        registry: &Registry,
         counts: &mut Counts,
-    ) -> Vec<Finding> {
+    ) -> Result<String, Failure> {
         let prefilter = Prefilter::new(&self.engine);
-        let mut findings = Vec::new();
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut observations: Vec<Observation> = Vec::new();
+        self.each_log(&arguments.archive_bucket, keys, counts, |key, bytes, counts| {
+            let reading = match read_records_with(&bytes, Some(&prefilter)) {
+                Ok(reading) => reading,
+                Err(e) => {
+                    counts.unreadable.push(format!("{key}: {e}"));
+                    return;
+                }
+            };
+            counts.logs += 1;
+            counts.events += reading.records.len() + reading.passed_over;
+            for record in records(reading.records, counts) {
+                if !window.keeps(record.event_time.as_deref()) {
+                    counts.outside_window += 1;
+                    continue;
+                }
+                // A window's calls may sit in several shards: record the count for Athena, cross nothing here.
+                let evaluation = self.engine.evaluate_counted(&record, registry, |count| {
+                    let actor = Actor::from_record(&record).arn;
+                    observations.push(Observation::new(count, actor, record.account().map(str::to_owned)));
+                    None
+                });
+                findings.extend(evaluation.findings);
+            }
+        })
+        .await;
+        let (found, observed) = (findings.len(), observations.len());
+        let mut parts = self.write(arguments, Table::Findings, job, shard, findings).await?;
+        parts += self.write(arguments, Table::Observations, job, shard, observations).await?;
+        Ok(format!("{found} finding(s), {observed} behaviour count(s) in {parts} object(s)"))
+    }
+
+    /// Writes rows per partition; how many objects.
+    async fn write<T: Serialize + Partitioned>(
+        &self,
+        arguments: &Arguments,
+        table: Table,
+        job: &str,
+        shard: &str,
+        rows: Vec<T>,
+    ) -> Result<usize, Failure> {
+        let written = partitions(rows);
+        let objects = written.len();
+        for ((date, account), rows) in written {
+            let key = result_key(&arguments.results_prefix, table, &date, &account, job, shard);
+            put(&self.s3, &arguments.results_bucket, &key, &rows)
+                .await
+                .map_err(|f| f.context("cannot write the findings"))?;
+        }
+        Ok(objects)
+    }
+
+    /// The run's registry, built from `<run>sessions.jsonl.gz` next to the shard: once per warm function and
+    /// version of that object (its ETag, asked with a HEAD per task), so a re-joined run is not judged stale.
+    async fn registry(&self, bucket: &str, shard: &str) -> Result<Arc<Registry>, Failure> {
+        let key = sessions_key(run_prefix(shard));
+        let missing = |f: Failure| {
+            f.context(
+                "no agent-session registry: run the `pass=sessions` job, then `trailguard backtest-sessions`, \
+                 before this one",
+            )
+        };
+        let head =
+            self.s3.head_object().bucket(bucket).key(&key).send().await.map_err(|e| missing(failure(&key, &e)))?;
+        let id = format!("{bucket}/{key}#{}", head.e_tag().unwrap_or_default());
+        if let Some((cached, registry)) = self.registry.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if *cached == id {
+                return Ok(Arc::clone(registry));
+            }
+        }
+        let bytes = get(&self.s3, bucket, &key, None).await.map_err(missing)?;
+        let text = inflate(&bytes).map_err(|e| Failure { temporary: false, what: format!("{key}: {e}") })?;
+        let mut calls = Vec::new();
+        for (n, line) in text.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.trim_ascii().is_empty()) {
+            let call: IssuingCall = serde_json::from_slice(line)
+                .map_err(|e| Failure { temporary: false, what: format!("{key} line {}: {e}", n + 1) })?;
+            calls.push((call.actor, Issued { session: call.session }));
+        }
+        let registry = Arc::new(self.engine.build_registry(calls));
+        tracing::info!(registry = %id, agent_sessions = registry.len(), "registry built");
+        *self.registry.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, Arc::clone(&registry)));
+        Ok(registry)
+    }
+
+    /// Fetches the logs [`FETCHES`] at a time and hands each to `each` as it arrives, in shard order; what cannot
+    /// be fetched is counted.
+    async fn each_log(
+        &self,
+        bucket: &str,
+        keys: &[String],
+        counts: &mut Counts,
+        mut each: impl FnMut(&str, Vec<u8>, &mut Counts),
+    ) {
         let mut pending = VecDeque::new();
         let mut next = keys.iter();
         loop {
             while pending.len() < FETCHES {
                 let Some(key) = next.next() else { break };
-                let (s3, bucket, owned) = (self.s3.clone(), arguments.archive_bucket.clone(), key.clone());
+                let (s3, bucket, owned) = (self.s3.clone(), bucket.to_owned(), key.clone());
                 pending.push_back((key, tokio::spawn(async move { get(&s3, &bucket, &owned, None).await })));
             }
             let Some((key, handle)) = pending.pop_front() else { break };
-            let bytes = match handle.await {
-                Ok(Ok(bytes)) => bytes,
-                Ok(Err(f)) if f.temporary => {
-                    counts.temporary.push(f.what);
-                    continue;
-                }
-                Ok(Err(f)) => {
-                    counts.unreadable.push(f.what);
-                    continue;
-                }
-                Err(e) => {
-                    counts.temporary.push(format!("{key}: {e}"));
-                    continue;
-                }
-            };
-            let reading = match read_records_with(&bytes, Some(&prefilter)) {
-                Ok(reading) => reading,
-                Err(e) => {
-                    counts.unreadable.push(format!("{key}: {e}"));
-                    continue;
-                }
-            };
-            counts.logs += 1;
-            counts.events += reading.records.len() + reading.passed_over;
-            for record in reading.records {
-                let Ok(record) = record else {
-                    counts.unreadable_records += 1;
-                    continue;
-                };
-                if !window.keeps(record.event_time.as_deref()) {
-                    counts.outside_window += 1;
-                    continue;
-                }
-                findings.extend(self.engine.evaluate_offline(&record).findings);
+            match handle.await {
+                Ok(Ok(bytes)) => each(key, bytes, counts),
+                Ok(Err(f)) if f.temporary => counts.temporary.push(f.what),
+                Ok(Err(f)) => counts.unreadable.push(f.what),
+                Err(e) => counts.temporary.push(format!("{key}: {e}")),
             }
         }
-        findings
     }
+}
+
+/// The records that could be read; the others counted.
+fn records(records: Vec<RecordResult>, counts: &mut Counts) -> Vec<CloudTrailRecord> {
+    let all = records.len();
+    let read: Vec<CloudTrailRecord> = records.into_iter().filter_map(Result::ok).collect();
+    counts.unreadable_records += all - read.len();
+    read
+}
+
+/// A log's text, inflated when gzipped.
+fn inflate(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes.to_vec());
+    }
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text)?;
+    Ok(text)
 }
 
 fn code(temporary: bool) -> ResultCode {
@@ -260,12 +403,12 @@ async fn get(s3: &Client, bucket: &str, key: &str, version: Option<&str>) -> Res
     Ok(body.to_vec())
 }
 
-/// Writes findings as gzipped JSON lines.
-async fn put(s3: &Client, bucket: &str, key: &str, findings: &[Finding]) -> Result<(), Failure> {
+/// Writes rows as gzipped JSON lines.
+async fn put<T: Serialize>(s3: &Client, bucket: &str, key: &str, rows: &[T]) -> Result<(), Failure> {
     let encode = || -> std::io::Result<Vec<u8>> {
         let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
-        for finding in findings {
-            serde_json::to_writer(&mut gz, finding)?;
+        for row in rows {
+            serde_json::to_writer(&mut gz, row)?;
             gz.write_all(b"\n")?;
         }
         gz.finish()
