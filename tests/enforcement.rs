@@ -663,3 +663,52 @@ async fn an_account_whose_member_role_cannot_be_assumed_pages_once_an_hour() {
     assert_eq!(blind, 1, "one page per account and hour: {titles:?}");
     assert_eq!(findings.iter().filter(|f| f["detail"]["rule"] == "grant-unjudged").count(), 2, "{titles:?}");
 }
+
+// ── A forged agent tag ──────────────────────────────────────────────────────────────────────────────────────
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_tagged_as_an_agent_by_an_attacker_pages_and_its_workload_is_not_revoked() {
+    let stage = Stage::new().await;
+    let victim = create_role(&stage.iam, "payments", "/").await;
+    let attacker = create_role(&stage.iam, "ops", "/").await;
+    // Mallory holds iam:TagRole on `payments` and marks it as an agent's role, hoping trailguard revokes it.
+    let agent_tag = aws_sdk_iam::types::Tag::builder().key("trailguard:agent").value("true").build().unwrap();
+    stage.iam.tag_role().role_name("payments").tags(agent_tag).send().await.unwrap();
+    let tag_event = api_call(
+        session(HOME_ACCOUNT, "ops", &attacker, "mallory"),
+        "iam.amazonaws.com",
+        "TagRole",
+        json!({"roleName": "payments", "tags": [{"key": "trailguard:agent", "value": "true"}]}),
+        Value::Null,
+        HOME_ACCOUNT,
+        "tag1",
+    );
+    // The payments workload's next IAM write, which an agent's session would be revoked for.
+    let workload_call = agent_creates_user("payments", &victim, "worker-1", "w1");
+    let (_, findings) = stage.detect(vec![tag_event, workload_call], &[]).await;
+    let rule_of = |f: &Value| f["detail"]["rule"].as_str().unwrap().to_owned();
+    let page = findings.iter().find(|f| rule_of(f) == "agent-tag-tampering").expect("the tagging pages");
+    assert_eq!(page["detail"]["severity"], "critical");
+    assert_eq!(page["detail"]["remediable"], false, "alert only");
+    let call = findings.iter().find(|f| rule_of(f) == "agent-sensitive-call").expect("the call is still reported");
+    assert_eq!(call["detail"]["actor"]["agent"]["signal"], "role_tag");
+    let notes = call["detail"]["evidence"]["notes"].to_string();
+    assert!(notes.contains("Not remediated as an agent") && notes.contains("iam:TagRole"), "{notes}");
+
+    let (run, reports) = stage.remediate(findings.clone(), &[]).await;
+    ok(&run);
+    let report = reports.iter().find(|r| r["rule"] == "agent-sensitive-call").expect("a report for the call");
+    assert!(step_statuses(report).iter().all(|s| s == "skipped"), "{report}");
+    assert!(report.to_string().contains("trust_role_tags"), "the skip says why: {report}");
+    assert!(inline_policy(&stage.iam, "payments", REVOCATIONS).await.is_none(), "the workload keeps working");
+
+    // Where the operator says the tag keys are protected (the SCP), a role tag is trusted as any other signal.
+    let trusting = [("TRAILGUARD_CONFIG", r#"{"remediation":{"trust_role_tags":true}}"#)];
+    let (_, mut again) = stage.detect(vec![agent_creates_user("payments", &victim, "worker-1", "w2")], &trusting).await;
+    again.retain(|f| rule_of(f) == "agent-sensitive-call");
+    assert_eq!(again.len(), 1);
+    let (run, reports) = stage.remediate(again, &trusting).await;
+    ok(&run);
+    assert_eq!(step_statuses(reports.last().unwrap()), ["done"], "{:?}", reports.last());
+    assert!(inline_policy(&stage.iam, "payments", REVOCATIONS).await.is_some());
+}

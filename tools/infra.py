@@ -122,13 +122,32 @@ def actions(document):
             yield from [value] if isinstance(value, str) else value
 
 
+# AWS Organizations' quota on one SCP document: 5,120 bytes; a policy saved through the CLI or an SDK is kept
+# exactly as given, white space included (https://docs.aws.amazon.com/organizations/latest/userguide/
+# orgs_reference_limits.html, read 2026-11-29). So the file is counted in bytes, as written.
+SCP = ROOT / "infra" / "scp.json"
+SCP_MAX_BYTES = 5120
+
+
+def scp_size():
+    return len(SCP.read_bytes())
+
+
+def scp_problems():
+    json.loads(SCP.read_text())
+    if scp_size() > SCP_MAX_BYTES:
+        return [f"infra/scp.json is {scp_size()} bytes, over an SCP's {SCP_MAX_BYTES}"]
+    return []
+
+
 def check(trailguard):
-    problems = stale_blocks(trailguard) + audit(trailguard, TEMPLATES)
+    problems = stale_blocks(trailguard) + audit(trailguard, TEMPLATES) + scp_problems()
     for problem in problems:
         print(f"FAIL {problem}")
     if problems:
         sys.exit(1)
-    print(f"infra: {len(TEMPLATES)} templates, rule patterns in step, no flagged policy, no wildcard action")
+    print(f"infra: {len(TEMPLATES)} templates, rule patterns in step, no flagged policy, no wildcard action, "
+          f"SCP {scp_size()} of {SCP_MAX_BYTES} bytes")
 
 
 def selftest(trailguard):

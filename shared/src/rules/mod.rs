@@ -8,6 +8,7 @@
 mod admin_policy_grant;
 mod agent_behaviour;
 mod agent_sensitive_call;
+mod agent_tag_tampering;
 mod audit_requests;
 mod audit_tampering;
 mod grant_unjudged;
@@ -280,6 +281,7 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &trust_policy_grant::TrustPolicyGrant,
         &audit_tampering::AuditTampering,
         &guardrail_tampering::GuardrailTampering,
+        &agent_tag_tampering::AgentTagTampering,
         &agent_sensitive_call::AgentSensitiveCall,
         &agent_behaviour::AgentBehaviour,
         &grant_unjudged::GrantUnjudged,
