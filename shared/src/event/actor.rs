@@ -369,4 +369,46 @@ mod tests {
         no_mcp.app_id = vec!["triage-*".to_owned()];
         assert_eq!(no_mcp.recognise(&a, None, None).unwrap().signal, "app_id");
     }
+
+    #[test]
+    fn a_role_tag_is_the_last_signal_and_its_agency_is_known_through_a_chain() {
+        let a = actor(
+            r#"{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/payments/worker-1",
+                "accountId":"123456789012","accessKeyId":"ASIAPAY"}"#,
+        );
+        let matchers = AgentMatchers::default();
+        let tags = [("trailguard:agent".to_owned(), "true".to_owned())];
+        let by_tag = matchers.recognise(&a, Some(&tags), None).unwrap();
+        assert_eq!(by_tag.signal, "role_tag");
+        assert!(by_tag.rests_on_role_tag());
+        let named = actor(
+            r#"{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/payments/agent-run-1",
+                "accountId":"123456789012"}"#,
+        );
+        let by_name = matchers.recognise(&named, Some(&tags), None).unwrap();
+        assert_eq!(by_name.signal, "session_name", "a tag is consulted only when nothing else matched");
+        assert!(!by_name.rests_on_role_tag());
+        let child = |caller: &AgentMatch| {
+            let session = Session {
+                access_key_id: "ASIACHILD".into(),
+                issued_by: "AssumeRole".into(),
+                principal_id: None,
+                arn: None,
+                account: None,
+                role_arn: None,
+                tags: Vec::new(),
+                transitive_keys: Vec::new(),
+                source_identity: None,
+                parent: Some("ASIAPAY".into()),
+                expires: 1,
+                issued: 0,
+                agent: None,
+            };
+            matchers.recognise_session(&session, Some(caller)).unwrap()
+        };
+        let grandchild = child(&child(&by_tag));
+        assert_eq!(grandchild.signal, "parent_session");
+        assert!(grandchild.rests_on_role_tag(), "{grandchild:?}");
+        assert!(!child(&by_name).rests_on_role_tag());
+    }
 }
