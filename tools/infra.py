@@ -30,11 +30,12 @@ TEMPLATES = sorted((ROOT / "infra").glob("*.yaml"))
 # account and is trusted in the check's configuration.
 # The only flagged grants the templates may hold, with why. Undoing grants needs the power to reshape IAM: a
 # session can only be revoked by writing a deny policy on its role (as the console's "Revoke active sessions"
-# does), and a bad policy version only rolled back by choosing another default. Both roles are denied every
+# does), a user's derived or federated credentials by a deny on the user, and a bad policy version only
+# rolled back by choosing another default. Both roles are denied every
 # write on trailguard's own roles, can assume nothing but the member roles, and carry no managed policy.
 ACCEPTED = {
-    ("template.yaml", "RemediateRole remediate"): {"iam:PutRolePolicy", "iam:SetDefaultPolicyVersion"},
-    ("member.yaml", "RemediationRole remediate"): {"iam:PutRolePolicy", "iam:SetDefaultPolicyVersion"},
+    ("template.yaml", "RemediateRole remediate"): {"iam:PutRolePolicy", "iam:PutUserPolicy", "iam:SetDefaultPolicyVersion"},
+    ("member.yaml", "RemediationRole remediate"): {"iam:PutRolePolicy", "iam:PutUserPolicy", "iam:SetDefaultPolicyVersion"},
 }
 VALUES = {
     "AWS::Partition": "aws",

@@ -589,8 +589,14 @@ impl Engine {
         let mut severity = verdict.severity;
         if attempt {
             // A failed call changed nothing: there is nothing to undo, only an actor to stop.
-            remediation
-                .retain(|r| matches!(r, Remediation::RevokeSession { .. } | Remediation::DeactivateAccessKey { .. }));
+            remediation.retain(|r| {
+                matches!(
+                    r,
+                    Remediation::RevokeSession { .. }
+                        | Remediation::DeactivateAccessKey { .. }
+                        | Remediation::RevokeUserSessions { .. }
+                )
+            });
             severity = severity.lowered();
             title = format!("Attempt: {title}");
         }

@@ -128,7 +128,9 @@ pub fn principal_of(step: &Remediation) -> Option<(PrincipalKind, &str)> {
         Remediation::RevokeSession { role_name, .. }
         | Remediation::RevokeOlderSessions { role_name, .. }
         | Remediation::RemoveTrustStatements { role_name, .. } => Some((PrincipalKind::Role, role_name)),
-        Remediation::DeactivateAccessKey { user_name, .. } => Some((PrincipalKind::User, user_name)),
+        Remediation::DeactivateAccessKey { user_name, .. } | Remediation::RevokeUserSessions { user_name, .. } => {
+            Some((PrincipalKind::User, user_name))
+        }
         Remediation::DetachManagedPolicy { principal_kind, principal_name, .. }
         | Remediation::DeleteInlinePolicy { principal_kind, principal_name, .. } => {
             Some((*principal_kind, principal_name))
