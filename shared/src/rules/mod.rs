@@ -221,6 +221,15 @@ impl Context<'_> {
                  policies leave too little room, the step fails loudly and says so (no managed policy is created)."
                     .to_owned(),
             ),
+            "IAMUser" if actor.access_key_id.as_deref().is_some_and(|k| k.starts_with("ASIA")) => notes.push(
+                "Containment: temporary credentials of an IAM user's console or `aws login` sign-in session. \
+                 trailguard writes a deny on the user for credentials issued before now (`aws:TokenIssueTime`); \
+                 whether CloudTrail records the sign-in session's ARN, and so whether one sign-in session could be \
+                 denied alone, trailguard could not verify, and the AWS Sign-In batch revocation is not in the Rust \
+                 SDK: if the session goes on, revoke it in the IAM console (user > Security credentials) or with \
+                 the AWS Sign-In `BatchRevokeSessions` API, and reset the user's password."
+                    .to_owned(),
+            ),
             _ => {}
         }
         notes
@@ -246,7 +255,8 @@ impl Context<'_> {
                 .into_iter()
                 .collect(),
             "IAMUser" => match (&actor.user_name, &actor.access_key_id) {
-                // Only long-term keys (AKIA...) can be deactivated; ASIA... keys are sessions of the console.
+                // Only long-term keys (AKIA...) can be deactivated; ASIA... keys are sessions of the console or of
+                // `aws login`, whose credentials the same deny on the user covers if they carry an issue time.
                 (Some(user_name), Some(key)) if key.starts_with("AKIA") => vec![
                     Remediation::DeactivateAccessKey {
                         account: account.clone(),
@@ -256,6 +266,9 @@ impl Context<'_> {
                     // Deactivating the key leaves the credentials already derived from it working.
                     Remediation::RevokeUserSessions { account, user_name: user_name.clone(), user_id: None },
                 ],
+                (Some(user_name), Some(key)) if key.starts_with("ASIA") => {
+                    vec![Remediation::RevokeUserSessions { account, user_name: user_name.clone(), user_id: None }]
+                }
                 _ => Vec::new(),
             },
             "FederatedUser" => match (self.federation_issuer(), &actor.principal_id) {
