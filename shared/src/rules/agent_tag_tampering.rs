@@ -49,7 +49,8 @@ impl Rule for AgentTagTampering {
                 .filter(|k| is_agent_key(k))
                 .map(|k| format!("`{k}`"))
                 .collect(),
-            Some(params) => tag_pairs(params.get("tags"))
+            // The same shapes as session tags: `{key, value}` in either case of the two names.
+            Some(params) => crate::session::tag_list(params.get("tags"))
                 .into_iter()
                 .filter(|(k, _)| is_agent_key(k))
                 .map(|(k, v)| format!("`{k}={v}`"))
@@ -87,20 +88,6 @@ fn string_list(value: Option<&Value>) -> Vec<&str> {
     match value {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
         Some(Value::String(s)) => vec![s.as_str()],
-        _ => Vec::new(),
-    }
-}
-
-/// `{key, value}` pairs, in either case of the two names (the API's `Key`/`Value`, CloudTrail's `key`/`value`).
-fn tag_pairs(value: Option<&Value>) -> Vec<(&str, &str)> {
-    fn field<'v>(tag: &'v Value, names: [&str; 2]) -> Option<&'v str> {
-        names.iter().find_map(|n| tag.get(*n)).and_then(Value::as_str)
-    }
-    match value {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|tag| Some((field(tag, ["key", "Key"])?, field(tag, ["value", "Value"]).unwrap_or_default())))
-            .collect(),
         _ => Vec::new(),
     }
 }
