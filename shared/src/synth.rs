@@ -89,16 +89,14 @@ pub fn generate_mix(
         let read_only = name == "AssumeRole"
             || name.starts_with("Get") || name.starts_with("List") || name.starts_with("Describe") || name == "Decrypt";
         let event_type = if identity.get("type").and_then(Value::as_str) == Some("AWSService") { "AwsServiceEvent" } else { "AwsApiCall" };
-        let mut record = json!({
+        let response = if chained { issued(&account, i, &time) } else { Value::Null };
+        let record = json!({
             "eventVersion": "1.09", "userIdentity": identity, "eventTime": time, "eventSource": source,
             "eventName": name, "awsRegion": region, "sourceIPAddress": "198.51.100.23", "userAgent": "aws-sdk-java/2.25.0",
-            "requestParameters": params, "responseElements": null, "requestID": format!("r-{id}"), "eventID": id,
+            "requestParameters": params, "responseElements": response, "requestID": format!("r-{id}"), "eventID": id,
             "readOnly": read_only, "eventType": event_type, "managementEvent": !matches!(name, "GetObject" | "PutObject"),
             "recipientAccountId": account, "eventCategory": "Management"
         });
-        if chained {
-            record["responseElements"] = issued(&account, i, &time);
-        }
         Synthetic { record, planted_for }
     })
 }
@@ -128,7 +126,8 @@ fn issued(account: &str, i: u64, time: &str) -> Value {
             12 => (12, "PM"),
             h => (h - 12, "PM"),
         };
-        let month = &format!("{:?}", t.month())[..3];
+        let month = format!("{:?}", t.month());
+        let month = month.get(..3).unwrap_or_default();
         format!("{month} {}, {}, {hour}:{:02}:{:02} {half}", t.day(), t.year(), t.minute(), t.second())
     });
     json!({
