@@ -487,7 +487,9 @@ async fn a_key_is_never_deactivated_on_an_old_finding() {
     let (_, findings) = stage.detect(vec![event], &[]).await;
     let (run, reports) = stage.remediate(findings, &[]).await;
     ok(&run);
-    assert_eq!(step_statuses(&reports[0]), ["skipped"], "{}", reports[0]);
+    // The key stays as it is; the temporary credentials derived before the event may still be valid (up to 36
+    // hours), so they are denied, as a role session is revoked while its credentials can live.
+    assert_eq!(step_statuses(&reports[0]), ["skipped", "done"], "{}", reports[0]);
     assert!(reports[0]["steps"][0]["detail"].as_str().unwrap().starts_with("stale, nothing done"));
     let keys = stage.iam.list_access_keys().user_name("agent-bot").send().await.unwrap();
     assert_eq!(keys.access_key_metadata()[0].status(), Some(&aws_sdk_iam::types::StatusType::Active));
