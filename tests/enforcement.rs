@@ -487,7 +487,9 @@ async fn a_key_is_never_deactivated_on_an_old_finding() {
     let (_, findings) = stage.detect(vec![event], &[]).await;
     let (run, reports) = stage.remediate(findings, &[]).await;
     ok(&run);
-    assert_eq!(step_statuses(&reports[0]), ["skipped"], "{}", reports[0]);
+    // The key stays as it is; the temporary credentials derived before the event may still be valid (up to 36
+    // hours), so they are denied, as a role session is revoked while its credentials can live.
+    assert_eq!(step_statuses(&reports[0]), ["skipped", "done"], "{}", reports[0]);
     assert!(reports[0]["steps"][0]["detail"].as_str().unwrap().starts_with("stale, nothing done"));
     let keys = stage.iam.list_access_keys().user_name("agent-bot").send().await.unwrap();
     assert_eq!(keys.access_key_metadata()[0].status(), Some(&aws_sdk_iam::types::StatusType::Active));
@@ -660,4 +662,166 @@ async fn an_account_whose_member_role_cannot_be_assumed_pages_once_an_hour() {
     let blind = titles.iter().filter(|t| t.contains("blind in account 111122223333")).count();
     assert_eq!(blind, 1, "one page per account and hour: {titles:?}");
     assert_eq!(findings.iter().filter(|f| f["detail"]["rule"] == "grant-unjudged").count(), 2, "{titles:?}");
+}
+
+// ── A forged agent tag ──────────────────────────────────────────────────────────────────────────────────────
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_tagged_as_an_agent_by_an_attacker_pages_and_its_workload_is_not_revoked() {
+    let stage = Stage::new().await;
+    let victim = create_role(&stage.iam, "payments", "/").await;
+    let attacker = create_role(&stage.iam, "ops", "/").await;
+    // Mallory holds iam:TagRole on `payments` and marks it as an agent's role, hoping trailguard revokes it.
+    let agent_tag = aws_sdk_iam::types::Tag::builder().key("trailguard:agent").value("true").build().unwrap();
+    stage.iam.tag_role().role_name("payments").tags(agent_tag).send().await.unwrap();
+    let tag_event = api_call(
+        session(HOME_ACCOUNT, "ops", &attacker, "mallory"),
+        "iam.amazonaws.com",
+        "TagRole",
+        json!({"roleName": "payments", "tags": [{"key": "trailguard:agent", "value": "true"}]}),
+        Value::Null,
+        HOME_ACCOUNT,
+        "tag1",
+    );
+    // The payments workload's next IAM write, which an agent's session would be revoked for.
+    let workload_call = agent_creates_user("payments", &victim, "worker-1", "w1");
+    let (_, findings) = stage.detect(vec![tag_event, workload_call], &[]).await;
+    let rule_of = |f: &Value| f["detail"]["rule"].as_str().unwrap().to_owned();
+    let page = findings.iter().find(|f| rule_of(f) == "agent-tag-tampering").expect("the tagging pages");
+    assert_eq!(page["detail"]["severity"], "critical");
+    assert_eq!(page["detail"]["remediable"], false, "alert only");
+    let call = findings.iter().find(|f| rule_of(f) == "agent-sensitive-call").expect("the call is still reported");
+    assert_eq!(call["detail"]["actor"]["agent"]["signal"], "role_tag");
+    let notes = call["detail"]["evidence"]["notes"].to_string();
+    assert!(notes.contains("Not remediated as an agent") && notes.contains("iam:TagRole"), "{notes}");
+
+    let (run, reports) = stage.remediate(findings.clone(), &[]).await;
+    ok(&run);
+    let report = reports.iter().find(|r| r["rule"] == "agent-sensitive-call").expect("a report for the call");
+    assert!(step_statuses(report).iter().all(|s| s == "skipped"), "{report}");
+    assert!(report.to_string().contains("trust_role_tags"), "the skip says why: {report}");
+    assert!(inline_policy(&stage.iam, "payments", REVOCATIONS).await.is_none(), "the workload keeps working");
+
+    // Where the operator says the tag keys are protected (the SCP), a role tag is trusted as any other signal.
+    let trusting = [("TRAILGUARD_CONFIG", r#"{"remediation":{"trust_role_tags":true}}"#)];
+    let (_, mut again) = stage.detect(vec![agent_creates_user("payments", &victim, "worker-1", "w2")], &trusting).await;
+    again.retain(|f| rule_of(f) == "agent-sensitive-call");
+    assert_eq!(again.len(), 1);
+    let (run, reports) = stage.remediate(again, &trusting).await;
+    ok(&run);
+    assert_eq!(step_statuses(reports.last().unwrap()), ["done"], "{:?}", reports.last());
+    assert!(inline_policy(&stage.iam, "payments", REVOCATIONS).await.is_some());
+}
+
+// ── Containment of users and federated users ────────────────────────────────────────────────────────────────
+
+/// An IAM user `name` with one long-term key (returned) and `padding` characters of other inline policy.
+async fn user_with_key(stage: &Stage, name: &str, padding: usize) -> String {
+    stage.iam.create_user().user_name(name).send().await.unwrap();
+    if padding > 0 {
+        let sid = "x".repeat(padding.saturating_sub(90));
+        let document = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": sid, "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
+        stage
+            .iam
+            .put_user_policy()
+            .user_name(name)
+            .policy_name("team")
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let key = stage.iam.create_access_key().user_name(name).send().await.unwrap();
+    key.access_key.unwrap().access_key_id
+}
+
+fn user_identity(name: &str, key: &str) -> Value {
+    json!({"type": "IAMUser", "principalId": "AIDAQNZGKWTB5EXAMPLE", "arn": format!("arn:aws:iam::{HOME_ACCOUNT}:user/{name}"),
+           "accountId": HOME_ACCOUNT, "accessKeyId": key, "userName": name})
+}
+
+async fn user_policy(stage: &Stage, user: &str) -> Option<Value> {
+    let out = stage.iam.get_user_policy().user_name(user).policy_name(REVOCATIONS).send().await.ok()?;
+    trailguard_core::policy::document::decode_json_text(out.policy_document()).ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_users_key_is_deactivated_and_its_derived_credentials_denied_within_the_users_budget() {
+    let stage = Stage::new().await;
+    let key = user_with_key(&stage, "agent-bot", 0).await;
+    let crowded_key = user_with_key(&stage, "agent-crowded", 2_000).await;
+    let call = |user: &str, key: &str, id: &str| {
+        api_call(
+            user_identity(user, key),
+            "iam.amazonaws.com",
+            "CreateUser",
+            json!({"userName": format!("backdoor-{id}")}),
+            Value::Null,
+            HOME_ACCOUNT,
+            id,
+        )
+    };
+    let (_, findings) =
+        stage.detect(vec![call("agent-bot", &key, "u1"), call("agent-crowded", &crowded_key, "u2")], &[]).await;
+    assert_eq!(findings.len(), 2, "{findings:?}");
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    let report_of =
+        |user: &str| reports.iter().find(|r| r.to_string().contains(&format!("user {user}"))).unwrap().clone();
+
+    let roomy = report_of("agent-bot");
+    assert_eq!(step_statuses(&roomy), ["done", "done"], "{roomy}");
+    let keys = stage.iam.list_access_keys().user_name("agent-bot").send().await.unwrap().access_key_metadata;
+    assert_eq!(keys[0].status.as_ref().unwrap().as_str(), "Inactive");
+    let deny = user_policy(&stage, "agent-bot").await.expect("a deny on the user");
+    let statement = &deny["Statement"][0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert!(statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"].is_string(), "{deny}");
+    assert!(statement["Condition"].get("StringEquals").is_none(), "every derived credential, not one session");
+
+    // 2,000 of the user's 2,048 characters are taken: the step fails loudly, the key is still deactivated.
+    let crowded = report_of("agent-crowded");
+    assert_eq!(step_statuses(&crowded), ["done", "failed"], "{crowded}");
+    assert!(crowded["steps"][1]["detail"].as_str().unwrap().starts_with("NOT REVOKED"), "{crowded}");
+    assert!(crowded["steps"][1]["detail"].as_str().unwrap().contains("2048"), "{crowded}");
+    assert!(user_policy(&stage, "agent-crowded").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_federated_agent_is_denied_on_its_issuing_user_for_its_own_userid_only() {
+    let stage = Stage::new().await;
+    stage.iam.create_user().user_name("broker").send().await.unwrap();
+    // A federation token minted by `broker`, calling through AWS's MCP server (an agent by default).
+    let identity = json!({
+        "type": "FederatedUser", "principalId": format!("{HOME_ACCOUNT}:triage"),
+        "arn": format!("arn:aws:sts::{HOME_ACCOUNT}:federated-user/triage"), "accountId": HOME_ACCOUNT,
+        "accessKeyId": "ASIAQNZGKWTB7EXAMPLE",
+        "sessionContext": {
+            "sessionIssuer": {"type": "IAMUser", "principalId": "AIDAQNZGKWTB6EXAMPLE",
+                              "arn": format!("arn:aws:iam::{HOME_ACCOUNT}:user/broker"), "accountId": HOME_ACCOUNT,
+                              "userName": "broker"},
+            "attributes": {"creationDate": ago(Duration::minutes(5)), "mfaAuthenticated": "false"}
+        }
+    });
+    let mut event = api_call(
+        identity,
+        "iam.amazonaws.com",
+        "CreateUser",
+        json!({"userName": "backdoor-f"}),
+        Value::Null,
+        HOME_ACCOUNT,
+        "fed1",
+    );
+    event["detail"]["additionalEventData"] = json!({"CalledViaAWSMCP": "aws-mcp.amazonaws.com"});
+    let (_, findings) = stage.detect(vec![event], &[]).await;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["detail"]["actor"]["agent"]["signal"], "mcp");
+    let (run, reports) = stage.remediate(findings, &[]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done"], "{}", reports[0]);
+    let deny = user_policy(&stage, "broker").await.expect("a deny on the issuing user");
+    let condition = &deny["Statement"][0]["Condition"];
+    assert_eq!(condition["StringEquals"]["aws:userid"], format!("{HOME_ACCOUNT}:triage"), "only that federated user");
+    assert!(condition["DateLessThan"]["aws:TokenIssueTime"].is_string());
 }

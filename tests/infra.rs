@@ -133,3 +133,27 @@ fn the_scp_denies_every_change_the_tampering_rule_watches() {
         assert!(resources.contains(own), "the SCP does not cover {own}");
     }
 }
+
+/// The SCP must not stop trailguard's own canaries (or every heartbeat alarm pages once it is attached), and must
+/// still stop anyone else tagging trailguard's roles or setting the agent tag on any role.
+#[test]
+fn the_scp_lets_the_canaries_run_and_stops_look_alikes() {
+    use trailguard_core::policy::eval::{denies, Request};
+    use trailguard_core::policy::PolicyDocument;
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/scp.json")).unwrap();
+    let scp = PolicyDocument::parse(&text).unwrap();
+    let tag_role = |principal: &str, role: &str, key: &str| {
+        Request::new("iam:TagRole", &format!("arn:aws:iam::111122223333:role/{role}"))
+            .with("aws:PrincipalArn", &format!("arn:aws:iam::111122223333:role/{principal}"))
+            .with("aws:TagKeys", key)
+    };
+    let canary = "trailguard-canary";
+    assert!(!denies(&scp, &tag_role(canary, canary, "trailguard:heartbeat")), "the global canary tags its role");
+    assert!(denies(&scp, &tag_role("dev-agent", canary, "trailguard:heartbeat")), "anyone else tagging it");
+    assert!(denies(&scp, &tag_role("dev-agent", "orders-api", "trailguard:agent")), "marking a role as an agent");
+    assert!(!denies(&scp, &tag_role("dev-agent", "orders-api", "cost-centre")), "other tags on other roles");
+    assert!(!denies(&scp, &tag_role("trailguard-deploy", "orders-api", "trailguard:agent")), "the deployer");
+    let tag_queue = Request::new("sqs:TagQueue", "arn:aws:sqs:eu-west-1:111122223333:trailguard-forward-dlq")
+        .with("aws:PrincipalArn", "arn:aws:iam::111122223333:role/trailguard-canary-eu-west-1");
+    assert!(!denies(&scp, &tag_queue), "the regional canary tags its queue");
+}

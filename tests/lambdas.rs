@@ -340,7 +340,9 @@ async fn customer_policies_and_role_tags_are_looked_up_in_iam() {
     assert_eq!(finding["actor"]["agent"]["signal"], "role_tag");
     assert_eq!(finding["evidence"]["document"], document, "the document was fetched from IAM");
 
-    let (run, reports) = stage.remediate(findings, &[]).await;
+    // A role tag alone is trusted only where the operator says the tag keys are protected (see enforcement.rs).
+    let trusting = [("TRAILGUARD_CONFIG", r#"{"remediation":{"trust_role_tags":true}}"#)];
+    let (run, reports) = stage.remediate(findings, &trusting).await;
     ok(&run);
     assert_eq!(step_statuses(&reports[0]), ["done", "done"]);
     assert!(attached(&stage.iam, "deployer").await.is_empty());
@@ -367,7 +369,7 @@ async fn an_agent_with_a_long_term_key_loses_the_key() {
     assert_eq!(ok(&run)[0]["rules"], json!(["agent-sensitive-call"]));
     let (run, reports) = stage.remediate(findings, &[]).await;
     ok(&run);
-    assert_eq!(step_statuses(&reports[0]), ["done"]);
+    assert_eq!(step_statuses(&reports[0]), ["done", "done"], "the key, and the credentials derived from it");
     let keys = stage.iam.list_access_keys().user_name("agent-bot").send().await.unwrap();
     assert_eq!(keys.access_key_metadata()[0].status(), Some(&aws_sdk_iam::types::StatusType::Inactive));
 }

@@ -300,3 +300,47 @@ async fn a_burst_of_refused_calls_gives_one_finding_at_the_threshold_with_its_ev
     assert_eq!(behaviour[0]["detail"]["attempt"], false);
     assert_eq!(behaviour[0]["detail"]["severity"], "high");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_of_deletions_gives_one_finding_past_the_threshold_and_a_services_deletions_do_not_count() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "agent-cleaner", "/").await;
+    let identity = issued_identity("agent-cleaner", &role_id, "agent-run-9", "ASIACLEANER000000001");
+    let config = r#"{"behaviour":{"deletions":2,"deletions_minutes":60}}"#;
+    let deletion = |identity: &Value, i: usize| {
+        api_call(
+            identity.clone(),
+            "logs.amazonaws.com",
+            "DeleteLogGroup",
+            json!({"logGroupName": format!("/app/run-{i}")}),
+            Value::Null,
+            HOME_ACCOUNT,
+            &format!("e-del-{i}"),
+        )
+    };
+    let behaviour_ids = |findings: &[Value]| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| f["detail"]["rule"] == "agent-behaviour")
+            .map(|f| f["detail"]["event_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Deletions CloudFormation makes for the session (`invokedBy`) are not counted, however many.
+    let mut by_service = identity.clone();
+    by_service["invokedBy"] = json!("cloudformation.amazonaws.com");
+    let (_, findings) =
+        stage.detect((10..15).map(|i| deletion(&by_service, i)).collect(), &[("TRAILGUARD_CONFIG", config)]).await;
+    assert!(behaviour_ids(&findings).is_empty(), "{findings:?}");
+    // Two deletions: at the threshold, no behaviour finding.
+    let (_, findings) =
+        stage.detect((0..2).map(|i| deletion(&identity, i)).collect(), &[("TRAILGUARD_CONFIG", config)]).await;
+    assert!(behaviour_ids(&findings).is_empty(), "{findings:?}");
+    // The third crosses it, once; the fourth is past it.
+    let (_, findings) =
+        stage.detect((2..4).map(|i| deletion(&identity, i)).collect(), &[("TRAILGUARD_CONFIG", config)]).await;
+    assert_eq!(behaviour_ids(&findings), ["e-del-2"], "{findings:?}");
+    let finding = findings.iter().find(|f| f["detail"]["rule"] == "agent-behaviour").unwrap();
+    let notes = finding["detail"]["evidence"]["notes"].to_string();
+    assert!((0..3).all(|i| notes.contains(&format!("e-del-{i}"))) && !notes.contains("e-del-3"), "{notes}");
+    assert!(notes.contains("data events"), "S3 object deletions are said to need data events: {notes}");
+}

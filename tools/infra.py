@@ -30,11 +30,12 @@ TEMPLATES = sorted((ROOT / "infra").glob("*.yaml"))
 # account and is trusted in the check's configuration.
 # The only flagged grants the templates may hold, with why. Undoing grants needs the power to reshape IAM: a
 # session can only be revoked by writing a deny policy on its role (as the console's "Revoke active sessions"
-# does), and a bad policy version only rolled back by choosing another default. Both roles are denied every
+# does), a user's derived or federated credentials by a deny on the user, and a bad policy version only
+# rolled back by choosing another default. Both roles are denied every
 # write on trailguard's own roles, can assume nothing but the member roles, and carry no managed policy.
 ACCEPTED = {
-    ("template.yaml", "RemediateRole remediate"): {"iam:PutRolePolicy", "iam:SetDefaultPolicyVersion"},
-    ("member.yaml", "RemediationRole remediate"): {"iam:PutRolePolicy", "iam:SetDefaultPolicyVersion"},
+    ("template.yaml", "RemediateRole remediate"): {"iam:PutRolePolicy", "iam:PutUserPolicy", "iam:SetDefaultPolicyVersion"},
+    ("member.yaml", "RemediationRole remediate"): {"iam:PutRolePolicy", "iam:PutUserPolicy", "iam:SetDefaultPolicyVersion"},
 }
 VALUES = {
     "AWS::Partition": "aws",
@@ -122,13 +123,32 @@ def actions(document):
             yield from [value] if isinstance(value, str) else value
 
 
+# AWS Organizations' quota on one SCP document: 5,120 bytes; a policy saved through the CLI or an SDK is kept
+# exactly as given, white space included (https://docs.aws.amazon.com/organizations/latest/userguide/
+# orgs_reference_limits.html, read 2026-11-29). So the file is counted in bytes, as written.
+SCP = ROOT / "infra" / "scp.json"
+SCP_MAX_BYTES = 5120
+
+
+def scp_size():
+    return len(SCP.read_bytes())
+
+
+def scp_problems():
+    json.loads(SCP.read_text())
+    if scp_size() > SCP_MAX_BYTES:
+        return [f"infra/scp.json is {scp_size()} bytes, over an SCP's {SCP_MAX_BYTES}"]
+    return []
+
+
 def check(trailguard):
-    problems = stale_blocks(trailguard) + audit(trailguard, TEMPLATES)
+    problems = stale_blocks(trailguard) + audit(trailguard, TEMPLATES) + scp_problems()
     for problem in problems:
         print(f"FAIL {problem}")
     if problems:
         sys.exit(1)
-    print(f"infra: {len(TEMPLATES)} templates, rule patterns in step, no flagged policy, no wildcard action")
+    print(f"infra: {len(TEMPLATES)} templates, rule patterns in step, no flagged policy, no wildcard action, "
+          f"SCP {scp_size()} of {SCP_MAX_BYTES} bytes")
 
 
 def selftest(trailguard):

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use flate2::write::GzEncoder;
-use trailguard_core::synth::generate;
+use trailguard_core::synth::{generate_mix, Mix};
 
 /// Records per log file, about what CloudTrail writes for a busy account every few minutes.
 const PER_FILE: u64 = 1_000;
@@ -20,6 +20,7 @@ pub fn run(
     accounts: &[String],
     regions: &[String],
     jsonl: bool,
+    mix: Mix,
 ) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut manifest = String::new();
@@ -39,7 +40,7 @@ pub fn run(
                 std::fs::create_dir_all(&dir)?;
             }
             // Generated as written, a log file at a time: a million events never sit in memory.
-            let mut records = generate(stream_seed, count, account, region, "2026-11-01").peekable();
+            let mut records = generate_mix(stream_seed, count, account, region, "2026-11-01", mix).peekable();
             let mut n = 0;
             while records.peek().is_some() {
                 let chunk: Vec<_> = records.by_ref().take(PER_FILE as usize).collect();

@@ -109,6 +109,9 @@ enum Command {
         /// One JSON-lines file (`events.jsonl`) instead of gzipped log files.
         #[arg(long)]
         jsonl: bool,
+        /// The traffic's shape: `default`, or `assume-role` (one record in six a role-to-role `AssumeRole`).
+        #[arg(long, value_enum, default_value_t = GenMix::Default)]
+        mix: GenMix,
     },
     /// Say what an IAM policy document grants; exit 1 when it grants what the rules flag.
     CheckPolicy {
@@ -245,6 +248,22 @@ enum PolicyKind {
     Trust,
 }
 
+/// `gen --mix`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum GenMix {
+    Default,
+    AssumeRole,
+}
+
+impl From<GenMix> for trailguard_core::synth::Mix {
+    fn from(mix: GenMix) -> Self {
+        match mix {
+            GenMix::Default => trailguard_core::synth::Mix::Default,
+            GenMix::AssumeRole => trailguard_core::synth::Mix::AssumeRole,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -329,8 +348,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Backtest(args) => backtest(args),
         Command::BacktestSessions { work } => backtest_sessions(&work),
-        Command::Gen { out, events, seed, accounts, regions, jsonl } => {
-            gen::run(&out, events, seed, &accounts, &regions, jsonl)
+        Command::Gen { out, events, seed, accounts, regions, jsonl, mix } => {
+            gen::run(&out, events, seed, &accounts, &regions, jsonl, mix.into())
         }
         Command::CheckPolicy { file, kind, account } => check_policy::run(&config, &file, kind, account.as_deref()),
         Command::Revoke(args) => revoke::run(&config, &args),

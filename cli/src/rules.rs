@@ -25,6 +25,7 @@ const SEVERITIES: &[(&str, &[Severity], &str)] = &[
     ("trust-policy-grant", &[Severity::Critical, Severity::High], "anyone critical; an outsider high"),
     ("audit-tampering", &[Severity::Critical, Severity::High, Severity::Medium], "by what is stopped or narrowed"),
     ("guardrail-tampering", &[Severity::Critical], ""),
+    ("agent-tag-tampering", &[Severity::Critical], "alert only"),
     ("agent-sensitive-call", &[Severity::High, Severity::Medium], "IAM and network changes high"),
     ("agent-behaviour", &[Severity::High], "a crossing is never an attempt"),
     ("grant-unjudged", &[Severity::High, Severity::Medium], "high for an agent; only where a look-up failed"),

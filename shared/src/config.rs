@@ -83,6 +83,11 @@ pub struct RemediationSettings {
     /// Revoke an agent session by its source identity rather than by its own `aws:userid`. A source identity is
     /// shared by every run of an agent, so this stops all its concurrent runs on that role; off by default.
     pub revoke_source_identity: bool,
+    /// Remediate agents recognised only by a role tag (`agents.role_tags`) as agents. Off by default: anyone with
+    /// `iam:TagRole` on a role can set the tag and so have a workload's sessions revoked. Turn it on only where
+    /// the tag keys are protected (the optional SCP `infra/scp.json` denies `iam:TagRole` / `iam:UntagRole` on
+    /// them to everyone but the deployment roles); until then such an agent is treated as a person.
+    pub trust_role_tags: bool,
 }
 
 impl Default for RemediationSettings {
@@ -98,6 +103,7 @@ impl Default for RemediationSettings {
             member_role_name: "trailguard-member".to_owned(),
             member_reader_role_name: "trailguard-member-reader".to_owned(),
             revoke_source_identity: false,
+            trust_role_tags: false,
         }
     }
 }

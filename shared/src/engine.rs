@@ -607,10 +607,27 @@ impl Engine {
         let mut severity = verdict.severity;
         if attempt {
             // A failed call changed nothing: there is nothing to undo, only an actor to stop.
-            remediation
-                .retain(|r| matches!(r, Remediation::RevokeSession { .. } | Remediation::DeactivateAccessKey { .. }));
+            remediation.retain(|r| {
+                matches!(
+                    r,
+                    Remediation::RevokeSession { .. }
+                        | Remediation::DeactivateAccessKey { .. }
+                        | Remediation::RevokeUserSessions { .. }
+                )
+            });
             severity = severity.lowered();
             title = format!("Attempt: {title}");
+        }
+        let mut notes = verdict.notes;
+        if let Some(agent) = actor.agent.as_ref().filter(|a| a.rests_on_role_tag()) {
+            if !remediation.is_empty() && !self.config.remediation.trust_role_tags {
+                notes.push(format!(
+                    "Not remediated as an agent: recognised only by role tag `{}`, which anyone with iam:TagRole on \
+                     the role can set. It is handled as a person's session (remediation.humans); set \
+                     remediation.trust_role_tags once the tag keys are protected (infra/scp.json).",
+                    agent.value
+                ));
+            }
         }
         Finding {
             schema_version: SCHEMA_VERSION,
@@ -629,7 +646,7 @@ impl Engine {
             error_code: record.error_code.clone(),
             actor: actor.clone(),
             target: verdict.target,
-            evidence: Evidence { notes: verdict.notes, statements: verdict.statements, document: verdict.document },
+            evidence: Evidence { notes, statements: verdict.statements, document: verdict.document },
             remediable: !remediation.is_empty(),
             remediation,
         }

@@ -138,6 +138,19 @@ pub enum Remediation {
         /// The role's name.
         role_name: String,
     },
+    /// Deny the temporary credentials an IAM user issued before now: those derived from its long-term key
+    /// (`GetSessionToken`, `GetFederationToken`; `user_id` `None`), or one federated user's (`user_id` =
+    /// `<account>:<name>`, its `aws:userid`). Written as an inline policy on the user, bounded by
+    /// `aws:TokenIssueTime`: requests signed with a long-term key carry no issue time and are not denied.
+    RevokeUserSessions {
+        /// The account of the user.
+        account: String,
+        /// The IAM user that issued the credentials.
+        user_name: String,
+        /// The federated user's `aws:userid`, to deny that one only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
+    },
     /// Deactivate a long-term access key of an IAM user.
     DeactivateAccessKey {
         /// The account of the user.
@@ -205,6 +218,7 @@ impl Remediation {
             Remediation::RevokeSession { account, .. }
             | Remediation::RevokeOlderSessions { account, .. }
             | Remediation::DeactivateAccessKey { account, .. }
+            | Remediation::RevokeUserSessions { account, .. }
             | Remediation::DetachManagedPolicy { account, .. }
             | Remediation::DeleteInlinePolicy { account, .. }
             | Remediation::RollBackPolicyVersion { account, .. }
@@ -246,6 +260,12 @@ impl Remediation {
             }
             Remediation::DeactivateAccessKey { user_name, access_key_id, .. } => {
                 format!("deactivate access key {access_key_id} of user {user_name}")
+            }
+            Remediation::RevokeUserSessions { user_name, user_id: Some(uid), .. } => {
+                format!("revoke federated user {uid} with a deny on its issuing user {user_name}")
+            }
+            Remediation::RevokeUserSessions { user_name, user_id: None, .. } => {
+                format!("revoke the temporary credentials user {user_name} obtained before the revocation")
             }
             Remediation::DetachManagedPolicy { principal_kind, principal_name, policy_arn, .. } => {
                 format!("detach {policy_arn} from {} {principal_name}", principal_kind.as_str())

@@ -100,6 +100,13 @@ pub trait IamActions {
         name: &str,
         document: &str,
     ) -> impl Future<Output = Result<(), IamError>> + Send;
+    /// `PutUserPolicy`.
+    fn put_user_policy(
+        &self,
+        user: &str,
+        name: &str,
+        document: &str,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
     /// `Delete{Role,User,Group}Policy`.
     fn delete_inline_policy(
         &self,

@@ -161,7 +161,7 @@ pub fn issued(record: &CloudTrailRecord) -> Option<Issued> {
 }
 
 /// Tags as a list of `{key, value}` (any case of the two names) or as a `{key: value}` map.
-fn tag_list(value: Option<&Value>) -> Vec<(String, String)> {
+pub(crate) fn tag_list(value: Option<&Value>) -> Vec<(String, String)> {
     let field = |tag: &Value, names: [&str; 2]| {
         names.iter().find_map(|n| tag.get(*n)).and_then(Value::as_str).map(str::to_owned)
     };

@@ -43,8 +43,31 @@ fn session(account: &str, role: &str, session: &str) -> Value {
                "attributes": {"creationDate": "2026-11-01T00:00:00Z", "mfaAuthenticated": "false"}}})
 }
 
+/// The shape of the harmless traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mix {
+    /// Application data-plane calls, reads, AWS service activity.
+    #[default]
+    Default,
+    /// The same, with one record in six a role-to-role `AssumeRole` (CI, role chaining, agents) carrying the
+    /// issued credentials, as CloudTrail writes it: the corpus issue 14's scan goals are measured on.
+    AssumeRole,
+}
+
 /// Generates `count` records for `account` in `region` on `day` (`2026-11-01`), from `seed`.
 pub fn generate(seed: u64, count: u64, account: &str, region: &str, day: &str) -> impl Iterator<Item = Synthetic> {
+    generate_mix(seed, count, account, region, day, Mix::Default)
+}
+
+/// [`generate`] with a choice of [`Mix`].
+pub fn generate_mix(
+    seed: u64,
+    count: u64,
+    account: &str,
+    region: &str,
+    day: &str,
+    mix: Mix,
+) -> impl Iterator<Item = Synthetic> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let account = account.to_owned();
     let region = region.to_owned();
@@ -54,22 +77,64 @@ pub fn generate(seed: u64, count: u64, account: &str, region: &str, day: &str) -
         let time = format!("{day}T{:02}:{:02}:{:02}Z", second / 3600, (second / 60) % 60, second % 60);
         let planted = i % PLANTED_EVERY == PLANTED_EVERY / 2;
         let id = if planted { format!("planted-{seed}-{i}") } else { format!("{seed:08x}-{i:012x}") };
+        let chained = !planted && mix == Mix::AssumeRole && i % 6 == 3;
         let (identity, source, name, params, region_of, planted_for) = if planted {
             planted_event(&account, rng.below(8))
+        } else if chained {
+            role_to_role(&account, i)
         } else {
             harmless_event(&account, &mut rng)
         };
         let region = if region_of == "global" { "us-east-1".to_owned() } else { region.clone() };
-        let read_only = name.starts_with("Get") || name.starts_with("List") || name.starts_with("Describe") || name == "Decrypt";
+        let read_only = name == "AssumeRole"
+            || name.starts_with("Get") || name.starts_with("List") || name.starts_with("Describe") || name == "Decrypt";
         let event_type = if identity.get("type").and_then(Value::as_str) == Some("AWSService") { "AwsServiceEvent" } else { "AwsApiCall" };
+        let response = if chained { issued(&account, i, &time) } else { Value::Null };
         let record = json!({
             "eventVersion": "1.09", "userIdentity": identity, "eventTime": time, "eventSource": source,
             "eventName": name, "awsRegion": region, "sourceIPAddress": "198.51.100.23", "userAgent": "aws-sdk-java/2.25.0",
-            "requestParameters": params, "responseElements": null, "requestID": format!("r-{id}"), "eventID": id,
+            "requestParameters": params, "responseElements": response, "requestID": format!("r-{id}"), "eventID": id,
             "readOnly": read_only, "eventType": event_type, "managementEvent": !matches!(name, "GetObject" | "PutObject"),
             "recipientAccountId": account, "eventCategory": "Management"
         });
         Synthetic { record, planted_for }
+    })
+}
+
+/// A CI runner's session assuming the deploy role: role to role.
+fn role_to_role(account: &str, i: u64) -> Parts {
+    (
+        session(account, "ci-runner", &format!("build-{}", i / 6)),
+        "sts.amazonaws.com",
+        "AssumeRole",
+        json!({"roleArn": format!("arn:aws:iam::{account}:role/deploy"), "roleSessionName": format!("deploy-{i}"),
+               "durationSeconds": 3600}),
+        "regional",
+        None,
+    )
+}
+
+/// The credentials an `AssumeRole` issued at `time`, as CloudTrail records them (`expiration` in STS's own form,
+/// an hour later).
+fn issued(account: &str, i: u64, time: &str) -> Value {
+    let format = time::format_description::well_known::Rfc3339;
+    let expires = time::OffsetDateTime::parse(time, &format).map(|t| t + time::Duration::hours(1)).ok();
+    let expiration = expires.map(|t| {
+        let (hour, half) = match t.hour() {
+            0 => (12, "AM"),
+            h @ 1..=11 => (h, "AM"),
+            12 => (12, "PM"),
+            h => (h - 12, "PM"),
+        };
+        let month = format!("{:?}", t.month());
+        let month = month.get(..3).unwrap_or_default();
+        format!("{month} {}, {}, {hour}:{:02}:{:02} {half}", t.day(), t.year(), t.minute(), t.second())
+    });
+    json!({
+        "credentials": {"accessKeyId": format!("ASIA{i:016X}"), "sessionToken": format!("IQoJb3JpZ2luX2VjE{i:x}"),
+                        "expiration": expiration},
+        "assumedRoleUser": {"assumedRoleId": format!("AROAEXAMPLEDEPLOY:deploy-{i}"),
+                            "arn": format!("arn:aws:sts::{account}:assumed-role/deploy/deploy-{i}")}
     })
 }
 
@@ -191,5 +256,31 @@ fn planted_event(account: &str, which: u64) -> Parts {
             "regional",
             Some("guardrail-tampering"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_assume_role_mix_is_one_role_to_role_assume_role_in_six_with_readable_credentials() {
+        let records: Vec<Synthetic> =
+            generate_mix(7, 6_000, "123456789012", "us-east-1", "2026-11-01", Mix::AssumeRole).collect();
+        let assumes: Vec<_> = records
+            .iter()
+            .map(|s| crate::event::input::parse_record(&s.record.to_string()).unwrap())
+            .filter(|r| r.event_name == "AssumeRole" && r.identity().kind.as_deref() == Some("AssumedRole"))
+            .collect();
+        assert!((990..=1_000).contains(&assumes.len()), "{}", assumes.len());
+        for record in [&assumes[0], &assumes[assumes.len() - 1]] {
+            let session = crate::session::issued(record).unwrap().session;
+            assert!(session.access_key_id.starts_with("ASIA"));
+            assert_eq!(session.expires - session.issued, 3_600, "STS's expiration form is read back");
+        }
+        let plain = generate(7, 6_000, "123456789012", "us-east-1", "2026-11-01")
+            .filter(|s| s.record["responseElements"].get("credentials").is_some())
+            .count();
+        assert_eq!(plain, 0, "the default mix is unchanged");
     }
 }

@@ -178,6 +178,18 @@ impl IamActions for SdkIam {
             .map_err(|e| classify("iam:PutRolePolicy", &e))
     }
 
+    async fn put_user_policy(&self, user: &str, name: &str, document: &str) -> Result<(), IamError> {
+        self.client
+            .put_user_policy()
+            .user_name(user)
+            .policy_name(name)
+            .policy_document(document)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("iam:PutUserPolicy", &e))
+    }
+
     async fn delete_inline_policy(&self, kind: PrincipalKind, principal: &str, name: &str) -> Result<(), IamError> {
         let c = &self.client;
         let result = match kind {

@@ -4,8 +4,10 @@
 //! an agent is decided by [`AgentMatchers`] from what CloudTrail records, strongest signal first: the source
 //! identity (set at the first `AssumeRole`, carried through role chaining, unchangeable by the session), then
 //! the session's registry entry (its session tags, or an agent caller it inherits agency from), AWS's MCP server
-//! marker, the role's tags (looked up), the role name or ARN, the session name, the SDK application id in the
-//! user agent (when configured), the IAM user name.
+//! marker, the role name or ARN, the session name, the SDK application id in the user agent (when configured),
+//! the IAM user name, and last the role's tags (looked up). Role tags come last because anyone with
+//! `iam:TagRole` on a role can set them: an actor recognised only by one is alerted on, not remediated, unless
+//! the configuration says the tag keys are protected (`remediation.trust_role_tags`).
 
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +69,24 @@ pub struct AgentMatch {
     pub pattern: String,
     /// The value it matched.
     pub value: String,
+}
+
+impl AgentMatch {
+    /// Whether the agency rests on a role tag alone: the actor was recognised by its role's tag, or inherited
+    /// agency from a caller (at any depth) that was. Such a tag can be forged by anyone with `iam:TagRole`.
+    pub fn rests_on_role_tag(&self) -> bool {
+        let root = match self.signal.as_str() {
+            "parent_session" => {
+                let mut pattern = self.pattern.as_str();
+                while let Some(rest) = pattern.strip_prefix("parent_session: ") {
+                    pattern = rest;
+                }
+                pattern.split_once(": ").map_or(pattern, |(signal, _)| signal)
+            }
+            signal => signal,
+        };
+        root == "role_tag"
+    }
 }
 
 /// How agents are recognised. Patterns are case-insensitive globs (`*`, `?`).
@@ -149,7 +169,6 @@ impl AgentMatchers {
                     value: server.to_owned(),
                 })
             })
-            .or_else(|| tag_match("role_tag", &self.role_tags, role_tags?))
             .or_else(|| hit("role", &self.role, actor.role_name.as_deref()))
             .or_else(|| hit("role", &self.role, actor.role_arn.as_deref()))
             .or_else(|| hit("session_name", &self.session_name, actor.session_name.as_deref()))
@@ -157,6 +176,13 @@ impl AgentMatchers {
             .or_else(|| {
                 hit("user_name", &self.user_name, actor.user_name.as_deref().filter(|_| actor.kind == "IAMUser"))
             })
+            // Last: anyone with `iam:TagRole` can set a role tag, so a match here means "recognised only by it".
+            .or_else(|| tag_match("role_tag", &self.role_tags, role_tags?))
+    }
+
+    /// The keys of the role tags that mark an agent (`trailguard:agent` of `trailguard:agent=true`).
+    pub fn role_tag_keys(&self) -> Vec<&str> {
+        self.role_tags.iter().map(|spec| spec.split_once('=').map_or(spec.as_str(), |(key, _)| key)).collect()
     }
 
     /// Decides whether a newly issued session is an agent's: its own session tags or source identity say so, or
@@ -342,5 +368,47 @@ mod tests {
         assert_eq!(no_mcp.recognise(&a, None, None), None, "app ids are not a default signal");
         no_mcp.app_id = vec!["triage-*".to_owned()];
         assert_eq!(no_mcp.recognise(&a, None, None).unwrap().signal, "app_id");
+    }
+
+    #[test]
+    fn a_role_tag_is_the_last_signal_and_its_agency_is_known_through_a_chain() {
+        let a = actor(
+            r#"{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/payments/worker-1",
+                "accountId":"123456789012","accessKeyId":"ASIAPAY"}"#,
+        );
+        let matchers = AgentMatchers::default();
+        let tags = [("trailguard:agent".to_owned(), "true".to_owned())];
+        let by_tag = matchers.recognise(&a, Some(&tags), None).unwrap();
+        assert_eq!(by_tag.signal, "role_tag");
+        assert!(by_tag.rests_on_role_tag());
+        let named = actor(
+            r#"{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/payments/agent-run-1",
+                "accountId":"123456789012"}"#,
+        );
+        let by_name = matchers.recognise(&named, Some(&tags), None).unwrap();
+        assert_eq!(by_name.signal, "session_name", "a tag is consulted only when nothing else matched");
+        assert!(!by_name.rests_on_role_tag());
+        let child = |caller: &AgentMatch| {
+            let session = Session {
+                access_key_id: "ASIACHILD".into(),
+                issued_by: "AssumeRole".into(),
+                principal_id: None,
+                arn: None,
+                account: None,
+                role_arn: None,
+                tags: Vec::new(),
+                transitive_keys: Vec::new(),
+                source_identity: None,
+                parent: Some("ASIAPAY".into()),
+                expires: 1,
+                issued: 0,
+                agent: None,
+            };
+            matchers.recognise_session(&session, Some(caller)).unwrap()
+        };
+        let grandchild = child(&child(&by_tag));
+        assert_eq!(grandchild.signal, "parent_session");
+        assert!(grandchild.rests_on_role_tag(), "{grandchild:?}");
+        assert!(!child(&by_name).rests_on_role_tag());
     }
 }

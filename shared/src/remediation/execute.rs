@@ -21,7 +21,11 @@ use time::{Duration, OffsetDateTime};
 use std::future::Future;
 
 use super::plan::{Decision, Plan, PlannedStep};
-use super::revocation::{compact_len, merge, Revocation, ROLE_INLINE_BUDGET};
+use super::revocation::{compact_len, merge, Revocation, ROLE_INLINE_BUDGET, USER_INLINE_BUDGET};
+
+/// The longest temporary credentials an IAM user can obtain live: 36 hours (`GetSessionToken`,
+/// `GetFederationToken`; <https://docs.aws.amazon.com/STS/latest/APIReference/API_GetSessionToken.html>).
+const USER_CREDENTIALS_HOURS: i64 = 36;
 use crate::config::Config;
 use crate::finding::{Finding, PrincipalKind, Remediation};
 use crate::iam::{IamActions, IamError, IamErrorKind, PolicyVersion, RoleInfo};
@@ -241,6 +245,13 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
             Remediation::RevokeOlderSessions { role_name, .. } => {
                 self.revoke(role_name, &Revocation::AllSessions).await
             }
+            Remediation::RevokeUserSessions { user_name, user_id, .. } => {
+                let revocation = match user_id {
+                    Some(id) => Revocation::Session(id.clone()),
+                    None => Revocation::AllSessions,
+                };
+                self.revoke_user(user_name, &revocation).await
+            }
             Remediation::DeactivateAccessKey { user_name, access_key_id, .. } => {
                 let keys = self.iam.access_keys(user_name).await?;
                 match keys.iter().find(|(id, _)| id == access_key_id) {
@@ -406,24 +417,45 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
             ));
         }
         let token = self.guard.lock(self.step.account(), role_name).await?;
-        let result = self.write_revocation(role_name, revocation, max_session).await;
+        let result = self.write_revocation(PrincipalKind::Role, role_name, revocation, max_session).await;
         self.guard.unlock(self.step.account(), role_name, &token).await;
         result
     }
 
-    /// Reads, merges and writes the role's revocation policy; called under the role's lock.
+    /// Denies temporary credentials an IAM user issued (derived from its key, or one federated user's) with the
+    /// same revocation policy, on the user. They live at most 36 hours (`GetSessionToken` and
+    /// `GetFederationToken`'s maximum), which bounds how long an entry is kept.
+    async fn revoke_user(&self, user_name: &str, revocation: &Revocation) -> Result<StepOutcome, IamError> {
+        let max_session = Duration::hours(USER_CREDENTIALS_HOURS);
+        if self.occasion.happened.is_some_and(|t| t + max_session < self.now) {
+            return Ok(self.outcome(
+                Status::AlreadyDone,
+                "temporary credentials issued before the event have expired (36 hours have passed)",
+            ));
+        }
+        // Users and roles share the lock table; the prefix keeps a user and a role of the same name apart.
+        let key = format!("user/{user_name}");
+        let token = self.guard.lock(self.step.account(), &key).await?;
+        let result = self.write_revocation(PrincipalKind::User, user_name, revocation, max_session).await;
+        self.guard.unlock(self.step.account(), &key, &token).await;
+        result
+    }
+
+    /// Reads, merges and writes a role's or user's revocation policy; called under its lock.
     async fn write_revocation(
         &self,
-        role_name: &str,
+        kind: PrincipalKind,
+        principal: &str,
         revocation: &Revocation,
         max_session: Duration,
     ) -> Result<StepOutcome, IamError> {
         let name = &self.config.remediation.revocation_policy_name;
-        // IAM's size limit counts all of the role's inline policies together.
+        let budget = if kind == PrincipalKind::User { USER_INLINE_BUDGET } else { ROLE_INLINE_BUDGET };
+        // IAM's size limit counts all of the principal's inline policies together.
         let mut others = 0;
         let mut existing = None;
-        for policy in self.iam.inline_policy_names(PrincipalKind::Role, role_name).await? {
-            let text = self.iam.get_inline_policy(PrincipalKind::Role, role_name, &policy).await?;
+        for policy in self.iam.inline_policy_names(kind, principal).await? {
+            let text = self.iam.get_inline_policy(kind, principal, &policy).await?;
             let doc = text.as_deref().and_then(|t| decode_json_text(t).ok());
             if policy == *name {
                 existing = doc;
@@ -431,7 +463,7 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
                 others += doc.as_ref().map_or_else(|| text.as_deref().map_or(0, str::len), compact_len);
             }
         }
-        let room = ROLE_INLINE_BUDGET.saturating_sub(others);
+        let room = budget.saturating_sub(others);
         let merged = merge(existing.as_ref(), revocation, self.occasion.happened, self.now, max_session, room);
         let written = Some(merged.document.clone());
         if !merged.changed && merged.fits {
@@ -443,10 +475,10 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
                 ..self.outcome(
                     Status::Failed,
                     format!(
-                        "NOT REVOKED: the role's other inline policies take {others} of IAM's {ROLE_INLINE_BUDGET} \
-                         characters, leaving {room}, too few even for a deny of every older session; revoke by \
-                         hand (aws iam put-role-policy after removing an inline policy, or detach the role's \
-                         managed policies)"
+                        "NOT REVOKED: the {}'s other inline policies take {others} of IAM's {budget} characters, \
+                         leaving {room}, too few even for a deny of every older session; revoke by hand (attach a \
+                         managed policy with the deny below, or remove an inline policy and retry)",
+                        kind.as_str()
                     ),
                 )
             });
@@ -471,13 +503,17 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
         }
         if merged.collapsed {
             detail = format!(
-                "EVERY older session of the role revoked (no room for one more entry within IAM's size limit): {detail}"
+                "EVERY older session of the {} revoked (no room for one more entry within IAM's size limit): {detail}",
+                kind.as_str()
             );
         }
         if self.dry_run {
             return Ok(StepOutcome { written, ..self.outcome(Status::DryRun, detail) });
         }
-        self.iam.put_role_policy(role_name, name, &merged.document.to_string()).await?;
+        match kind {
+            PrincipalKind::User => self.iam.put_user_policy(principal, name, &merged.document.to_string()).await?,
+            _ => self.iam.put_role_policy(principal, name, &merged.document.to_string()).await?,
+        }
         Ok(StepOutcome { written, ..self.outcome(Status::Done, detail) })
     }
 

@@ -77,7 +77,15 @@ impl Plan {
 pub fn plan(finding: &Finding, config: &Config) -> Plan {
     let settings = &config.remediation;
     let rule_mode = config.rule(&finding.rule).mode;
-    let (actor_mode, who) = if finding.actor.is_agent() {
+    let forgeable = finding.actor.agent.as_ref().is_some_and(|a| a.rests_on_role_tag()) && !settings.trust_role_tags;
+    let (actor_mode, who) = if forgeable {
+        // Anyone with iam:TagRole can set the tag: act on it only where the configuration says it is protected.
+        (
+            settings.humans,
+            "people (remediation.humans): an agent known only by a role tag, which anyone with \
+                           iam:TagRole can set, is treated as a person unless remediation.trust_role_tags",
+        )
+    } else if finding.actor.is_agent() {
         (settings.agents, "agents (remediation.agents)")
     } else {
         (settings.humans, "people (remediation.humans)")
@@ -120,7 +128,9 @@ pub fn principal_of(step: &Remediation) -> Option<(PrincipalKind, &str)> {
         Remediation::RevokeSession { role_name, .. }
         | Remediation::RevokeOlderSessions { role_name, .. }
         | Remediation::RemoveTrustStatements { role_name, .. } => Some((PrincipalKind::Role, role_name)),
-        Remediation::DeactivateAccessKey { user_name, .. } => Some((PrincipalKind::User, user_name)),
+        Remediation::DeactivateAccessKey { user_name, .. } | Remediation::RevokeUserSessions { user_name, .. } => {
+            Some((PrincipalKind::User, user_name))
+        }
         Remediation::DetachManagedPolicy { principal_kind, principal_name, .. }
         | Remediation::DeleteInlinePolicy { principal_kind, principal_name, .. } => {
             Some((*principal_kind, principal_name))

@@ -101,5 +101,10 @@ mod tests {
                 "sessionContext":{"sourceIdentity":"claude-code"}}"#,
         );
         assert!(federated.iter().any(|n| n.contains("issued them") && n.contains("no chained sessions")));
+        let console = notes(
+            r#"{"type":"IAMUser","userName":"agent-bot","accountId":"123456789012","accessKeyId":"ASIACONSOLE",
+                "arn":"arn:aws:iam::123456789012:user/agent-bot","principalId":"AIDAEXAMPLE"}"#,
+        );
+        assert!(console.iter().any(|n| n.contains("sign-in session") && n.contains("could not verify")), "{console:?}");
     }
 }

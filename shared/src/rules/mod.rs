@@ -8,6 +8,7 @@
 mod admin_policy_grant;
 mod agent_behaviour;
 mod agent_sensitive_call;
+mod agent_tag_tampering;
 mod audit_requests;
 mod audit_tampering;
 mod grant_unjudged;
@@ -162,6 +163,15 @@ impl Context<'_> {
         None
     }
 
+    /// The IAM user that issued a federated user's credentials (`sessionContext.sessionIssuer`, type `IAMUser`).
+    pub fn federation_issuer(&self) -> Option<String> {
+        let issuer = self.record.identity().session_context.as_ref()?.session_issuer.as_ref()?;
+        if issuer.kind.as_deref() != Some("IAMUser") {
+            return None;
+        }
+        issuer.user_name.clone().or_else(|| issuer.arn.as_deref()?.rsplit('/').next().map(str::to_owned))
+    }
+
     /// What the containment steps cannot do for this kind of identity, for the finding to say (empty where
     /// [`Context::contain_actor`] covers it).
     pub fn containment_notes(&self) -> Vec<String> {
@@ -175,12 +185,23 @@ impl Context<'_> {
                  access keys, and (for a member account) rely on an SCP."
                     .to_owned(),
             ),
-            "FederatedUser" => notes.push(format!(
-                "Containment: federation-token credentials ({}) are revoked only by a deny on the IAM user that \
-                 issued them, bounded by `aws:TokenIssueTime`; trailguard does not write that policy yet: attach it \
-                 by hand. Such credentials cannot call STS, so they have no chained sessions.",
-                actor.arn.as_deref().unwrap_or("federated user")
-            )),
+            "FederatedUser" => notes.push(match self.federation_issuer() {
+                Some(issuer) => format!(
+                    "Containment: federation-token credentials ({}) are revoked by a deny for their `aws:userid` on \
+                     the IAM user that issued them ({issuer}), bounded by `aws:TokenIssueTime`. Such credentials \
+                     cannot call STS, so they have no chained sessions.",
+                    actor.arn.as_deref().unwrap_or("federated user")
+                ),
+                None => format!(
+                    "Containment: federation-token credentials ({}) are revoked only by a deny on the IAM user that \
+                     issued them, which the record does not name (no `sessionContext.sessionIssuer`): find it with \
+                     CloudTrail's `GetFederationToken` events and add a Deny of `*` for `aws:userid` = {} with \
+                     `DateLessThan aws:TokenIssueTime = <now>` to it by hand. Such credentials cannot call STS, so \
+                     they have no chained sessions.",
+                    actor.arn.as_deref().unwrap_or("federated user"),
+                    actor.principal_id.as_deref().unwrap_or("<account>:<name>")
+                ),
+            }),
             "AssumedRole" if actor.role_name.as_deref().is_some_and(|r| r.starts_with("AWSReservedSSO_")) => {
                 let role = actor.role_name.as_deref().unwrap_or_default();
                 let set = role.trim_start_matches("AWSReservedSSO_").rsplit_once('_').map_or(role, |(s, _)| s);
@@ -193,9 +214,20 @@ impl Context<'_> {
                 ));
             }
             "IAMUser" if actor.access_key_id.as_deref().is_some_and(|k| k.starts_with("AKIA")) => notes.push(
-                "Containment: deactivating the key stops new calls with it; temporary credentials already derived \
-                 from it (`GetSessionToken`, `GetFederationToken`) stay valid until they expire unless a deny on the \
-                 user bounded by `aws:TokenIssueTime` is added (not automated yet)."
+                "Containment: the key is deactivated, and the temporary credentials already derived from the user \
+                 (`GetSessionToken`, `GetFederationToken`) are denied by an inline policy on the user bounded by \
+                 `aws:TokenIssueTime` (calls signed with a long-term key carry no issue time and are not affected). \
+                 IAM allows 2,048 characters of inline policy per user in all: where the user's other inline \
+                 policies leave too little room, the step fails loudly and says so (no managed policy is created)."
+                    .to_owned(),
+            ),
+            "IAMUser" if actor.access_key_id.as_deref().is_some_and(|k| k.starts_with("ASIA")) => notes.push(
+                "Containment: temporary credentials of an IAM user's console or `aws login` sign-in session. \
+                 trailguard writes a deny on the user for credentials issued before now (`aws:TokenIssueTime`); \
+                 whether CloudTrail records the sign-in session's ARN, and so whether one sign-in session could be \
+                 denied alone, trailguard could not verify, and the AWS Sign-In batch revocation is not in the Rust \
+                 SDK: if the session goes on, revoke it in the IAM console (user > Security credentials) or with \
+                 the AWS Sign-In `BatchRevokeSessions` API, and reset the user's password."
                     .to_owned(),
             ),
             _ => {}
@@ -223,12 +255,26 @@ impl Context<'_> {
                 .into_iter()
                 .collect(),
             "IAMUser" => match (&actor.user_name, &actor.access_key_id) {
-                // Only long-term keys (AKIA...) can be deactivated; ASIA... keys are sessions of the console.
-                (Some(user_name), Some(key)) if key.starts_with("AKIA") => vec![Remediation::DeactivateAccessKey {
-                    account,
-                    user_name: user_name.clone(),
-                    access_key_id: key.clone(),
-                }],
+                // Only long-term keys (AKIA...) can be deactivated; ASIA... keys are sessions of the console or of
+                // `aws login`, whose credentials the same deny on the user covers if they carry an issue time.
+                (Some(user_name), Some(key)) if key.starts_with("AKIA") => vec![
+                    Remediation::DeactivateAccessKey {
+                        account: account.clone(),
+                        user_name: user_name.clone(),
+                        access_key_id: key.clone(),
+                    },
+                    // Deactivating the key leaves the credentials already derived from it working.
+                    Remediation::RevokeUserSessions { account, user_name: user_name.clone(), user_id: None },
+                ],
+                (Some(user_name), Some(key)) if key.starts_with("ASIA") => {
+                    vec![Remediation::RevokeUserSessions { account, user_name: user_name.clone(), user_id: None }]
+                }
+                _ => Vec::new(),
+            },
+            "FederatedUser" => match (self.federation_issuer(), &actor.principal_id) {
+                (Some(user_name), Some(user_id)) => {
+                    vec![Remediation::RevokeUserSessions { account, user_name, user_id: Some(user_id.clone()) }]
+                }
                 _ => Vec::new(),
             },
             _ => Vec::new(),
@@ -280,6 +326,7 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &trust_policy_grant::TrustPolicyGrant,
         &audit_tampering::AuditTampering,
         &guardrail_tampering::GuardrailTampering,
+        &agent_tag_tampering::AgentTagTampering,
         &agent_sensitive_call::AgentSensitiveCall,
         &agent_behaviour::AgentBehaviour,
         &grant_unjudged::GrantUnjudged,
