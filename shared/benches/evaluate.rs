@@ -120,6 +120,27 @@ fn bench_assume_role(c: &mut Criterion) {
             }
         })
     });
+    // The evaluating pass alone, against the registry the first pass built.
+    let registry = engine.build_registry(
+        records
+            .iter()
+            .flat_map(|line| read_lines(line.as_bytes(), 1, None).records)
+            .flatten()
+            .filter_map(|record| engine.issuing_offline(&record))
+            .collect(),
+    );
+    group.bench_function("trailguard/evaluate", |b| {
+        b.iter(|| {
+            let counters = Counters::default();
+            let mut findings = 0;
+            for line in &records {
+                for record in read_lines(line.as_bytes(), 1, None).records.into_iter().flatten() {
+                    findings += engine.evaluate_registered(&record, &registry, &counters).findings.len();
+                }
+            }
+            black_box(findings)
+        })
+    });
     group.bench_function("trailguard/registry-and-evaluate", |b| {
         b.iter(|| {
             let calls = records
