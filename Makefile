@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help test lint build install unit venv demo scan-demo bench s3-bench cost latency patterns infra-check package fuzz catalogue clean
+.PHONY: help test lint build install unit venv demo scan-demo bench s3-bench cost latency agent-cost patterns infra-check package fuzz catalogue clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -59,6 +59,11 @@ latency: venv ## detect -> findings bus -> remediate per finding, p50/p99 over 1
 	$(CARGO) build --quiet --release --locked -p trailguard-detect -p trailguard-remediate
 	$(CARGO) build --quiet --release --locked -p trailguard-tests --example perfbench
 	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server target/release/examples/perfbench latency 1000
+
+agent-cost: venv ## What an agent's event adds to the detector: CPU, time and DynamoDB calls vs people's events (release, moto)
+	$(CARGO) build --quiet --release --locked -p trailguard-detect -p trailguard-cli
+	$(CARGO) build --quiet --release --locked -p trailguard-tests --example perfbench
+	TRAILGUARD_MOTO_SERVER=$(CURDIR)/$(VENV)/bin/moto_server target/release/examples/perfbench agents 20000
 
 $(PY):
 	python3 -m venv $(VENV)

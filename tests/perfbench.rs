@@ -12,6 +12,13 @@
 //! `detect` invocation that judges the event and puts the finding on the bus, plus the `remediate` invocation that
 //! detaches the policy and writes the revocation. p50 and p99 of their sum: trailguard's own share (CloudTrail's
 //! delivery to EventBridge, EventBridge's to the functions, and IAM's propagation come on top).
+//!
+//! `perfbench agents`: what an agent's event adds. The calls of a `trailguard gen` archive are replayed three
+//! times (with the fixture corpus's calls), each time as made by other sessions: people's sessions (no agent signal), agents known by their session
+//! name (`agent-run-*`, a signal the record shows) and agents known only through the registry (session-tagged by
+//! the `AssumeRole` that issued their keys). Each replay delivers what trailguard's rules would deliver for that
+//! actor and runs in its own `detect` process, so CPU, invocation time and AWS calls (DynamoDB's among them) are
+//! per event of that kind, and the agents' figures are ratios against the people's from the same run.
 
 // A benchmark: a failed unwrap is a failed measurement.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -25,7 +32,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use harness::aws::{create_role, inline_policy};
-use harness::events::session;
+use harness::events::{assume, issued_identity, session, sts_time};
 use harness::faults::FaultProxy;
 use harness::moto::HOME_ACCOUNT;
 use harness::runtime::{binary, run_lambda, Run};
@@ -51,6 +58,22 @@ fn envelope(record: &Value, i: usize) -> Value {
         "time": record["eventTime"].clone(), "region": record["awsRegion"].as_str().unwrap_or("us-east-1"),
         "resources": [], "detail": record
     })
+}
+
+/// The records of a `trailguard gen` archive of `events` management events.
+fn generated(events: usize) -> Vec<Value> {
+    let dir = std::env::temp_dir().join(format!("trailguard-perfbench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = std::process::Command::new(binary("trailguard"))
+        .args(["gen", "--out", dir.to_str().unwrap(), "--events", &events.to_string(), "--account", HOME_ACCOUNT])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut out = Vec::new();
+    records(&dir, &mut out);
+    let _ = std::fs::remove_dir_all(&dir);
+    out
 }
 
 /// Every record of every `.json`/`.json.gz` under `dir`.
@@ -90,17 +113,7 @@ fn run(stage: &Stage, name: &str, events: Vec<Value>) -> Run {
 }
 
 async fn cost(events: usize) -> Value {
-    let dir = std::env::temp_dir().join(format!("trailguard-perfbench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let status = std::process::Command::new(binary("trailguard"))
-        .args(["gen", "--out", dir.to_str().unwrap(), "--events", &events.to_string(), "--account", HOME_ACCOUNT])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut generated = Vec::new();
-    records(&dir, &mut generated);
-    let _ = std::fs::remove_dir_all(&dir);
+    let generated = generated(events);
     let engine = trailguard_core::Engine::new(trailguard_core::Config::default());
     let delivered = |r: &&Value| {
         trailguard_core::event::parse_record(&r.to_string()).is_ok_and(|r| !engine.triggered_rules(&r).is_empty())
@@ -207,6 +220,136 @@ async fn latency(findings: usize) -> Value {
     })
 }
 
+/// CPU, invocation time and AWS calls of one `detect` process over `events` (calls counted by `proxy` while it ran).
+fn measure(stage: &Stage, proxy: &FaultProxy, events: Vec<Value>) -> Value {
+    let n = events.len() as f64;
+    let calls_before = proxy.counts();
+    let cpu_before = children_cpu();
+    let detect = tokio::task::block_in_place(|| run(stage, "detect", events));
+    let cpu = children_cpu() - cpu_before;
+    let failed = detect.invocations.iter().filter(|i| i.result.is_err()).count();
+    let mut durations: Vec<f64> = detect.invocations.iter().map(|i| i.elapsed.as_secs_f64() * 1000.0).collect();
+    durations.sort_by(f64::total_cmp);
+    let calls: BTreeMap<String, f64> = proxy
+        .counts()
+        .into_iter()
+        .map(|(action, total)| {
+            let n_action = total - calls_before.get(&action).copied().unwrap_or(0);
+            (action, n_action as f64 / n)
+        })
+        .filter(|(_, per_event)| *per_event > 0.0)
+        .collect();
+    // The proxy names an action without its service; these are the state table's.
+    const DYNAMODB: &[&str] = &[
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactWriteItems",
+    ];
+    let dynamodb: f64 = calls.iter().filter(|(a, _)| DYNAMODB.contains(&a.as_str())).map(|(_, v)| v).sum();
+    json!({
+        "events": detect.invocations.len(),
+        "failed_invocations": failed,
+        "cpu_ms_per_event": 1000.0 * cpu / n,
+        "duration_ms": {"mean": durations.iter().sum::<f64>() / n,
+                        "p50": percentile(&durations, 0.5), "p99": percentile(&durations, 0.99)},
+        "dynamodb_calls_per_event": dynamodb,
+        "calls_per_event": calls,
+    })
+}
+
+async fn agents(events: usize) -> Value {
+    const SESSIONS: usize = 100;
+    let generated = generated(events);
+    // gen's harmless traffic is mostly reads no rule takes; the fixture corpus adds the calls rules do take
+    // (IAM writes, deletions, refusals, tampering), in the record shapes AWS documents.
+    let mut calls = generated.clone();
+    records(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events"), &mut calls);
+    let engine = trailguard_core::Engine::new(trailguard_core::Config::default());
+    let mut stage = Stage::new().await;
+    let proxy = FaultProxy::start(stage.moto.port);
+    stage.endpoint = Some(proxy.endpoint());
+    let key = |kind: &str, k: usize| format!("ASIA{kind}{k:0>width$}", width = 16 - kind.len());
+    let person =
+        |k: usize| issued_identity("app-deployer", "AROAPERSONEXAMPLE", &format!("deploy-{k}"), &key("PERSON", k));
+    let named = |k: usize| {
+        let mut identity = session(HOME_ACCOUNT, "dev-agent", "AROANAMEDEXAMPLE", &format!("agent-run-{k}"));
+        identity["accessKeyId"] = json!(key("NAMED", k));
+        identity
+    };
+    let tagged = |k: usize| issued_identity("builder", "AROATAGGEDEXAMPLE", &format!("run-{k}"), &key("TAGGED", k));
+    // The tagged agents' sessions enter the registry first: AssumeRole by a person's session, with the agent tag.
+    let issuing: Vec<Value> = (0..SESSIONS)
+        .map(|k| {
+            assume(
+                person(k),
+                "builder",
+                "AROATAGGEDEXAMPLE",
+                &format!("run-{k}"),
+                &key("TAGGED", k),
+                &[("trailguard:agent", "true")],
+                &sts_time(time::Duration::hours(1)),
+                &format!("issue-{k}"),
+            )
+        })
+        .collect();
+    let registering = measure(&stage, &proxy, issuing);
+    // The same calls, made by each kind of session in turn; delivered as trailguard's rules would deliver them
+    // for that actor, with recent times (behaviour windows and registry expiry are judged against them).
+    let replay = |who: &dyn Fn(usize) -> Value, registry_only: bool| -> Vec<Value> {
+        let mut out = Vec::new();
+        for (i, record) in calls.iter().enumerate() {
+            let mut record = record.clone();
+            if record["userIdentity"]["type"] == "Root" || record["userIdentity"]["type"] == "AWSService" {
+                continue;
+            }
+            record["userIdentity"] = who(i % SESSIONS);
+            record["eventTime"] = json!(harness::events::ago(time::Duration::seconds((i % 600) as i64)));
+            // A session known only through the registry is delivered by the calls rules subscribe to, as a
+            // person's is: judge delivery on a person's record of the same call.
+            let judged = if registry_only {
+                let mut as_person = record.clone();
+                as_person["userIdentity"] = person(i % SESSIONS);
+                as_person
+            } else {
+                record.clone()
+            };
+            let delivered = trailguard_core::event::parse_record(&judged.to_string())
+                .is_ok_and(|r| !engine.triggered_rules(&r).is_empty());
+            if delivered {
+                out.push(envelope(&record, out.len()));
+            }
+        }
+        out
+    };
+    let people = measure(&stage, &proxy, replay(&person, false));
+    let by_name = measure(&stage, &proxy, replay(&named, false));
+    let by_registry = measure(&stage, &proxy, replay(&tagged, true));
+    let ratio = |a: &Value, path: &str| {
+        a.pointer(path).unwrap().as_f64().unwrap() / people.pointer(path).unwrap().as_f64().unwrap()
+    };
+    json!({
+        "binary": binary("detect").display().to_string(),
+        "calls_replayed": calls.len(),
+        "registering_agent_sessions": registering,
+        "people": people,
+        "agents_by_session_name": by_name,
+        "agents_by_registry": by_registry,
+        "ratios_vs_people": {
+            "by_session_name": {"cpu_ms_per_event": ratio(&by_name, "/cpu_ms_per_event"),
+                                "p50_ms": ratio(&by_name, "/duration_ms/p50"),
+                                "p99_ms": ratio(&by_name, "/duration_ms/p99")},
+            "by_registry": {"cpu_ms_per_event": ratio(&by_registry, "/cpu_ms_per_event"),
+                            "p50_ms": ratio(&by_registry, "/duration_ms/p50"),
+                            "p99_ms": ratio(&by_registry, "/duration_ms/p99")},
+        },
+    })
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let what = std::env::args().nth(1).unwrap_or_default();
@@ -214,7 +357,8 @@ async fn main() {
     let out = match what.as_str() {
         "cost" => cost(n.unwrap_or(20_000)).await,
         "latency" => latency(n.unwrap_or(1_000)).await,
-        _ => panic!("usage: perfbench cost [EVENTS] | latency [FINDINGS]"),
+        "agents" => agents(n.unwrap_or(20_000)).await,
+        _ => panic!("usage: perfbench cost [EVENTS] | latency [FINDINGS] | agents [EVENTS]"),
     };
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
 }

@@ -10,49 +10,11 @@ mod harness;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::aws::{create_role, inline_policy};
-use harness::events::{ago, api_call, session};
+use harness::events::{ago, api_call, assume, issued_identity, sts_time};
 use harness::moto::HOME_ACCOUNT;
 use harness::stage::{ok, step_statuses, Stage, REVOCATIONS};
 use serde_json::{json, Value};
 use time::Duration;
-
-/// The identity of a session issued by [`assume`] (not recognisable by any name: only the registry knows it).
-fn issued_identity(role: &str, role_id: &str, name: &str, key: &str) -> Value {
-    let mut identity = session(HOME_ACCOUNT, role, role_id, name);
-    identity["accessKeyId"] = json!(key);
-    identity
-}
-
-/// `AssumeRole` by `caller` into `role`, issuing `key`, with session `tags` (transitive ones too), expiring at
-/// `expires` (STS's own form).
-#[allow(clippy::too_many_arguments)] // A CloudTrail record has that many parts.
-fn assume(
-    caller: Value,
-    role: &str,
-    role_id: &str,
-    name: &str,
-    key: &str,
-    tags: &[(&str, &str)],
-    expires: &str,
-    id: &str,
-) -> Value {
-    let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
-    let keys: Vec<&Value> = tags.iter().map(|t| &t["key"]).collect();
-    let mut event = api_call(
-        caller,
-        "sts.amazonaws.com",
-        "AssumeRole",
-        json!({"roleArn": format!("arn:aws:iam::{HOME_ACCOUNT}:role/{role}"), "roleSessionName": name,
-               "tags": tags, "transitiveTagKeys": keys}),
-        json!({"credentials": {"accessKeyId": key, "sessionToken": "x", "expiration": expires},
-               "assumedRoleUser": {"assumedRoleId": format!("{role_id}:{name}"),
-                                   "arn": format!("arn:aws:sts::{HOME_ACCOUNT}:assumed-role/{role}/{name}")}}),
-        HOME_ACCOUNT,
-        id,
-    );
-    event["detail"]["readOnly"] = json!(true);
-    event
-}
 
 fn create_user(identity: Value, user: &str, id: &str) -> Value {
     api_call(
@@ -64,15 +26,6 @@ fn create_user(identity: Value, user: &str, id: &str) -> Value {
         HOME_ACCOUNT,
         id,
     )
-}
-
-/// An hour from now, as STS writes `expiration` in CloudTrail (`Nov 29, 2026, 5:16:19 PM`).
-fn sts_time(offset: Duration) -> String {
-    let at = time::OffsetDateTime::now_utc() + offset;
-    let format = time::macros::format_description!(
-        "[month repr:short] [day padding:none], [year], [hour repr:12 padding:none]:[minute]:[second] [period]"
-    );
-    at.format(&format).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,8 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
+use super::moto::HOME_ACCOUNT;
+
 /// A time `ago` before now, as CloudTrail writes it. Events are made recent: remediation treats a finding older
 /// than its freshness window as stale.
 pub fn ago(ago: Duration) -> String {
@@ -98,4 +100,51 @@ pub fn console_login(identity: Value, account: &str, event_id: &str, mfa: bool) 
     event["detail"]["additionalEventData"] = json!({"LoginTo": "https://console.aws.amazon.com/console/home",
         "MobileVersion": "No", "MFAUsed": if mfa { "Yes" } else { "No" }});
     event
+}
+
+/// The identity of a session issued by [`assume`] (not recognisable by any name: only the registry knows it).
+pub fn issued_identity(role: &str, role_id: &str, name: &str, key: &str) -> Value {
+    let mut identity = session(HOME_ACCOUNT, role, role_id, name);
+    identity["accessKeyId"] = json!(key);
+    identity
+}
+
+/// `AssumeRole` by `caller` into `role`, issuing `key`, with session `tags` (transitive ones too), expiring at
+/// `expires` (STS's own form).
+#[allow(clippy::too_many_arguments)] // A CloudTrail record has that many parts.
+pub fn assume(
+    caller: Value,
+    role: &str,
+    role_id: &str,
+    name: &str,
+    key: &str,
+    tags: &[(&str, &str)],
+    expires: &str,
+    id: &str,
+) -> Value {
+    let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+    let keys: Vec<&Value> = tags.iter().map(|t| &t["key"]).collect();
+    let mut event = api_call(
+        caller,
+        "sts.amazonaws.com",
+        "AssumeRole",
+        json!({"roleArn": format!("arn:aws:iam::{HOME_ACCOUNT}:role/{role}"), "roleSessionName": name,
+               "tags": tags, "transitiveTagKeys": keys}),
+        json!({"credentials": {"accessKeyId": key, "sessionToken": "x", "expiration": expires},
+               "assumedRoleUser": {"assumedRoleId": format!("{role_id}:{name}"),
+                                   "arn": format!("arn:aws:sts::{HOME_ACCOUNT}:assumed-role/{role}/{name}")}}),
+        HOME_ACCOUNT,
+        id,
+    );
+    event["detail"]["readOnly"] = json!(true);
+    event
+}
+
+/// An hour from now, as STS writes `expiration` in CloudTrail (`Nov 29, 2026, 5:16:19 PM`).
+pub fn sts_time(offset: Duration) -> String {
+    let at = time::OffsetDateTime::now_utc() + offset;
+    let format = time::macros::format_description!(
+        "[month repr:short] [day padding:none], [year], [hour repr:12 padding:none]:[minute]:[second] [period]"
+    );
+    at.format(&format).unwrap()
 }
