@@ -12,8 +12,8 @@
 #[path = "harness/mod.rs"]
 mod harness;
 
-use harness::aws::{attached, create_policy, create_role, inline_policy};
-use harness::events::{ago, api_call, put_role_policy, session};
+use harness::aws::{attached, create_default_version, create_policy, create_role, create_user_with_key, inline_policy};
+use harness::events::{ago, api_call, iam_user, put_role_policy, session};
 use harness::faults::{Fault, FaultProxy};
 use harness::moto::HOME_ACCOUNT;
 use harness::stage::{attach_event, ok, step_statuses, Stage, ADMIN, REVOCATIONS};
@@ -246,15 +246,7 @@ async fn protected_principals_match_any_case_and_cover_rollback() {
     let v2 = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
     let arn = create_policy(&stage.iam, "shared", &v1).await;
     stage.iam.attach_role_policy().role_name("break-glass-admin").policy_arn(&arn).send().await.unwrap();
-    stage
-        .iam
-        .create_policy_version()
-        .policy_arn(&arn)
-        .policy_document(v2.to_string())
-        .set_as_default(true)
-        .send()
-        .await
-        .unwrap();
+    create_default_version(&stage.iam, &arn, &v2).await;
     let event = new_default_version(&agent, &arn, &v2, "v2", "p1");
     let config = r#"{"remediation": {"protected_principals": ["BREAK-GLASS-*"]}}"#;
     let (_, findings) = stage.detect(vec![event], &[("TRAILGUARD_CONFIG", config)]).await;
@@ -444,15 +436,7 @@ async fn with_no_safe_earlier_version_the_policy_is_detached_everywhere_and_the_
     let admin = doc(json!({"Effect": "Allow", "Action": "*", "Resource": "*"}));
     let arn = create_policy(&stage.iam, "ci", &passrole).await;
     stage.iam.attach_role_policy().role_name("app").policy_arn(&arn).send().await.unwrap();
-    stage
-        .iam
-        .create_policy_version()
-        .policy_arn(&arn)
-        .policy_document(admin.to_string())
-        .set_as_default(true)
-        .send()
-        .await
-        .unwrap();
+    create_default_version(&stage.iam, &arn, &admin).await;
     let event = new_default_version(&agent, &arn, &admin, "v2", "r2");
     let (_, findings) = stage.detect(vec![event], &[]).await;
     let (run, reports) = stage.remediate(findings, &[]).await;
@@ -468,11 +452,8 @@ async fn with_no_safe_earlier_version_the_policy_is_detached_everywhere_and_the_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_is_never_deactivated_on_an_old_finding() {
     let stage = Stage::new().await;
-    stage.iam.create_user().user_name("agent-bot").send().await.unwrap();
-    let key =
-        stage.iam.create_access_key().user_name("agent-bot").send().await.unwrap().access_key.unwrap().access_key_id;
-    let identity = json!({"type": "IAMUser", "principalId": "AIDAIOSFODNN7EXAMPLE", "arn": "arn:aws:iam::123456789012:user/agent-bot",
-        "accountId": HOME_ACCOUNT, "accessKeyId": key, "userName": "agent-bot"});
+    let key = create_user_with_key(&stage.iam, "agent-bot", 0).await;
+    let identity = iam_user("agent-bot", &key);
     let mut event = api_call(
         identity,
         "iam.amazonaws.com",
@@ -715,32 +696,6 @@ async fn a_role_tagged_as_an_agent_by_an_attacker_pages_and_its_workload_is_not_
 
 // ── Containment of users and federated users ────────────────────────────────────────────────────────────────
 
-/// An IAM user `name` with one long-term key (returned) and `padding` characters of other inline policy.
-async fn user_with_key(stage: &Stage, name: &str, padding: usize) -> String {
-    stage.iam.create_user().user_name(name).send().await.unwrap();
-    if padding > 0 {
-        let sid = "x".repeat(padding.saturating_sub(90));
-        let document = json!({"Version": "2012-10-17", "Statement": [
-            {"Sid": sid, "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
-        stage
-            .iam
-            .put_user_policy()
-            .user_name(name)
-            .policy_name("team")
-            .policy_document(document.to_string())
-            .send()
-            .await
-            .unwrap();
-    }
-    let key = stage.iam.create_access_key().user_name(name).send().await.unwrap();
-    key.access_key.unwrap().access_key_id
-}
-
-fn user_identity(name: &str, key: &str) -> Value {
-    json!({"type": "IAMUser", "principalId": "AIDAQNZGKWTB5EXAMPLE", "arn": format!("arn:aws:iam::{HOME_ACCOUNT}:user/{name}"),
-           "accountId": HOME_ACCOUNT, "accessKeyId": key, "userName": name})
-}
-
 async fn user_policy(stage: &Stage, user: &str) -> Option<Value> {
     let out = stage.iam.get_user_policy().user_name(user).policy_name(REVOCATIONS).send().await.ok()?;
     trailguard_core::policy::document::decode_json_text(out.policy_document()).ok()
@@ -749,11 +704,11 @@ async fn user_policy(stage: &Stage, user: &str) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_users_key_is_deactivated_and_its_derived_credentials_denied_within_the_users_budget() {
     let stage = Stage::new().await;
-    let key = user_with_key(&stage, "agent-bot", 0).await;
-    let crowded_key = user_with_key(&stage, "agent-crowded", 2_000).await;
+    let key = create_user_with_key(&stage.iam, "agent-bot", 0).await;
+    let crowded_key = create_user_with_key(&stage.iam, "agent-crowded", 2_000).await;
     let call = |user: &str, key: &str, id: &str| {
         api_call(
-            user_identity(user, key),
+            iam_user(user, key),
             "iam.amazonaws.com",
             "CreateUser",
             json!({"userName": format!("backdoor-{id}")}),

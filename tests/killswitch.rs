@@ -8,7 +8,7 @@ mod harness;
 
 use std::process::Command;
 
-use harness::aws::{create_role, inline_policy};
+use harness::aws::{create_role, create_user_with_key, inline_policy};
 use harness::moto::Moto;
 use harness::runtime::binary;
 use trailguard_core::policy::eval::{denies, Request};
@@ -68,8 +68,7 @@ async fn the_kill_switch_dry_runs_refuses_protected_roles_and_deactivates_keys()
     assert!(out.contains(": refused:") && out.contains("IAM Identity Center"), "{out}");
     assert!(inline_policy(&iam, sso, "trailguard-revocations").await.is_none());
 
-    iam.create_user().user_name("agent-bot").send().await.unwrap();
-    let key = iam.create_access_key().user_name("agent-bot").send().await.unwrap().access_key.unwrap().access_key_id;
+    let key = create_user_with_key(&iam, "agent-bot", 0).await;
     let (code, out) = trailguard(&moto, &["revoke", "--user", "agent-bot", "--access-key", &key]);
     assert_eq!(code, 0, "{out}");
     let keys = iam.list_access_keys().user_name("agent-bot").send().await.unwrap();

@@ -7,8 +7,8 @@
 #[path = "harness/mod.rs"]
 mod harness;
 
-use harness::aws::{attached, create_policy, create_role, inline_policy};
-use harness::events::{api_call, console_login, put_role_policy, root, session};
+use harness::aws::{attached, create_default_version, create_policy, create_role, create_user_with_key, inline_policy};
+use harness::events::{api_call, console_login, iam_user, put_role_policy, root, session};
 use harness::moto::HOME_ACCOUNT;
 use harness::stage::{attach_event, ok, step_statuses, Stage, ADMIN, REVOCATIONS};
 use serde_json::{json, Value};
@@ -139,15 +139,7 @@ async fn an_admin_version_made_default_is_rolled_back() {
     let v1 = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::artifacts/*"}]});
     let v2 = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
     let arn = create_policy(&stage.iam, "ci", &v1).await;
-    stage
-        .iam
-        .create_policy_version()
-        .policy_arn(&arn)
-        .policy_document(v2.to_string())
-        .set_as_default(true)
-        .send()
-        .await
-        .unwrap();
+    create_default_version(&stage.iam, &arn, &v2).await;
     let event = api_call(
         session(HOME_ACCOUNT, "platform-agent", &role_id, "agent-ci-1"),
         "iam.amazonaws.com",
@@ -351,11 +343,8 @@ async fn customer_policies_and_role_tags_are_looked_up_in_iam() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_with_a_long_term_key_loses_the_key() {
     let stage = Stage::new().await;
-    stage.iam.create_user().user_name("agent-bot").send().await.unwrap();
-    let key =
-        stage.iam.create_access_key().user_name("agent-bot").send().await.unwrap().access_key.unwrap().access_key_id;
-    let identity = json!({"type": "IAMUser", "principalId": "AIDAIOSFODNN7EXAMPLE", "arn": "arn:aws:iam::123456789012:user/agent-bot",
-        "accountId": HOME_ACCOUNT, "accessKeyId": key, "userName": "agent-bot"});
+    let key = create_user_with_key(&stage.iam, "agent-bot", 0).await;
+    let identity = iam_user("agent-bot", &key);
     let event = api_call(
         identity,
         "iam.amazonaws.com",

@@ -169,6 +169,36 @@ pub async fn create_policy(iam: &aws_sdk_iam::Client, name: &str, document: &Val
     out.policy.unwrap().arn.unwrap()
 }
 
+/// A new version of a managed policy, made its default.
+pub async fn create_default_version(iam: &aws_sdk_iam::Client, arn: &str, document: &Value) {
+    iam.create_policy_version()
+        .policy_arn(arn)
+        .policy_document(document.to_string())
+        .set_as_default(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// An IAM user `name` with one long-term key (returned) and `padding` characters of other inline policy.
+pub async fn create_user_with_key(iam: &aws_sdk_iam::Client, name: &str, padding: usize) -> String {
+    iam.create_user().user_name(name).send().await.unwrap();
+    if padding > 0 {
+        let sid = "x".repeat(padding.saturating_sub(90));
+        let document = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": sid, "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]});
+        iam.put_user_policy()
+            .user_name(name)
+            .policy_name("team")
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    let key = iam.create_access_key().user_name(name).send().await.unwrap();
+    key.access_key.unwrap().access_key_id
+}
+
 pub async fn attached(iam: &aws_sdk_iam::Client, role: &str) -> Vec<String> {
     let out = iam.list_attached_role_policies().role_name(role).send().await.unwrap();
     out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect()

@@ -29,6 +29,12 @@ pub fn session(account: &str, role: &str, role_id: &str, session: &str) -> Value
     })
 }
 
+/// An IAM user's call signed with its long-term key `key`.
+pub fn iam_user(name: &str, key: &str) -> Value {
+    json!({"type": "IAMUser", "principalId": "AIDAQNZGKWTB5EXAMPLE", "arn": format!("arn:aws:iam::{HOME_ACCOUNT}:user/{name}"),
+           "accountId": HOME_ACCOUNT, "accessKeyId": key, "userName": name})
+}
+
 /// The root user signing in.
 pub fn root(account: &str) -> Value {
     json!({"type": "Root", "principalId": account, "arn": format!("arn:aws:iam::{account}:root"), "accountId": account})
