@@ -88,6 +88,14 @@ pub struct RemediationSettings {
     /// the tag keys are protected (the optional SCP `infra/scp.json` denies `iam:TagRole` / `iam:UntagRole` on
     /// them to everyone but the deployment roles); until then such an agent is treated as a person.
     pub trust_role_tags: bool,
+    /// The optional sso-admin role (`infra/sso-admin.yaml`, in the management or delegated administrator
+    /// account) through which an IAM Identity Center session is contained: a deny in its permission set's inline
+    /// policy, then re-provisioning. Unset (the default): the finding prints those steps for a person.
+    pub sso_admin_role_arn: Option<String>,
+    /// The IAM Identity Center instance; unset: the only instance `ListInstances` returns.
+    pub sso_instance_arn: Option<String>,
+    /// The region of the IAM Identity Center instance; unset: the remediator's own region.
+    pub sso_region: Option<String>,
 }
 
 impl Default for RemediationSettings {
@@ -104,6 +112,9 @@ impl Default for RemediationSettings {
             member_reader_role_name: "trailguard-member-reader".to_owned(),
             revoke_source_identity: false,
             trust_role_tags: false,
+            sso_admin_role_arn: None,
+            sso_instance_arn: None,
+            sso_region: None,
         }
     }
 }
