@@ -254,8 +254,10 @@ impl Config {
         }
         let (role, session) = (actor.role_name.as_deref().unwrap_or_default(), actor.session_name.as_deref());
         let settings = &self.remediation;
+        let sso_admin = settings.sso_admin_role_arn.as_deref().is_some_and(|own| same_role_arn(own, role_arn));
         (role.eq_ignore_ascii_case(&settings.member_role_name) && session == Some(REMEDIATOR_SESSION))
             || (role.eq_ignore_ascii_case(&settings.member_reader_role_name) && session == Some(DETECTOR_SESSION))
+            || (sso_admin && session == Some(REMEDIATOR_SESSION))
     }
 
     /// Whether a role is one of trailguard's own roles: a function role (the exact name and account of one of
@@ -267,7 +269,8 @@ impl Config {
             let in_account = account.is_none_or(|a| arn.split(':').nth(4) == Some(a));
             in_account && role_name_of_arn(arn).is_some_and(|own| own.eq_ignore_ascii_case(name))
         };
-        self.own_role_arns.iter().any(function_role)
+        // The optional sso-admin role is trailguard's too, known by its exact ARN like the function roles.
+        self.own_role_arns.iter().chain(&settings.sso_admin_role_arn).any(function_role)
             || name.eq_ignore_ascii_case(&settings.member_role_name)
             || name.eq_ignore_ascii_case(&settings.member_reader_role_name)
     }
@@ -396,6 +399,23 @@ mod tests {
         assert!(!config.is_own_actor(&session(member, "attacker")));
         assert!(!config
             .is_own_actor(&session("arn:aws:iam::111122223333:role/trailguard-member-reader", REMEDIATOR_SESSION)));
+    }
+
+    #[test]
+    fn the_sso_admin_role_is_trailguards_own_by_exact_arn_and_session() {
+        let config = Config::from_json(
+            r#"{"remediation":{"sso_admin_role_arn":"arn:aws:iam::111122223333:role/trailguard-sso-admin"}}"#,
+        )
+        .unwrap();
+        let role = "arn:aws:iam::111122223333:role/trailguard-sso-admin";
+        assert!(config.is_own_actor(&session(role, REMEDIATOR_SESSION)));
+        assert!(!config.is_own_actor(&session(role, "attacker")));
+        assert!(
+            !config.is_own_actor(&session("arn:aws:iam::123456789012:role/trailguard-sso-admin", REMEDIATOR_SESSION))
+        );
+        assert!(config.is_own_role(Some("111122223333"), "TRAILGUARD-SSO-ADMIN"));
+        assert!(!config.is_own_role(Some("123456789012"), "trailguard-sso-admin"));
+        assert!(!Config::default().is_own_role(Some("111122223333"), "trailguard-sso-admin"));
     }
 
     #[test]
