@@ -959,3 +959,39 @@ async fn without_the_sso_admin_role_the_steps_are_printed_and_identity_center_is
     assert_eq!(set_policy(&sso, &instance, &set).await, before);
     assert_eq!(provisionings(&sso, &instance, &set).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_sessions_of_one_permission_set_contained_at_once_both_keep_their_deny() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, SSO_ROLE, "/aws-reserved/sso.amazonaws.com/").await;
+    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
+    let (instance, set, sso) = identity_center(&stage).await;
+    let env = [("SSO_ADMIN_ROLE_ARN", SSO_ADMIN)];
+    let events = vec![
+        agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso4"),
+        agent_creates_user(SSO_ROLE, &role_id, "agent-run-2", "sso5"),
+    ];
+    let (_, findings) = stage.detect(events, &env).await;
+    assert_eq!(findings.len(), 2);
+    // Two remediator environments at once: PutInlinePolicyToPermissionSet replaces the whole policy, so without
+    // the per-permission-set lock one read-merge-write could drop the other's statement.
+    let (first, second) = tokio::join!(
+        stage.run("remediate", vec![findings[0].clone()], &env),
+        stage.run("remediate", vec![findings[1].clone()], &env)
+    );
+    ok(&first);
+    ok(&second);
+    let policy = set_policy(&sso, &instance, &set).await;
+    let denied: Vec<&str> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Condition"]["StringEquals"]["aws:userid"].as_str())
+        .collect();
+    assert_eq!(denied.len(), 2, "{policy}");
+    for session in ["agent-run-1", "agent-run-2"] {
+        assert!(denied.contains(&format!("{role_id}:{session}").as_str()), "{policy}");
+    }
+    assert_eq!(policy["Statement"][0], serde_json::from_str::<Value>(OWNERS_STATEMENT).unwrap());
+    assert_eq!(provisionings(&sso, &instance, &set).await, 2);
+}

@@ -345,13 +345,16 @@ async fn write_and_provision<S: SsoAdminActions + Sync, G: Safeguards + Sync>(
         target.sso.put_inline_policy(instance, &set.arn, &merged.document.to_string()).await?;
     }
     let mut status = target.sso.provision(instance, &set.arn, account).await?;
+    // Provisioning is asynchronous: ask again (at once, then with growing pauses) until it ends or time is up.
     let deadline = std::time::Instant::now() + target.provisioning_wait;
     let mut pause = std::time::Duration::from_millis(500);
     while status.status == "IN_PROGRESS" && std::time::Instant::now() < deadline {
         let Some(request) = status.request_id.clone() else { break };
-        sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_secs(4));
         status = target.sso.provisioning(instance, &request).await?;
+        if status.status == "IN_PROGRESS" {
+            sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(4));
+        }
     }
     match status.status.as_str() {
         "SUCCEEDED" => {
@@ -481,6 +484,145 @@ mod tests {
             merge_into_set(&old.document.to_string(), "AROASSO:bob", Some(later), later, Duration::hours(1)).unwrap();
         assert_eq!(m.pruned, 1);
         assert_eq!(m.document["Statement"].as_array().unwrap().len(), 1);
+    }
+
+    /// Identity Center as a script: the inline policy, and the provisioning answers in order (the asynchronous
+    /// states moto does not model: it answers `SUCCEEDED` at once). Records every call.
+    struct Scripted {
+        policy: String,
+        answers: std::sync::Mutex<Vec<&'static str>>,
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl Scripted {
+        fn new(policy: &str, answers: &[&'static str]) -> Scripted {
+            Scripted {
+                policy: policy.to_owned(),
+                answers: std::sync::Mutex::new(answers.iter().rev().copied().collect()),
+                calls: std::sync::Mutex::new(Vec::new()),
+            }
+        }
+
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        fn answer(&self, call: &str) -> Result<Provisioning, IamError> {
+            self.calls.lock().unwrap().push(call.to_owned());
+            let status = self.answers.lock().unwrap().pop().unwrap_or("SUCCEEDED");
+            Ok(Provisioning {
+                status: status.to_owned(),
+                request_id: Some("req-1".into()),
+                failure: (status == "FAILED").then(|| "the role's policy is too large".to_owned()),
+            })
+        }
+    }
+
+    impl SsoAdminActions for Scripted {
+        async fn instances(&self) -> Result<Vec<String>, IamError> {
+            Ok(vec!["arn:aws:sso:::instance/ssoins-0123456789abcdef".into()])
+        }
+
+        async fn permission_set_named(&self, _: &str, _: &str) -> Result<Option<PermissionSet>, IamError> {
+            Ok(None)
+        }
+
+        async fn inline_policy(&self, _: &str, _: &str) -> Result<String, IamError> {
+            self.calls.lock().unwrap().push("get".into());
+            Ok(self.policy.clone())
+        }
+
+        async fn put_inline_policy(&self, _: &str, _: &str, _: &str) -> Result<(), IamError> {
+            self.calls.lock().unwrap().push("put".into());
+            Ok(())
+        }
+
+        async fn provision(&self, _: &str, _: &str, _: &str) -> Result<Provisioning, IamError> {
+            self.answer("provision")
+        }
+
+        async fn provisioning(&self, _: &str, _: &str) -> Result<Provisioning, IamError> {
+            self.answer("status")
+        }
+    }
+
+    fn block_on<F: Future>(future: F) -> F::Output {
+        // The script never waits, so one poll with a no-op waker completes it.
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(value) => value,
+            std::task::Poll::Pending => unreachable!("the script answers at once"),
+        }
+    }
+
+    fn run(sso: &Scripted, wait: std::time::Duration) -> StepOutcome {
+        let step = Remediation::DenySsoUserInPermissionSet {
+            account: "111122223333".into(),
+            role_name: "AWSReservedSSO_AgentAccess_0123abcd".into(),
+            permission_set: "AgentAccess".into(),
+            user_id: "AROASSO:agent-run-1".into(),
+        };
+        let target = SsoTarget { sso, instance: None, provisioning_wait: wait };
+        let set = PermissionSet {
+            arn: "arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-1".into(),
+            session_duration: None,
+        };
+        let occasion = Occasion { rule: "agent-sensitive-call", happened: Some(NOW) };
+        block_on(write_and_provision(
+            &step,
+            occasion,
+            &target,
+            &super::super::execute::Unguarded,
+            NOW,
+            false,
+            "arn:aws:sso:::instance/ssoins-0123456789abcdef",
+            &set,
+            Duration::hours(1),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn provisioning_in_progress_is_asked_again_until_it_succeeds() {
+        let sso = Scripted::new("", &["IN_PROGRESS", "SUCCEEDED"]);
+        let outcome = run(&sso, std::time::Duration::from_secs(20));
+        assert_eq!(outcome.status, Status::Done, "{}", outcome.detail);
+        assert_eq!(sso.calls(), ["get", "put", "provision", "status"]);
+    }
+
+    #[test]
+    fn provisioning_still_in_progress_at_the_deadline_is_a_retryable_failure() {
+        let sso = Scripted::new("", &["IN_PROGRESS"]);
+        let outcome = run(&sso, std::time::Duration::ZERO);
+        assert_eq!(outcome.status, Status::Failed);
+        assert!(
+            outcome.retryable && outcome.detail.contains("still in progress (request req-1)"),
+            "{}",
+            outcome.detail
+        );
+    }
+
+    #[test]
+    fn failed_provisioning_is_reported_with_its_reason_and_not_retried() {
+        let sso = Scripted::new("", &["FAILED"]);
+        let outcome = run(&sso, std::time::Duration::from_secs(20));
+        assert_eq!(outcome.status, Status::Failed);
+        assert!(!outcome.retryable);
+        assert!(
+            outcome.detail.starts_with("NOT REVOKED") && outcome.detail.contains("too large"),
+            "{}",
+            outcome.detail
+        );
+    }
+
+    #[test]
+    fn an_unreadable_inline_policy_is_neither_written_nor_provisioned() {
+        let sso = Scripted::new("{\"Version\": ", &[]);
+        let outcome = run(&sso, std::time::Duration::from_secs(20));
+        assert_eq!(outcome.status, Status::Failed);
+        assert!(outcome.detail.contains("left as it is"), "{}", outcome.detail);
+        assert_eq!(sso.calls(), ["get"]);
     }
 
     #[test]
