@@ -196,7 +196,11 @@ pub async fn deny_in_permission_set<I: IamActions + Sync, S: SsoAdminActions + S
         Decision::DryRun => true,
         Decision::Execute => false,
     };
-    match deny(step, occasion, iam, target, guard, now, dry_run).await {
+    let Remediation::DenySsoUserInPermissionSet { account, role_name, permission_set, user_id } = step else {
+        return outcome(step, Status::Skipped, "not a permission-set step");
+    };
+    let job = Job { step, account, permission_set, user_id, occasion, target, guard, now, dry_run };
+    match job.deny(iam, role_name).await {
         Ok(outcome) => outcome,
         Err(error) => StepOutcome::failed(step, &error),
     }
@@ -206,183 +210,172 @@ fn outcome(step: &Remediation, status: Status, detail: impl Into<String>) -> Ste
     StepOutcome { step: step.clone(), status, detail: detail.into(), removed: None, written: None, retryable: false }
 }
 
-fn not_done(step: &Remediation, detail: String) -> StepOutcome {
-    outcome(step, Status::Failed, format!("NOT REVOKED: {detail}"))
-}
-
-async fn deny<I: IamActions + Sync, S: SsoAdminActions + Sync, G: Safeguards + Sync>(
-    step: &Remediation,
-    occasion: Occasion<'_>,
-    iam: &I,
-    target: &SsoTarget<'_, S>,
-    guard: &G,
+/// One permission-set step being carried out, with everything it needs.
+struct Job<'a, S, G> {
+    step: &'a Remediation,
+    account: &'a str,
+    permission_set: &'a str,
+    user_id: &'a str,
+    occasion: Occasion<'a>,
+    target: &'a SsoTarget<'a, S>,
+    guard: &'a G,
     now: OffsetDateTime,
     dry_run: bool,
-) -> Result<StepOutcome, IamError> {
-    let Remediation::DenySsoUserInPermissionSet { role_name, permission_set, user_id, .. } = step else {
-        return Ok(outcome(step, Status::Skipped, "not a permission-set step"));
-    };
-    // The role's name is anyone's to choose; its path is not: only Identity Center creates roles there.
-    let Some(role) = iam.get_role(role_name).await? else {
-        return Ok(outcome(step, Status::AlreadyDone, "the role no longer exists, nor do its sessions"));
-    };
-    if !role.path.starts_with(SSO_ROLE_PATH) {
-        return Ok(outcome(
-            step,
-            Status::Skipped,
-            format!(
-                "role {role_name} is not Identity Center's (path {}): its own revocation step covers it",
-                role.path
-            ),
-        ));
+}
+
+impl<S: SsoAdminActions + Sync, G: Safeguards + Sync> Job<'_, S, G> {
+    fn outcome(&self, status: Status, detail: impl Into<String>) -> StepOutcome {
+        outcome(self.step, status, detail)
     }
-    if user_id.split(':').next() != Some(role.role_id.as_str()) {
-        return Ok(outcome(
-            step,
-            Status::AlreadyDone,
-            format!("the session {user_id} belongs to an earlier role of that name (now {})", role.role_id),
-        ));
+
+    fn not_done(&self, detail: String) -> StepOutcome {
+        self.outcome(Status::Failed, format!("NOT REVOKED: {detail}"))
     }
-    let instance = match target.instance {
-        Some(arn) => arn.to_owned(),
-        None => match target.sso.instances().await?.as_slice() {
-            [only] => only.clone(),
-            [] => return Ok(not_done(step, "the sso-admin role sees no IAM Identity Center instance".to_owned())),
-            many => {
-                return Ok(not_done(
-                    step,
-                    format!(
+
+    async fn deny<I: IamActions + Sync>(&self, iam: &I, role_name: &str) -> Result<StepOutcome, IamError> {
+        let (permission_set, user_id) = (self.permission_set, self.user_id);
+        // The role's name is anyone's to choose; its path is not: only Identity Center creates roles there.
+        let Some(role) = iam.get_role(role_name).await? else {
+            return Ok(self.outcome(Status::AlreadyDone, "the role no longer exists, nor do its sessions"));
+        };
+        if !role.path.starts_with(SSO_ROLE_PATH) {
+            return Ok(self.outcome(
+                Status::Skipped,
+                format!(
+                    "role {role_name} is not Identity Center's (path {}): its own revocation step covers it",
+                    role.path
+                ),
+            ));
+        }
+        if user_id.split(':').next() != Some(role.role_id.as_str()) {
+            return Ok(self.outcome(
+                Status::AlreadyDone,
+                format!("the session {user_id} belongs to an earlier role of that name (now {})", role.role_id),
+            ));
+        }
+        let instance = match self.target.instance {
+            Some(arn) => arn.to_owned(),
+            None => match self.target.sso.instances().await?.as_slice() {
+                [only] => only.clone(),
+                [] => return Ok(self.not_done("the sso-admin role sees no IAM Identity Center instance".to_owned())),
+                many => {
+                    return Ok(self.not_done(format!(
                         "{} IAM Identity Center instances: set remediation.sso_instance_arn to the one to use",
                         many.len()
-                    ),
-                ))
-            }
-        },
-    };
-    let Some(set) = target.sso.permission_set_named(&instance, permission_set).await? else {
-        return Ok(not_done(step, format!("no permission set named `{permission_set}` in {instance}")));
-    };
-    let max_session = session_duration(set.session_duration.as_deref());
-    if occasion.happened.is_some_and(|t| t + max_session < now) {
-        return Ok(outcome(
-            step,
-            Status::AlreadyDone,
-            "credentials issued before the event have expired (the permission set's session duration has passed)",
-        ));
-    }
-    let key = format!("permission-set/{}", set.arn);
-    let token = guard.lock("sso", &key).await?;
-    let result = write_and_provision(step, occasion, target, guard, now, dry_run, &instance, &set, max_session).await;
-    guard.unlock("sso", &key, &token).await;
-    result
-}
-
-/// Reads, merges, writes and provisions; called under the permission set's lock.
-#[allow(clippy::too_many_arguments)]
-async fn write_and_provision<S: SsoAdminActions + Sync, G: Safeguards + Sync>(
-    step: &Remediation,
-    occasion: Occasion<'_>,
-    target: &SsoTarget<'_, S>,
-    guard: &G,
-    now: OffsetDateTime,
-    dry_run: bool,
-    instance: &str,
-    set: &PermissionSet,
-    max_session: Duration,
-) -> Result<StepOutcome, IamError> {
-    let Remediation::DenySsoUserInPermissionSet { account, permission_set, user_id, .. } = step else {
-        return Ok(outcome(step, Status::Skipped, "not a permission-set step"));
-    };
-    let existing = target.sso.inline_policy(instance, &set.arn).await?;
-    let merged = match merge_into_set(&existing, user_id, occasion.happened, now, max_session) {
-        Ok(merged) => merged,
-        Err(why) => {
-            return Ok(not_done(
-                step,
-                format!("{why}; permission set `{permission_set}`'s policy was left as it is: add the deny by hand"),
-            ))
+                    )))
+                }
+            },
+        };
+        let Some(set) = self.target.sso.permission_set_named(&instance, permission_set).await? else {
+            return Ok(self.not_done(format!("no permission set named `{permission_set}` in {instance}")));
+        };
+        let max_session = session_duration(set.session_duration.as_deref());
+        if self.occasion.happened.is_some_and(|t| t + max_session < self.now) {
+            return Ok(self.outcome(
+                Status::AlreadyDone,
+                "credentials issued before the event have expired (the permission set's session duration has passed)",
+            ));
         }
-    };
-    let written = Some(merged.document.clone());
-    if !merged.fits {
-        return Ok(StepOutcome {
-            written,
-            ..not_done(
-                step,
-                format!(
+        let key = format!("permission-set/{}", set.arn);
+        let token = self.guard.lock("sso", &key).await?;
+        let result = self.write_and_provision(&instance, &set, max_session).await;
+        self.guard.unlock("sso", &key, &token).await;
+        result
+    }
+
+    /// Reads, merges, writes and provisions; called under the permission set's lock.
+    async fn write_and_provision(
+        &self,
+        instance: &str,
+        set: &PermissionSet,
+        max_session: Duration,
+    ) -> Result<StepOutcome, IamError> {
+        let (account, permission_set, sso) = (self.account, self.permission_set, self.target.sso);
+        let existing = sso.inline_policy(instance, &set.arn).await?;
+        let merged = match merge_into_set(&existing, self.user_id, self.occasion.happened, self.now, max_session) {
+            Ok(merged) => merged,
+            Err(why) => {
+                return Ok(self.not_done(format!(
+                    "{why}; permission set `{permission_set}`'s policy was left as it is: add the deny by hand"
+                )))
+            }
+        };
+        let written = Some(merged.document.clone());
+        if !merged.fits {
+            return Ok(StepOutcome {
+                written,
+                ..self.not_done(format!(
                     "permission set `{permission_set}`'s inline policy would exceed {PERMISSION_SET_BUDGET} characters \
                      (IAM's limit for the role it is provisioned to) with the deny; nothing was written: make room \
                      or deny the session with an SCP (statement below)"
-                ),
-            )
-        });
-    }
-    // Provisioned is recorded per policy content and account, so a retry after a failed provisioning provisions
-    // again, and a retry after success changes nothing.
-    let provisioned = format!("provisioned#{}#{account}#{}", set.arn, sha256(&merged.document));
-    if !merged.changed && guard.recorded(&provisioned).await? {
-        return Ok(StepOutcome {
-            written,
-            ..outcome(step, Status::AlreadyDone, "already denied in the permission set and provisioned")
-        });
-    }
-    let bound = super::revocation::rfc3339(now);
-    let mut detail = if merged.changed {
-        format!("deny for credentials issued before {bound} added to permission set `{permission_set}`'s inline policy")
-    } else {
-        format!("the deny was already in permission set `{permission_set}`'s inline policy")
-    };
-    if merged.pruned > 0 {
-        detail.push_str(&format!("; pruned {} expired entr(ies)", merged.pruned));
-    }
-    if dry_run {
-        return Ok(StepOutcome {
-            written,
-            ..outcome(step, Status::DryRun, format!("would do: {detail}, and re-provision it to account {account}"))
-        });
-    }
-    if merged.changed {
-        target.sso.put_inline_policy(instance, &set.arn, &merged.document.to_string()).await?;
-    }
-    let mut status = target.sso.provision(instance, &set.arn, account).await?;
-    // Provisioning is asynchronous: ask again (at once, then with growing pauses) until it ends or time is up.
-    let deadline = std::time::Instant::now() + target.provisioning_wait;
-    let mut pause = std::time::Duration::from_millis(500);
-    while status.status == "IN_PROGRESS" && std::time::Instant::now() < deadline {
-        let Some(request) = status.request_id.clone() else { break };
-        status = target.sso.provisioning(instance, &request).await?;
-        if status.status == "IN_PROGRESS" {
-            sleep(pause).await;
-            pause = (pause * 2).min(std::time::Duration::from_secs(4));
+                ))
+            });
         }
-    }
-    match status.status.as_str() {
-        "SUCCEEDED" => {
-            guard.record(&provisioned, max_session).await?;
-            Ok(StepOutcome { written, ..outcome(step, Status::Done, format!("{detail}; re-provisioned to {account}")) })
+        // Provisioned is recorded per policy content and account, so a retry after a failed provisioning
+        // provisions again, and a retry after success changes nothing.
+        let provisioned = format!("provisioned#{}#{account}#{}", set.arn, sha256(&merged.document));
+        if !merged.changed && self.guard.recorded(&provisioned).await? {
+            return Ok(StepOutcome {
+                written,
+                ..self.outcome(Status::AlreadyDone, "already denied in the permission set and provisioned")
+            });
         }
-        "IN_PROGRESS" => Ok(StepOutcome {
-            written,
-            retryable: true,
-            ..outcome(
-                step,
-                Status::Failed,
-                format!(
-                    "{detail}; provisioning to {account} is still in progress (request {}): will be checked again",
-                    status.request_id.as_deref().unwrap_or("unknown")
-                ),
+        let bound = super::revocation::rfc3339(self.now);
+        let mut detail = if merged.changed {
+            format!(
+                "deny for credentials issued before {bound} added to permission set `{permission_set}`'s inline policy"
             )
-        }),
-        other => Ok(StepOutcome {
-            written,
-            ..not_done(
-                step,
-                format!(
+        } else {
+            format!("the deny was already in permission set `{permission_set}`'s inline policy")
+        };
+        if merged.pruned > 0 {
+            detail.push_str(&format!("; pruned {} expired entr(ies)", merged.pruned));
+        }
+        if self.dry_run {
+            return Ok(StepOutcome {
+                written,
+                ..self.outcome(Status::DryRun, format!("would do: {detail}, and re-provision it to account {account}"))
+            });
+        }
+        if merged.changed {
+            sso.put_inline_policy(instance, &set.arn, &merged.document.to_string()).await?;
+        }
+        let mut status = sso.provision(instance, &set.arn, account).await?;
+        // Provisioning is asynchronous: ask again (at once, then with growing pauses) until it ends or time is up.
+        let deadline = std::time::Instant::now() + self.target.provisioning_wait;
+        let mut pause = std::time::Duration::from_millis(500);
+        while status.status == "IN_PROGRESS" && std::time::Instant::now() < deadline {
+            let Some(request) = status.request_id.clone() else { break };
+            status = sso.provisioning(instance, &request).await?;
+            if status.status == "IN_PROGRESS" {
+                sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(4));
+            }
+        }
+        match status.status.as_str() {
+            "SUCCEEDED" => {
+                self.guard.record(&provisioned, max_session).await?;
+                Ok(StepOutcome { written, ..self.outcome(Status::Done, format!("{detail}; re-provisioned to {account}")) })
+            }
+            "IN_PROGRESS" => Ok(StepOutcome {
+                written,
+                retryable: true,
+                ..self.outcome(
+                    Status::Failed,
+                    format!(
+                        "{detail}; provisioning to {account} is still in progress (request {}): will be checked again",
+                        status.request_id.as_deref().unwrap_or("unknown")
+                    ),
+                )
+            }),
+            other => Ok(StepOutcome {
+                written,
+                ..self.not_done(format!(
                     "{detail}, but provisioning to {account} ended {other}: {}; re-provision the permission set by hand",
                     status.failure.as_deref().unwrap_or("no reason given")
-                ),
-            )
-        }),
+                ))
+            }),
+        }
     }
 }
 
@@ -564,23 +557,23 @@ mod tests {
             user_id: "AROASSO:agent-run-1".into(),
         };
         let target = SsoTarget { sso, instance: None, provisioning_wait: wait };
+        let job = Job {
+            step: &step,
+            account: "111122223333",
+            permission_set: "AgentAccess",
+            user_id: "AROASSO:agent-run-1",
+            occasion: Occasion { rule: "agent-sensitive-call", happened: Some(NOW) },
+            target: &target,
+            guard: &super::super::execute::Unguarded,
+            now: NOW,
+            dry_run: false,
+        };
         let set = PermissionSet {
             arn: "arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-1".into(),
             session_duration: None,
         };
-        let occasion = Occasion { rule: "agent-sensitive-call", happened: Some(NOW) };
-        block_on(write_and_provision(
-            &step,
-            occasion,
-            &target,
-            &super::super::execute::Unguarded,
-            NOW,
-            false,
-            "arn:aws:sso:::instance/ssoins-0123456789abcdef",
-            &set,
-            Duration::hours(1),
-        ))
-        .unwrap()
+        block_on(job.write_and_provision("arn:aws:sso:::instance/ssoins-0123456789abcdef", &set, Duration::hours(1)))
+            .unwrap()
     }
 
     #[test]
