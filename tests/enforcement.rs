@@ -995,3 +995,41 @@ async fn two_sessions_of_one_permission_set_contained_at_once_both_keep_their_de
     assert_eq!(policy["Statement"][0], serde_json::from_str::<Value>(OWNERS_STATEMENT).unwrap());
     assert_eq!(provisionings(&sso, &instance, &set).await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permission_set_without_room_is_left_whole_and_on_call_is_told() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, SSO_ROLE, "/aws-reserved/sso.amazonaws.com/").await;
+    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
+    let (instance, set, sso) = identity_center(&stage).await;
+    // The owner's policy takes 10,100 of IAM's 10,240 characters: one more statement cannot fit.
+    let resource = format!("arn:aws:s3:::{}", "x".repeat(10_100 - 107));
+    let crowded = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Big", "Effect": "Allow",
+        "Action": "s3:GetObject", "Resource": resource}]})
+    .to_string();
+    assert!((10_050..=10_150).contains(&crowded.len()), "{}", crowded.len());
+    sso.put_inline_policy_to_permission_set()
+        .instance_arn(&instance)
+        .permission_set_arn(&set)
+        .inline_policy(&crowded)
+        .send()
+        .await
+        .unwrap();
+    let env = [("SSO_ADMIN_ROLE_ARN", SSO_ADMIN)];
+    let (_, findings) = stage.detect(vec![agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso6")], &env).await;
+    let (run, reports) = stage.remediate(findings, &env).await;
+    ok(&run);
+    let step = reports[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"]["action"] == "deny_sso_user_in_permission_set");
+    let step = step.unwrap();
+    assert_eq!(step["status"], "failed");
+    assert!(step["detail"].as_str().unwrap().starts_with("NOT REVOKED"), "{step}");
+    assert_eq!(set_policy(&sso, &instance, &set).await, serde_json::from_str::<Value>(&crowded).unwrap());
+    assert_eq!(provisionings(&sso, &instance, &set).await, 0);
+    let alerts = stage.out.alerts().await;
+    let failed = alerts.iter().find(|a| a.subject.starts_with("trailguard REMEDIATION FAILED")).unwrap();
+    assert!(failed.subject.contains("Identity Center session NOT revoked"), "{}", failed.subject);
+}
