@@ -780,3 +780,211 @@ async fn a_federated_agent_is_denied_on_its_issuing_user_for_its_own_userid_only
     assert_eq!(condition["StringEquals"]["aws:userid"], format!("{HOME_ACCOUNT}:triage"), "only that federated user");
     assert!(condition["DateLessThan"]["aws:TokenIssueTime"].is_string());
 }
+
+// ── IAM Identity Center sessions: a deny in the permission set, through the optional sso-admin role ─────────
+
+const SSO_ROLE: &str = "AWSReservedSSO_AgentAccess_0123abcd";
+const SSO_ADMIN: &str = "arn:aws:iam::123456789012:role/trailguard-sso-admin";
+const OWNERS_STATEMENT: &str = r#"{"Sid":"ReadLogs","Effect":"Allow","Action":"logs:Get*","Resource":"*"}"#;
+
+/// Moto's one Identity Center instance with permission set `AgentAccess` (one hour sessions) holding the owner's
+/// inline statement; returns the instance, the permission set and a client.
+async fn identity_center(stage: &Stage) -> (String, String, aws_sdk_ssoadmin::Client) {
+    let sso = aws_sdk_ssoadmin::Client::new(&stage.moto.sdk());
+    let instance = sso.list_instances().send().await.unwrap().instances()[0].instance_arn().unwrap().to_owned();
+    let set = sso
+        .create_permission_set()
+        .instance_arn(&instance)
+        .name("AgentAccess")
+        .session_duration("PT1H")
+        .send()
+        .await
+        .unwrap()
+        .permission_set
+        .unwrap()
+        .permission_set_arn
+        .unwrap();
+    let policy = format!(r#"{{"Version":"2012-10-17","Statement":[{OWNERS_STATEMENT}]}}"#);
+    sso.put_inline_policy_to_permission_set()
+        .instance_arn(&instance)
+        .permission_set_arn(&set)
+        .inline_policy(policy)
+        .send()
+        .await
+        .unwrap();
+    (instance, set, sso)
+}
+
+async fn set_policy(sso: &aws_sdk_ssoadmin::Client, instance: &str, set: &str) -> Value {
+    let out = sso.get_inline_policy_for_permission_set().instance_arn(instance).permission_set_arn(set).send().await;
+    serde_json::from_str(out.unwrap().inline_policy().unwrap()).unwrap()
+}
+
+/// How many times the permission set was provisioned (moto records each request).
+async fn provisionings(sso: &aws_sdk_ssoadmin::Client, instance: &str, set: &str) -> usize {
+    let out = sso.list_permission_sets_provisioned_to_account().instance_arn(instance).account_id(HOME_ACCOUNT);
+    out.send().await.unwrap().permission_sets().iter().filter(|p| *p == set).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_identity_center_agent_session_is_denied_in_its_permission_set_once() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, SSO_ROLE, "/aws-reserved/sso.amazonaws.com/").await;
+    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
+    let (instance, set, sso) = identity_center(&stage).await;
+    let env = [("SSO_ADMIN_ROLE_ARN", SSO_ADMIN)];
+
+    let (_, findings) = stage.detect(vec![agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso1")], &env).await;
+    assert_eq!(findings.len(), 1);
+    let steps = findings[0]["detail"]["remediation"].as_array().unwrap().clone();
+    assert!(steps.iter().any(|s| s["action"] == "deny_sso_user_in_permission_set"), "{steps:?}");
+    let notes = findings[0]["detail"]["evidence"]["notes"].to_string();
+    assert!(notes.contains("trailguard adds a Deny") && notes.contains(SSO_ADMIN), "{notes}");
+
+    let (_, reports) = stage.remediate(findings.clone(), &env).await;
+    let report = &reports[0];
+    let sso_step =
+        report["steps"].as_array().unwrap().iter().find(|s| s["step"]["action"] == "deny_sso_user_in_permission_set");
+    let sso_step = sso_step.unwrap();
+    assert_eq!(sso_step["status"], "done", "{report}");
+    assert!(sso_step["detail"].as_str().unwrap().contains("re-provisioned to 123456789012"), "{sso_step}");
+    // The role itself is Identity Center's and is left alone.
+    let revoke = report["steps"].as_array().unwrap().iter().find(|s| s["step"]["action"] == "revoke_session").unwrap();
+    assert_eq!(revoke["status"], "skipped", "{revoke}");
+    assert!(inline_policy(&stage.iam, SSO_ROLE, REVOCATIONS).await.is_none());
+
+    let policy = set_policy(&sso, &instance, &set).await;
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "{policy}");
+    assert_eq!(
+        statements[0],
+        serde_json::from_str::<Value>(OWNERS_STATEMENT).unwrap(),
+        "the owner's statement is kept"
+    );
+    let deny = &statements[1];
+    assert_eq!(deny["Effect"], "Deny");
+    assert_eq!(deny["Condition"]["StringEquals"]["aws:userid"], format!("{role_id}:agent-run-1"));
+    assert!(deny["Condition"]["DateLessThan"]["aws:TokenIssueTime"].is_string());
+    assert_eq!(provisionings(&sso, &instance, &set).await, 1);
+
+    // A retry (Lambda's, or a redrive) finds the deny in place and provisioned: nothing is written or provisioned.
+    let (_, again) = stage.remediate(findings, &env).await;
+    let step =
+        again[0]["steps"].as_array().unwrap().iter().find(|s| s["step"]["action"] == "deny_sso_user_in_permission_set");
+    assert_eq!(step.unwrap()["status"], "already_done", "{}", again[0]);
+    assert_eq!(set_policy(&sso, &instance, &set).await, policy);
+    assert_eq!(provisionings(&sso, &instance, &set).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_merely_named_like_identity_centers_is_revoked_on_itself_and_its_namesake_set_untouched() {
+    let stage = Stage::new().await;
+    // Anyone may name a role so; only Identity Center can put one under /aws-reserved/sso.amazonaws.com/.
+    let role_id = create_role(&stage.iam, SSO_ROLE, "/").await;
+    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
+    let (instance, set, sso) = identity_center(&stage).await;
+    let before = set_policy(&sso, &instance, &set).await;
+    let env = [("SSO_ADMIN_ROLE_ARN", SSO_ADMIN)];
+    let (_, findings) = stage.detect(vec![agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso2")], &env).await;
+    let (_, reports) = stage.remediate(findings, &env).await;
+    let steps = reports[0]["steps"].as_array().unwrap();
+    let by_kind = |kind: &str| steps.iter().find(|s| s["step"]["action"] == kind).unwrap().clone();
+    assert_eq!(by_kind("revoke_session")["status"], "done", "{steps:?}");
+    assert_eq!(by_kind("deny_sso_user_in_permission_set")["status"], "skipped", "{steps:?}");
+    assert!(inline_policy(&stage.iam, SSO_ROLE, REVOCATIONS).await.is_some());
+    assert_eq!(set_policy(&sso, &instance, &set).await, before);
+    assert_eq!(provisionings(&sso, &instance, &set).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_sso_admin_role_the_steps_are_printed_and_identity_center_is_not_called() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, SSO_ROLE, "/aws-reserved/sso.amazonaws.com/").await;
+    let (instance, set, sso) = identity_center(&stage).await;
+    let before = set_policy(&sso, &instance, &set).await;
+    let (_, findings) = stage.detect(vec![agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso3")], &[]).await;
+    let detail = &findings[0]["detail"];
+    let kinds: Vec<&str> =
+        detail["remediation"].as_array().unwrap().iter().map(|s| s["action"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["revoke_session"]);
+    let notes = detail["evidence"]["notes"].to_string();
+    assert!(notes.contains("Permission sets > `AgentAccess`") && notes.contains("re-provision"), "{notes}");
+    let (_, reports) = stage.remediate(findings, &[]).await;
+    assert_eq!(step_statuses(&reports[0]), ["skipped"]);
+    assert_eq!(set_policy(&sso, &instance, &set).await, before);
+    assert_eq!(provisionings(&sso, &instance, &set).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_sessions_of_one_permission_set_contained_at_once_both_keep_their_deny() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, SSO_ROLE, "/aws-reserved/sso.amazonaws.com/").await;
+    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
+    let (instance, set, sso) = identity_center(&stage).await;
+    let env = [("SSO_ADMIN_ROLE_ARN", SSO_ADMIN)];
+    let events = vec![
+        agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso4"),
+        agent_creates_user(SSO_ROLE, &role_id, "agent-run-2", "sso5"),
+    ];
+    let (_, findings) = stage.detect(events, &env).await;
+    assert_eq!(findings.len(), 2);
+    // Two remediator environments at once: PutInlinePolicyToPermissionSet replaces the whole policy, so without
+    // the per-permission-set lock one read-merge-write could drop the other's statement.
+    let (first, second) = tokio::join!(
+        stage.run("remediate", vec![findings[0].clone()], &env),
+        stage.run("remediate", vec![findings[1].clone()], &env)
+    );
+    ok(&first);
+    ok(&second);
+    let policy = set_policy(&sso, &instance, &set).await;
+    let denied: Vec<&str> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["Condition"]["StringEquals"]["aws:userid"].as_str())
+        .collect();
+    assert_eq!(denied.len(), 2, "{policy}");
+    for session in ["agent-run-1", "agent-run-2"] {
+        assert!(denied.contains(&format!("{role_id}:{session}").as_str()), "{policy}");
+    }
+    assert_eq!(policy["Statement"][0], serde_json::from_str::<Value>(OWNERS_STATEMENT).unwrap());
+    assert_eq!(provisionings(&sso, &instance, &set).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permission_set_without_room_is_left_whole_and_on_call_is_told() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, SSO_ROLE, "/aws-reserved/sso.amazonaws.com/").await;
+    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
+    let (instance, set, sso) = identity_center(&stage).await;
+    // The owner's policy takes 10,100 of IAM's 10,240 characters: one more statement cannot fit.
+    let resource = format!("arn:aws:s3:::{}", "x".repeat(10_100 - 107));
+    let crowded = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Big", "Effect": "Allow",
+        "Action": "s3:GetObject", "Resource": resource}]})
+    .to_string();
+    assert!((10_050..=10_150).contains(&crowded.len()), "{}", crowded.len());
+    sso.put_inline_policy_to_permission_set()
+        .instance_arn(&instance)
+        .permission_set_arn(&set)
+        .inline_policy(&crowded)
+        .send()
+        .await
+        .unwrap();
+    let env = [("SSO_ADMIN_ROLE_ARN", SSO_ADMIN)];
+    let (_, findings) = stage.detect(vec![agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso6")], &env).await;
+    let (run, reports) = stage.remediate(findings, &env).await;
+    ok(&run);
+    let step = reports[0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"]["action"] == "deny_sso_user_in_permission_set");
+    let step = step.unwrap();
+    assert_eq!(step["status"], "failed");
+    assert!(step["detail"].as_str().unwrap().starts_with("NOT REVOKED"), "{step}");
+    assert_eq!(set_policy(&sso, &instance, &set).await, serde_json::from_str::<Value>(&crowded).unwrap());
+    assert_eq!(provisionings(&sso, &instance, &set).await, 0);
+    let alerts = stage.out.alerts().await;
+    let failed = alerts.iter().find(|a| a.subject.starts_with("trailguard REMEDIATION FAILED")).unwrap();
+    assert!(failed.subject.contains("Identity Center session NOT revoked"), "{}", failed.subject);
+}

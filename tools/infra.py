@@ -42,6 +42,8 @@ VALUES = {
     "AWS::AccountId": "123456789012",
     "AWS::Region": "us-east-1",
     "SecurityAccountId": "111122223333",
+    # An optional parameter with an empty default: checked as given, in the (trusted) security account.
+    "SsoAdminRoleArn": "arn:aws:iam::111122223333:role/trailguard-sso-admin",
 }
 
 
@@ -79,6 +81,9 @@ def resolve(node, params, name="value"):
             if value in params:
                 return str(params[value].get("Default", f"example-{value}"))
             return f"arn:aws:example:us-east-1:123456789012:{value}"
+        if key == "Fn::If":
+            # The condition's true branch: an optional grant is checked as if it were given.
+            return resolve(value[1], params, name)
         if key == "Fn::GetAtt":
             target = value if isinstance(value, str) else ".".join(value)
             return f"arn:aws:example:us-east-1:123456789012:{target}"
@@ -141,14 +146,43 @@ def scp_problems():
     return []
 
 
+# Least privilege for the optional sso-admin role: its policy grants exactly the `sso:` actions the code calls, each
+# named where the SDK error is classified (`classify("sso:…", …)`), no more and no fewer.
+SSO_CODE = ROOT / "shared" / "src" / "aws" / "ssoadmin.rs"
+SSO_TEMPLATE = ROOT / "infra" / "sso-admin.yaml"
+
+
+def sso_calls():
+    return set(re.findall(r'classify\("(sso:[A-Za-z]+)"', SSO_CODE.read_text()))
+
+
+def sso_problems():
+    template, errors = decode(str(SSO_TEMPLATE))
+    if errors:
+        return [f"sso-admin.yaml: cannot be read: {errors}"]
+    granted = set()
+    for _, kind, document in policies(template):
+        if kind == "identity":
+            granted.update(actions(document))
+    called = sso_calls()
+    problems = []
+    if not called:
+        problems.append(f"{SSO_CODE.relative_to(ROOT)}: no sso: call found (the check would prove nothing)")
+    if granted - called:
+        problems.append(f"sso-admin.yaml grants actions the code never calls: {sorted(granted - called)}")
+    if called - granted:
+        problems.append(f"sso-admin.yaml lacks actions the code calls: {sorted(called - granted)}")
+    return problems
+
+
 def check(trailguard):
-    problems = stale_blocks(trailguard) + audit(trailguard, TEMPLATES) + scp_problems()
+    problems = stale_blocks(trailguard) + audit(trailguard, TEMPLATES) + scp_problems() + sso_problems()
     for problem in problems:
         print(f"FAIL {problem}")
     if problems:
         sys.exit(1)
     print(f"infra: {len(TEMPLATES)} templates, rule patterns in step, no flagged policy, no wildcard action, "
-          f"SCP {scp_size()} of {SCP_MAX_BYTES} bytes")
+          f"SCP {scp_size()} of {SCP_MAX_BYTES} bytes, sso-admin grants exactly the {len(sso_calls())} sso: calls made")
 
 
 def selftest(trailguard):

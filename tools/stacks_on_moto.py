@@ -4,7 +4,7 @@
   tools/stacks_on_moto.py MOTO_SERVER
 
 The account template is transformed locally with aws-sam-translator (its CodeUri rewritten to an s3:// location,
-since the translator refuses a local path), then the account, member, forwarder and heartbeat stacks are created
+since the translator refuses a local path), then the account, member, forwarder, heartbeat and sso-admin stacks are created
 on a moto server started here, and the created roles and policies, rules with their patterns and targets, queues,
 topics, table, keys and schedules are checked against the templates.
 
@@ -48,10 +48,13 @@ SKIPPED = {
 }
 PARAMETERS = {
     "template": {"Scope": "organization", "OrganizationId": "o-a1b2c3d4e5", "ExternalId": "trailguard-external-id-0001",
-                 "DeploymentRoleArns": f"arn:aws:iam::{ACCOUNT}:role/trailguard-deploy"},
+                 "DeploymentRoleArns": f"arn:aws:iam::{ACCOUNT}:role/trailguard-deploy",
+                 "SsoAdminRoleArn": f"arn:aws:iam::{ACCOUNT}:role/trailguard-sso-admin"},
     "member": {"SecurityAccountId": ACCOUNT, "ExternalId": "trailguard-external-id-0001",
                "OrganizationId": "o-a1b2c3d4e5", "Canary": "true"},
     "forwarder": {"TargetBusArn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default", "ForwardGlobal": "true"},
+    # Created in the home account, standing for the management (or delegated administrator) account.
+    "sso-admin": {"SecurityAccountId": ACCOUNT, "ExternalId": "trailguard-external-id-0001", "OrganizationId": "o-a1b2c3d4e5"},
     "heartbeat": {"Account": "111122223333", "Region": "eu-west-1", "Path": "regional",
                   "OpsTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:trailguard-ops"},
 }
@@ -186,6 +189,10 @@ def check_account_stack(clients, created, template, expected_patterns):
         check(len(principals) == 1, f"{role}: one trusted principal, got {principals}")
         granted = set().union(*(actions(d) for d in inline(iam, role).values()))
         check(must <= granted, f"{role}: lacks {must - granted}")
+    # The optional sso-admin role, given: the remediator may assume exactly that role.
+    sso_statements = [st for d in inline(iam, "trailguard-remediate").values() for st in d["Statement"] if st.get("Sid") == "SsoAdmin"]
+    check([st.get("Resource") for st in sso_statements] == [PARAMETERS["template"]["SsoAdminRoleArn"]],
+          f"remediator's SsoAdmin statement: {sso_statements}")
     canary_trust = trust(iam, "trailguard-canary")["Statement"][0]
     check(canary_trust["Principal"] == {"Service": "scheduler.amazonaws.com"}, f"canary trust: {canary_trust}")
     check(set(canary_trust["Condition"]["StringEquals"]) == {"aws:SourceAccount", "aws:SourceArn"}, f"canary trust: {canary_trust}")
@@ -216,6 +223,17 @@ def check_account_stack(clients, created, template, expected_patterns):
     check({"trailguard-detect", "trailguard-remediate"} <= set(functions), f"functions: {set(functions)}")
     env = functions.get("trailguard-detect", {}).get("Environment", {}).get("Variables", {})
     check(env.get("OWN_RESOURCE_ARNS", "").count(",") >= 13, f"OWN_RESOURCE_ARNS: {env.get('OWN_RESOURCE_ARNS')}")
+
+
+def check_sso_admin_stack(clients, sso_admin):
+    """The optional sso-admin role: trusts only the remediator, with the external id, and may call only sso:."""
+    create(clients["cloudformation"], "trailguard-sso-admin", sso_admin, PARAMETERS["sso-admin"])
+    iam = clients["iam"]
+    statement = trust(iam, "trailguard-sso-admin")["Statement"][0]
+    check(statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] == f"arn:aws:iam::{ACCOUNT}:role/trailguard-remediate", f"sso-admin trust: {statement}")
+    check(statement["Condition"]["StringEquals"]["sts:ExternalId"] == PARAMETERS["sso-admin"]["ExternalId"], "sso-admin: external id")
+    granted = set().union(*(actions(d) for d in inline(iam, "trailguard-sso-admin").values()))
+    check(granted and all(a.startswith("sso:") for a in granted), f"sso-admin grants: {granted}")
 
 
 def check_skipped_parts(transformed, member, forwarder, heartbeat):
@@ -324,6 +342,9 @@ def check_parameter_validation(template, member):
           "single-account needs neither")
     check(any("us-east-1" in r for r in refused(template, {**good, "AWS::Region": "eu-west-1"})), "the region is not asserted")
     check(any("ExternalId" in r for r in refused(template, {**good, "ExternalId": "short"})), "a short ExternalId is accepted")
+    check(refused(template, {**good, "SsoAdminRoleArn": ""}) == [], "the sso-admin role is not optional")
+    check(any("SsoAdminRoleArn" in r for r in refused(template, {**good, "SsoAdminRoleArn": "trailguard-sso-admin"})),
+          "an SsoAdminRoleArn that is not a role ARN is accepted")
     good_member = PARAMETERS["member"]
     check(refused(member, good_member) == [], f"good member parameters refused: {refused(member, good_member)}")
     for empty in ("ExternalId", "OrganizationId"):
@@ -332,6 +353,10 @@ def check_parameter_validation(template, member):
 
 def main(moto_server):
     template, member, forwarder, heartbeat = load("template"), load("member"), load("forwarder"), load("heartbeat")
+    sso_admin = load("sso-admin")
+    check(refused(sso_admin, PARAMETERS["sso-admin"]) == [], f"good sso-admin parameters refused: {refused(sso_admin, PARAMETERS['sso-admin'])}")
+    check(any("InstanceId" in r for r in refused(sso_admin, {**PARAMETERS["sso-admin"], "InstanceId": "ssoins-*"})),
+          "sso-admin: a pattern as InstanceId is accepted")
     check_parameter_validation(template, member)
     transformed = sam_transform(json.loads(json.dumps(template)))
     check("AWS::Serverless::Function" not in json.dumps(transformed), "the transform left a serverless resource")
@@ -373,6 +398,7 @@ def main(moto_server):
             check(iam.get_role(RoleName=f"trailguard-canary-{REGION}")["Role"]["RoleName"] == f"trailguard-canary-{REGION}", "forwarder canary role")
             check(any(u.endswith("/trailguard-forward-dlq") for u in member_clients["sqs"].list_queues()["QueueUrls"]), "forwarder queue")
             create(clients["cloudformation"], "trailguard-heartbeat-111122223333-eu-west-1-regional", heartbeat, PARAMETERS["heartbeat"])
+            check_sso_admin_stack(clients, sso_admin)
         except Exception:
             log.seek(0)
             print("moto's log ends:\n" + "".join(log.read().splitlines(True)[-40:]), file=sys.stderr)
@@ -387,7 +413,7 @@ def main(moto_server):
     check_skipped_parts(transformed, member, forwarder, heartbeat)
     if problems:
         sys.exit("stacks on moto:\n  " + "\n  ".join(problems))
-    print(f"stacks on moto: 4 stacks created and checked; moto skipped {sorted(skipped)} (checked structurally)")
+    print(f"stacks on moto: 5 stacks created and checked; moto skipped {sorted(skipped)} (checked structurally)")
 
 
 if __name__ == "__main__":

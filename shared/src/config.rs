@@ -88,6 +88,14 @@ pub struct RemediationSettings {
     /// the tag keys are protected (the optional SCP `infra/scp.json` denies `iam:TagRole` / `iam:UntagRole` on
     /// them to everyone but the deployment roles); until then such an agent is treated as a person.
     pub trust_role_tags: bool,
+    /// The optional sso-admin role (`infra/sso-admin.yaml`, in the management or delegated administrator
+    /// account) through which an IAM Identity Center session is contained: a deny in its permission set's inline
+    /// policy, then re-provisioning. Unset (the default): the finding prints those steps for a person.
+    pub sso_admin_role_arn: Option<String>,
+    /// The IAM Identity Center instance; unset: the only instance `ListInstances` returns.
+    pub sso_instance_arn: Option<String>,
+    /// The region of the IAM Identity Center instance; unset: the remediator's own region.
+    pub sso_region: Option<String>,
 }
 
 impl Default for RemediationSettings {
@@ -104,6 +112,9 @@ impl Default for RemediationSettings {
             member_reader_role_name: "trailguard-member-reader".to_owned(),
             revoke_source_identity: false,
             trust_role_tags: false,
+            sso_admin_role_arn: None,
+            sso_instance_arn: None,
+            sso_region: None,
         }
     }
 }
@@ -243,8 +254,10 @@ impl Config {
         }
         let (role, session) = (actor.role_name.as_deref().unwrap_or_default(), actor.session_name.as_deref());
         let settings = &self.remediation;
+        let sso_admin = settings.sso_admin_role_arn.as_deref().is_some_and(|own| same_role_arn(own, role_arn));
         (role.eq_ignore_ascii_case(&settings.member_role_name) && session == Some(REMEDIATOR_SESSION))
             || (role.eq_ignore_ascii_case(&settings.member_reader_role_name) && session == Some(DETECTOR_SESSION))
+            || (sso_admin && session == Some(REMEDIATOR_SESSION))
     }
 
     /// Whether a role is one of trailguard's own roles: a function role (the exact name and account of one of
@@ -256,7 +269,8 @@ impl Config {
             let in_account = account.is_none_or(|a| arn.split(':').nth(4) == Some(a));
             in_account && role_name_of_arn(arn).is_some_and(|own| own.eq_ignore_ascii_case(name))
         };
-        self.own_role_arns.iter().any(function_role)
+        // The optional sso-admin role is trailguard's too, known by its exact ARN like the function roles.
+        self.own_role_arns.iter().chain(&settings.sso_admin_role_arn).any(function_role)
             || name.eq_ignore_ascii_case(&settings.member_role_name)
             || name.eq_ignore_ascii_case(&settings.member_reader_role_name)
     }
@@ -385,6 +399,23 @@ mod tests {
         assert!(!config.is_own_actor(&session(member, "attacker")));
         assert!(!config
             .is_own_actor(&session("arn:aws:iam::111122223333:role/trailguard-member-reader", REMEDIATOR_SESSION)));
+    }
+
+    #[test]
+    fn the_sso_admin_role_is_trailguards_own_by_exact_arn_and_session() {
+        let config = Config::from_json(
+            r#"{"remediation":{"sso_admin_role_arn":"arn:aws:iam::111122223333:role/trailguard-sso-admin"}}"#,
+        )
+        .unwrap();
+        let role = "arn:aws:iam::111122223333:role/trailguard-sso-admin";
+        assert!(config.is_own_actor(&session(role, REMEDIATOR_SESSION)));
+        assert!(!config.is_own_actor(&session(role, "attacker")));
+        assert!(
+            !config.is_own_actor(&session("arn:aws:iam::123456789012:role/trailguard-sso-admin", REMEDIATOR_SESSION))
+        );
+        assert!(config.is_own_role(Some("111122223333"), "TRAILGUARD-SSO-ADMIN"));
+        assert!(!config.is_own_role(Some("123456789012"), "trailguard-sso-admin"));
+        assert!(!Config::default().is_own_role(Some("111122223333"), "trailguard-sso-admin"));
     }
 
     #[test]

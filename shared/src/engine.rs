@@ -618,6 +618,7 @@ impl Engine {
                 matches!(
                     r,
                     Remediation::RevokeSession { .. }
+                        | Remediation::DenySsoUserInPermissionSet { .. }
                         | Remediation::DeactivateAccessKey { .. }
                         | Remediation::RevokeUserSessions { .. }
                 )

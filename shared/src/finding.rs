@@ -208,6 +208,19 @@ pub enum Remediation {
         /// The offending statements, as written (matched by content, since positions can change).
         statements: Vec<Value>,
     },
+    /// Deny one IAM Identity Center session in its permission set's inline policy (the `AWSReservedSSO_*` role
+    /// itself cannot be edited), bounded by `aws:TokenIssueTime`, and re-provision the permission set to the
+    /// session's account. Carried out through the optional sso-admin role (`remediation.sso_admin_role_arn`).
+    DenySsoUserInPermissionSet {
+        /// The account of the session's role.
+        account: String,
+        /// The `AWSReservedSSO_<permission set>_<hash>` role, checked in IAM to be Identity Center's.
+        role_name: String,
+        /// The permission set's name, from the role's name.
+        permission_set: String,
+        /// `<role id>:<user name>`, the session's `aws:userid`.
+        user_id: String,
+    },
 }
 
 impl Remediation {
@@ -222,7 +235,8 @@ impl Remediation {
             | Remediation::DetachManagedPolicy { account, .. }
             | Remediation::DeleteInlinePolicy { account, .. }
             | Remediation::RollBackPolicyVersion { account, .. }
-            | Remediation::RemoveTrustStatements { account, .. } => account,
+            | Remediation::RemoveTrustStatements { account, .. }
+            | Remediation::DenySsoUserInPermissionSet { account, .. } => account,
         }
     }
 
@@ -280,6 +294,10 @@ impl Remediation {
             Remediation::RemoveTrustStatements { role_name, statements, .. } => {
                 format!("remove {} statement(s) from the trust policy of role {role_name}", statements.len())
             }
+            Remediation::DenySsoUserInPermissionSet { account, permission_set, user_id, .. } => format!(
+                "deny session {user_id} in IAM Identity Center permission set {permission_set} (credentials issued \
+                 before the revocation) and re-provision it to account {account}"
+            ),
         }
     }
 }

@@ -61,10 +61,15 @@ impl Accounts {
         if account.is_empty() || account == self.home_account {
             return Ok(self.base.clone());
         }
-        if let Some(config) = self.assumed.lock().ok().and_then(|m| m.get(account).cloned()) {
+        self.config_for_role(account, &format!("arn:aws:iam::{account}:role/{}", self.member_role)).await
+    }
+
+    /// The configuration of one exact role (the optional sso-admin role), assumed with the same external id and
+    /// cached like a member role.
+    pub async fn config_for_role(&self, cache_key: &str, role_arn: &str) -> Result<SdkConfig, IamError> {
+        if let Some(config) = self.assumed.lock().ok().and_then(|m| m.get(cache_key).cloned()) {
             return Ok(config);
         }
-        let role_arn = format!("arn:aws:iam::{account}:role/{}", self.member_role);
         let mut builder = AssumeRoleProvider::builder(role_arn).session_name(&self.session_name).configure(&self.base);
         if let Some(id) = &self.external_id {
             builder = builder.external_id(id);
@@ -80,12 +85,12 @@ impl Accounts {
             return Err(IamError {
                 kind,
                 action: "sts:AssumeRole".to_owned(),
-                message: format!("arn:aws:iam::{account}:role/{} cannot be assumed: {message}", self.member_role),
+                message: format!("{role_arn} cannot be assumed: {message}"),
             });
         }
         let config = self.base.to_builder().credentials_provider(SharedCredentialsProvider::new(provider)).build();
         if let Ok(mut map) = self.assumed.lock() {
-            map.insert(account.to_owned(), config.clone());
+            map.insert(cache_key.to_owned(), config.clone());
         }
         Ok(config)
     }

@@ -13,7 +13,7 @@ use crate::config::Config;
 /// `OWN_ROLE_ARNS` and `DEPLOYMENT_ROLE_ARNS` (comma-separated exact role ARNs, added to the configuration's),
 /// `OWN_RESOURCE_ARNS` (trailguard's resources as deployed, comma-separated), `TRAILGUARD_FRESHNESS_MINUTES`
 /// (overrides `remediation.freshness_minutes`),
-/// `EXTERNAL_ID` (optional, for member accounts), `DRY_RUN` (`true` forces a dry run whatever the config says),
+/// `EXTERNAL_ID` (optional, for member accounts), `SSO_ADMIN_ROLE_ARN` (optional, the sso-admin role), `DRY_RUN` (`true` forces a dry run whatever the config says),
 /// `TRAILGUARD_MODE` (the deployment's mode: `enforce` keeps the configuration, `alert-only` makes every
 /// finding alert-only, `dry-run` plans and reports without changing anything).
 pub struct Settings {
@@ -53,6 +53,10 @@ impl Settings {
         if let Some(minutes) = var("TRAILGUARD_FRESHNESS_MINUTES") {
             config.remediation.freshness_minutes =
                 minutes.parse().map_err(|_| format!("TRAILGUARD_FRESHNESS_MINUTES `{minutes}` is not a number"))?;
+        }
+        // The template's SsoAdminRoleArn: the role the remediator may assume, and so the one it uses.
+        if let Some(arn) = var("SSO_ADMIN_ROLE_ARN") {
+            config.remediation.sso_admin_role_arn = Some(arn);
         }
         if var("DRY_RUN").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             config.remediation.dry_run = true;

@@ -11,6 +11,7 @@ pub mod iam;
 pub mod lambda;
 pub mod mac;
 pub mod remediate;
+pub mod ssoadmin;
 pub mod state;
 
 pub use accounts::Accounts;
@@ -19,4 +20,5 @@ pub use detect::{DetectError, Detector};
 pub use iam::SdkIam;
 pub use mac::MacKey;
 pub use remediate::{RemediateError, Remediator};
+pub use ssoadmin::SdkSsoAdmin;
 pub use state::StateTable;

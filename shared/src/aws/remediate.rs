@@ -10,14 +10,21 @@ use super::delivery::{Delivery, DeliveryError};
 use super::detect::{blind_finding, hour};
 use super::iam::SdkIam;
 use super::mac::MacKey;
+use super::ssoadmin::SdkSsoAdmin;
 use super::state::StateTable;
 use crate::authenticity::{read_finding_event, signing_digest, Refusal};
 use crate::config::Config;
 use crate::finding::Finding;
+use crate::finding::Remediation;
 use crate::iam::{IamError, IamErrorKind};
 use crate::remediation::execute::{execute_step, Occasion, Safeguards, StepOutcome};
-use crate::remediation::plan::Decision;
+use crate::remediation::plan::{Decision, PlannedStep};
+use crate::remediation::sso::{self, SsoTarget};
 use crate::remediation::{plan, Report};
+
+/// How long a provisioning request is awaited before the step is called unfinished (and retried): within the
+/// function's 60-second timeout, with room for the other steps.
+const PROVISIONING_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Why a finding event failed. Every variant fails the invocation, so Lambda retries and then dead-letters it.
 #[derive(Debug, Error)]
@@ -85,6 +92,10 @@ impl Remediator {
                 Some(iam) => iam,
                 None => SdkIam::new(aws_sdk_iam::Client::new(&self.accounts.home_config())),
             };
+            if let Remediation::DenySsoUserInPermissionSet { .. } = planned.step {
+                outcomes.push(self.deny_in_permission_set(planned, occasion, &iam, &guard, now).await);
+                continue;
+            }
             outcomes.push(execute_step(planned, occasion, &iam, &guard, &self.config, now).await);
         }
         let report = Report::new(&finding, &plan, self.config.remediation.dry_run, outcomes);
@@ -101,6 +112,39 @@ impl Remediator {
             return Err(RemediateError::Incomplete { failed, report: Box::new(report) });
         }
         Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
+    }
+
+    /// An Identity Center session's deny, through the sso-admin role (in the instance's region when one is set).
+    async fn deny_in_permission_set(
+        &self,
+        planned: &PlannedStep,
+        occasion: Occasion<'_>,
+        iam: &SdkIam,
+        guard: &Guard<'_>,
+        now: OffsetDateTime,
+    ) -> StepOutcome {
+        let settings = &self.config.remediation;
+        if let Decision::Skip { reason } = &planned.decision {
+            return sso::skipped(&planned.step, reason);
+        }
+        let Some(role_arn) = settings.sso_admin_role_arn.as_deref() else {
+            return sso::unconfigured(&planned.step);
+        };
+        let config = match self.accounts.config_for_role(&format!("sso#{role_arn}"), role_arn).await {
+            Ok(config) => config,
+            Err(e) => return StepOutcome::failed(&planned.step, &e),
+        };
+        let config = match &settings.sso_region {
+            Some(region) => config.to_builder().region(aws_config::Region::new(region.clone())).build(),
+            None => config,
+        };
+        let admin = SdkSsoAdmin::new(aws_sdk_ssoadmin::Client::new(&config));
+        let target = SsoTarget {
+            sso: &admin,
+            instance: settings.sso_instance_arn.as_deref(),
+            provisioning_wait: PROVISIONING_WAIT,
+        };
+        sso::deny_in_permission_set(planned, occasion, iam, &target, guard, now).await
     }
 
     /// The finding, if the event is a finding the detector signed; else why not. `Err`: cannot tell now.
@@ -153,6 +197,14 @@ impl Safeguards for Guard<'_> {
 
     async fn unlock(&self, account: &str, role: &str, token: &str) {
         self.state.unlock(&format!("role#{account}#{}", role.to_ascii_lowercase()), token).await;
+    }
+
+    async fn recorded(&self, key: &str) -> Result<bool, IamError> {
+        self.state.recorded(key, OffsetDateTime::now_utc()).await
+    }
+
+    async fn record(&self, key: &str, ttl: time::Duration) -> Result<(), IamError> {
+        self.state.first_time(key, ttl, OffsetDateTime::now_utc()).await.map(|_| ())
     }
 
     async fn about_to(&self, outcome: &StepOutcome) -> Result<(), IamError> {

@@ -60,6 +60,26 @@ impl StateTable {
         }
     }
 
+    /// Whether `key` was recorded with [`StateTable::first_time`] and has not expired (a strongly consistent read).
+    pub async fn recorded(&self, key: &str, now: OffsetDateTime) -> Result<bool, IamError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("once#{key}")))
+            .key("sk", AttributeValue::S("once".to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:GetItem", &e))?;
+        let expires = output
+            .item()
+            .and_then(|item| item.get("expires_at"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok());
+        Ok(expires.is_some_and(|e| e >= now.unix_timestamp()))
+    }
+
     /// Records an agent session, and under its parent's key the link to it (the parent's lineage). Each item
     /// expires with the credentials it describes.
     pub async fn put_session(&self, session: &Session) -> Result<(), IamError> {

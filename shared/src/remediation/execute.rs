@@ -118,6 +118,10 @@ pub trait Safeguards {
     fn unlock(&self, account: &str, role: &str, token: &str) -> impl Future<Output = ()> + Send;
     /// Delivers the record of a removal about to be made; an error means: do not remove.
     fn about_to(&self, outcome: &StepOutcome) -> impl Future<Output = Result<(), IamError>> + Send;
+    /// Whether `key` was recorded (and has not expired): work finished by an earlier attempt.
+    fn recorded(&self, key: &str) -> impl Future<Output = Result<bool, IamError>> + Send;
+    /// Records `key` for `ttl`.
+    fn record(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<(), IamError>> + Send;
 }
 
 /// No lock and no prior record: for one person running the kill switch by hand, and for unit tests.
@@ -131,6 +135,14 @@ impl Safeguards for Unguarded {
     async fn unlock(&self, _account: &str, _role: &str, _token: &str) {}
 
     async fn about_to(&self, _outcome: &StepOutcome) -> Result<(), IamError> {
+        Ok(())
+    }
+
+    async fn recorded(&self, _key: &str) -> Result<bool, IamError> {
+        Ok(false)
+    }
+
+    async fn record(&self, _key: &str, _ttl: Duration) -> Result<(), IamError> {
         Ok(())
     }
 }
@@ -242,6 +254,11 @@ impl<I: IamActions + Sync, G: Safeguards + Sync> Run<'_, I, G> {
                 };
                 self.revoke(role_name, &revocation).await
             }
+            // Identity Center is reached through the sso-admin role, which only the remediator has.
+            Remediation::DenySsoUserInPermissionSet { .. } => Ok(self.outcome(
+                Status::Skipped,
+                "carried out by the remediator through its sso-admin role (remediation.sso_admin_role_arn)",
+            )),
             Remediation::RevokeOlderSessions { role_name, .. } => {
                 self.revoke(role_name, &Revocation::AllSessions).await
             }

@@ -4,6 +4,7 @@ pub mod execute;
 pub mod plan;
 pub mod report;
 pub mod revocation;
+pub mod sso;
 
 pub use execute::{execute, Status, StepOutcome};
 pub use plan::{plan, Decision, Plan};

@@ -127,7 +127,8 @@ pub fn principal_of(step: &Remediation) -> Option<(PrincipalKind, &str)> {
     match step {
         Remediation::RevokeSession { role_name, .. }
         | Remediation::RevokeOlderSessions { role_name, .. }
-        | Remediation::RemoveTrustStatements { role_name, .. } => Some((PrincipalKind::Role, role_name)),
+        | Remediation::RemoveTrustStatements { role_name, .. }
+        | Remediation::DenySsoUserInPermissionSet { role_name, .. } => Some((PrincipalKind::Role, role_name)),
         Remediation::DeactivateAccessKey { user_name, .. } | Remediation::RevokeUserSessions { user_name, .. } => {
             Some((PrincipalKind::User, user_name))
         }

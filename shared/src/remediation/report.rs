@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::execute::{Status, StepOutcome};
 use super::plan::Plan;
 use crate::config::Mode;
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, Remediation, Severity};
 
 /// The version of the report's JSON shape.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -80,7 +80,9 @@ impl Report {
     /// quarantine, or a revocation that could not be written.
     fn qualifier(&self) -> Option<&'static str> {
         self.steps.iter().find_map(|s| {
-            if s.detail.starts_with("NOT REVOKED") {
+            if s.detail.starts_with("NOT REVOKED") && matches!(s.step, Remediation::DenySsoUserInPermissionSet { .. }) {
+                Some("Identity Center session NOT revoked")
+            } else if s.detail.starts_with("NOT REVOKED") {
                 Some("session NOT revoked: no room")
             } else if s.detail.starts_with("EVERY older session") {
                 Some("EVERY older session of the role revoked")

@@ -107,4 +107,54 @@ mod tests {
         );
         assert!(console.iter().any(|n| n.contains("sign-in session") && n.contains("could not verify")), "{console:?}");
     }
+
+    const SSO_SESSION: &str = r#"{"type":"AssumedRole","principalId":"AROASSO:agent-run-1","accountId":"123456789012",
+        "arn":"arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Agent_Access_0123abcd/agent-run-1"}"#;
+
+    fn sso_finding(config: Config) -> crate::finding::Finding {
+        let record = parse_record(&format!(
+            r#"{{"eventSource":"logs.amazonaws.com","eventName":"DeleteLogGroup","eventTime":"2026-11-29T10:00:00Z",
+               "eventID":"e1","recipientAccountId":"123456789012","userIdentity":{SSO_SESSION}}}"#
+        ))
+        .unwrap();
+        let mut findings = Engine::new(config).evaluate_offline(&record).findings;
+        assert_eq!(findings.len(), 1);
+        findings.remove(0)
+    }
+
+    #[test]
+    fn without_the_sso_admin_role_an_identity_center_session_gets_the_steps_printed() {
+        let finding = sso_finding(Config::default());
+        let steps: Vec<_> = finding.remediation.iter().map(|r| r.describe()).collect();
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert!(steps[0].starts_with("revoke session AROASSO:agent-run-1"));
+        // A permission set's name may hold underscores; the role's hash holds none.
+        let note = "Containment: `AWSReservedSSO_Agent_Access_0123abcd` belongs to IAM Identity Center and cannot be \
+                    edited in IAM. In the management (or delegated administrator) account: IAM Identity Center > \
+                    Permission sets > `Agent_Access` > inline policy: add a Deny of `*` with condition `StringEquals \
+                    aws:userid = AROASSO:agent-run-1` and `DateLessThan aws:TokenIssueTime = <now>`, save, then \
+                    re-provision the permission set to account 123456789012.";
+        assert!(finding.evidence.notes.iter().any(|n| n == note), "{:?}", finding.evidence.notes);
+    }
+
+    #[test]
+    fn with_the_sso_admin_role_an_identity_center_session_gets_the_permission_set_step() {
+        let config = Config::from_json(
+            r#"{"remediation":{"sso_admin_role_arn":"arn:aws:iam::111122223333:role/trailguard-sso-admin"}}"#,
+        )
+        .unwrap();
+        let finding = sso_finding(config);
+        let sso = finding.remediation.iter().find_map(|r| match r {
+            crate::finding::Remediation::DenySsoUserInPermissionSet { permission_set, user_id, account, .. } => {
+                Some((permission_set.clone(), user_id.clone(), account.clone()))
+            }
+            _ => None,
+        });
+        assert_eq!(sso, Some(("Agent_Access".into(), "AROASSO:agent-run-1".into(), "123456789012".into())));
+        // The role's own revocation stays: it is skipped at execution only when IAM shows Identity Center's path.
+        assert_eq!(finding.remediation.len(), 2);
+        assert!(finding.evidence.notes.iter().any(|n| n.contains("trailguard adds a Deny")
+            && n.contains("arn:aws:iam::111122223333:role/trailguard-sso-admin")));
+        assert!(!finding.evidence.notes.iter().any(|n| n.contains("Permission sets >")));
+    }
 }

@@ -204,7 +204,17 @@ impl Context<'_> {
             }),
             "AssumedRole" if actor.role_name.as_deref().is_some_and(|r| r.starts_with("AWSReservedSSO_")) => {
                 let role = actor.role_name.as_deref().unwrap_or_default();
-                let set = role.trim_start_matches("AWSReservedSSO_").rsplit_once('_').map_or(role, |(s, _)| s);
+                let set = permission_set_of(role);
+                if let Some(sso_role) = self.config.remediation.sso_admin_role_arn.as_deref() {
+                    notes.push(format!(
+                        "Containment: `{role}` belongs to IAM Identity Center and cannot be edited in IAM. trailguard \
+                         adds a Deny of `*` for `aws:userid` = {} with `DateLessThan aws:TokenIssueTime = <now>` to \
+                         permission set `{set}`'s inline policy through {sso_role}, then re-provisions the permission \
+                         set to account {account}; the remediation report says whether it did.",
+                        actor.principal_id.as_deref().unwrap_or("<the session's aws:userid>")
+                    ));
+                    return notes;
+                }
                 notes.push(format!(
                     "Containment: `{role}` belongs to IAM Identity Center and cannot be edited in IAM. In the management \
                      (or delegated administrator) account: IAM Identity Center > Permission sets > `{set}` > inline \
@@ -242,18 +252,31 @@ impl Context<'_> {
         let actor = self.actor;
         let account = actor.account.clone().unwrap_or_else(|| self.account());
         match actor.kind.as_str() {
-            "AssumedRole" => actor
-                .role_name
-                .clone()
-                .map(|role_name| Remediation::RevokeSession {
+            "AssumedRole" => {
+                let Some(role_name) = actor.role_name.clone() else { return Vec::new() };
+                // An Identity Center role cannot be edited: the revocation is skipped at execution, when IAM
+                // shows its reserved path, and the deny goes into the permission set instead. A role merely
+                // named like one is revoked like any other, and the permission-set step then does nothing.
+                let sso = match (&self.config.remediation.sso_admin_role_arn, &actor.principal_id) {
+                    (Some(_), Some(user_id)) if role_name.starts_with("AWSReservedSSO_") => {
+                        Some(Remediation::DenySsoUserInPermissionSet {
+                            account: account.clone(),
+                            role_name: role_name.clone(),
+                            permission_set: permission_set_of(&role_name).to_owned(),
+                            user_id: user_id.clone(),
+                        })
+                    }
+                    _ => None,
+                };
+                let revoke = Remediation::RevokeSession {
                     account,
                     role_name,
                     user_id: actor.principal_id.clone(),
                     source_identity: actor.source_identity.clone(),
                     rotating: self.rotating_credentials(),
-                })
-                .into_iter()
-                .collect(),
+                };
+                std::iter::once(revoke).chain(sso).collect()
+            }
             "IAMUser" => match (&actor.user_name, &actor.access_key_id) {
                 // Only long-term keys (AKIA...) can be deactivated; ASIA... keys are sessions of the console or of
                 // `aws login`, whose credentials the same deny on the user covers if they carry an issue time.
@@ -331,4 +354,10 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &agent_behaviour::AgentBehaviour,
         &grant_unjudged::GrantUnjudged,
     ]
+}
+
+/// The permission set's name in an Identity Center role's name, `AWSReservedSSO_<permission set>_<hash>` (a
+/// permission set's name may hold underscores; the hash holds none).
+pub fn permission_set_of(role: &str) -> &str {
+    role.trim_start_matches("AWSReservedSSO_").rsplit_once('_').map_or(role, |(set, _)| set)
 }
