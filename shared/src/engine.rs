@@ -210,7 +210,12 @@ impl Engine {
         }
         rules.sort_unstable();
         rules.dedup();
+        // IAM events' grants and trust changes are read from the tree; other events need it only for a rule that
+        // reads it.
+        let wants_params = record.event_source == "iam.amazonaws.com"
+            || rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.reads_params()));
         let (params, params_error) = match record.params() {
+            _ if !wants_params => (None, None),
             Ok(params) => (params, None),
             Err(e) => (None, Some(e.to_string())),
         };
