@@ -422,11 +422,10 @@ impl Engine {
     /// Runs the triggered rules. Anything in `resolved` is used; anything missing is reported as unavailable.
     pub fn evaluate(&self, prepared: &Prepared, resolved: &Resolved) -> Evaluation {
         let record = prepared.record;
-        // Copied only when recognition changes it (an agent): most actors are judged as prepared.
         // Without a look-up's answer, recognition is the free signals' (already known).
         let looked_up = matches!(resolved.role_tags, Some(Ok(_))) || matches!(resolved.session, Some(Ok(Some(_))));
-        let agent =
-            if looked_up { self.recognise(&prepared.actor, resolved) } else { prepared.free_agent.clone() };
+        let agent = if looked_up { self.recognise(&prepared.actor, resolved) } else { prepared.free_agent.clone() };
+        // Copied only when recognition changes it (an agent): most actors are judged as prepared.
         let actor = if agent == prepared.actor.agent {
             std::borrow::Cow::Borrowed(&prepared.actor)
         } else {

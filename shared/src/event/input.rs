@@ -173,6 +173,21 @@ fn unwrap_document(probe: Probe, whole: &str, line: usize, prefilter: Option<&Pr
     }
 }
 
+/// The records of one JSON document (a log file, an event, a bare record; inflated already) whose own text
+/// `wanted` keeps, parsed; the others are not parsed. For a pass that needs a few records and no account of the
+/// rest (the scan's registry pass): a record that cannot be read is left out. `None` when the text is not one
+/// JSON document (JSON lines, say: [`read_records`] reads those).
+pub fn read_records_where(text: &str, wanted: impl Fn(&str) -> bool) -> Option<Vec<CloudTrailRecord>> {
+    let text = text.trim_start_matches('\u{feff}').trim();
+    let probe = serde_json::from_str::<Probe>(text).ok()?;
+    let texts: Vec<&str> = match (probe.records, probe.detail, probe.detail_type) {
+        (Some(records), _, _) => records.iter().map(|r| r.get()).collect(),
+        (None, Some(detail), Some(_)) => vec![detail.get()],
+        _ => vec![text],
+    };
+    Some(texts.into_iter().filter(|t| wanted(t)).filter_map(|t| parse_record(t).ok()).collect())
+}
+
 /// Parses one record; a wrong type names the field's path (`userIdentity.type`).
 pub fn parse_record(json: &str) -> Result<CloudTrailRecord, RecordError> {
     // Tracking the path costs time on every field; only a record that fails pays for it, on a second parse.
