@@ -81,6 +81,9 @@ pub struct Prepared<'r> {
     /// The actor, before agent recognition.
     pub actor: Actor,
     rules: Vec<usize>,
+    /// The actor's recognition by the free signals alone (no look-up): what [`Engine::evaluate`] uses unless a
+    /// look-up answered, computed once rather than by both `needs` and `evaluate`.
+    free_agent: Option<crate::event::AgentMatch>,
     params: Option<Value>,
     /// Why `requestParameters` could not be read, when it is there but unreadable.
     params_error: Option<String>,
@@ -207,7 +210,12 @@ impl Engine {
         }
         rules.sort_unstable();
         rules.dedup();
+        // IAM events' grants and trust changes are read from the tree; other events need it only for a rule that
+        // reads it.
+        let wants_params = record.event_source == "iam.amazonaws.com"
+            || rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.reads_params()));
         let (params, params_error) = match record.params() {
+            _ if !wants_params => (None, None),
             Ok(params) => (params, None),
             Err(e) => (None, Some(e.to_string())),
         };
@@ -218,7 +226,8 @@ impl Engine {
             ),
             _ => (None, None),
         };
-        Some(Prepared { record, actor, rules, params, params_error, grant, trust })
+        let free_agent = self.config.agents.recognise(&actor, None, None);
+        Some(Prepared { record, actor, rules, free_agent, params, params_error, grant, trust })
     }
 
     /// The ids of the rules whose triggers the record matches (before any other check).
@@ -273,7 +282,7 @@ impl Engine {
                 needs.push(Need::Policy { account, arn: arn.clone(), version: version.clone() });
             }
         }
-        needs.extend(self.actor_needs(prepared.record, &prepared.actor));
+        needs.extend(self.actor_needs(prepared.record, &prepared.actor, prepared.free_agent.is_some()));
         let counts_behaviour = prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
         if counts_behaviour {
             if let Some(count) = crate::behaviour::observe(prepared.record, &prepared.actor, &self.config.behaviour) {
@@ -284,10 +293,10 @@ impl Engine {
     }
 
     /// What agent recognition of `actor` needs looked up: the registry entry of its access key, the role's tags.
-    fn actor_needs(&self, record: &CloudTrailRecord, actor: &Actor) -> Vec<Need> {
+    /// Nothing when the free signals already recognised it (`recognised`).
+    fn actor_needs(&self, record: &CloudTrailRecord, actor: &Actor, recognised: bool) -> Vec<Need> {
         let mut needs = Vec::new();
-        // Only whether the free signals recognise the actor matters here: no copy of the actor is made to ask.
-        if self.config.agents.recognise(actor, None, None).is_some() {
+        if recognised {
             return needs;
         }
         if self.config.agents.needs_session(actor) {
@@ -315,7 +324,8 @@ impl Engine {
     /// role tags). `None` for any other record, and for AWS's own or trailguard's own calls.
     pub fn issuing(&self, record: &CloudTrailRecord) -> Option<(session::Issued, Vec<Need>)> {
         let (actor, issued) = self.issuing_offline(record)?;
-        let mut needs = self.actor_needs(record, &actor);
+        let recognised = self.config.agents.recognise(&actor, None, None).is_some();
+        let mut needs = self.actor_needs(record, &actor, recognised);
         // The caller's own entry, even when free signals already say it is an agent: the lineage needs its key.
         if let Some(key) = actor.access_key_id.as_ref().filter(|k| k.starts_with("ASIA")) {
             if !needs.iter().any(|n| matches!(n, Need::Session { .. })) {
@@ -412,8 +422,10 @@ impl Engine {
     /// Runs the triggered rules. Anything in `resolved` is used; anything missing is reported as unavailable.
     pub fn evaluate(&self, prepared: &Prepared, resolved: &Resolved) -> Evaluation {
         let record = prepared.record;
+        // Without a look-up's answer, recognition is the free signals' (already known).
+        let looked_up = matches!(resolved.role_tags, Some(Ok(_))) || matches!(resolved.session, Some(Ok(Some(_))));
+        let agent = if looked_up { self.recognise(&prepared.actor, resolved) } else { prepared.free_agent.clone() };
         // Copied only when recognition changes it (an agent): most actors are judged as prepared.
-        let agent = self.recognise(&prepared.actor, resolved);
         let actor = if agent == prepared.actor.agent {
             std::borrow::Cow::Borrowed(&prepared.actor)
         } else {

@@ -63,14 +63,7 @@ impl<'e> Prefilter<'e> {
     /// `AWSService`), which the engine never judges ([`Engine::prepare`]). Only the actor's type is read, not
     /// the record: service traffic such as `sts:AssumeRole` for Lambda is common and matches a trigger.
     pub fn made_by_aws_service(&self, record: &str) -> bool {
-        if written_as_service_record(record.as_bytes()) {
-            return true;
-        }
-        serde_json::from_str::<ActorType>(record)
-            .ok()
-            .and_then(|r| r.identity)
-            .and_then(|i| i.kind)
-            .is_some_and(|kind| kind == "AWSService")
+        made_by_aws_service(record)
     }
 
     /// Whether `text` holds what sends every record in it to the parser: a `\u` escape, or the root user's type.
@@ -170,6 +163,19 @@ impl<'t> Calls<'t> {
         }
         names.iter().any(|name| sources.iter().any(|source| engine.call_triggers(source, name)))
     }
+}
+
+/// [`Prefilter::made_by_aws_service`], which needs no pre-filter: whether one record's text says an AWS service
+/// made it (`userIdentity.type` `AWSService`), read without parsing the record.
+pub fn made_by_aws_service(record: &str) -> bool {
+    if written_as_service_record(record.as_bytes()) {
+        return true;
+    }
+    serde_json::from_str::<ActorType>(record)
+        .ok()
+        .and_then(|r| r.identity)
+        .and_then(|i| i.kind)
+        .is_some_and(|kind| kind == "AWSService")
 }
 
 /// Whether the record starts the way CloudTrail writes a service's record, `{"eventVersion":"1.08","userIdentity":

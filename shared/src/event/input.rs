@@ -100,7 +100,14 @@ pub fn read_lines(text: &[u8], first_line: usize, prefilter: Option<&Prefilter>)
     };
     match prefilter {
         Some(prefilter) => prefilter.for_each_line(text, each_line),
-        None => text.split(|b| *b == b'\n').for_each(|line| each_line(line, true)),
+        None => {
+            // memchr finds the line ends many bytes at a time; `split` would test every byte.
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
+                each_line(text.get(start..end).unwrap_or_default(), true);
+                start = end + 1;
+            }
+        }
     }
     // Lines are what split at line ends gives: one more than the line ends.
     reading.lines = number - first_line - 1;
@@ -164,6 +171,21 @@ fn unwrap_document(probe: Probe, whole: &str, line: usize, prefilter: Option<&Pr
     } else {
         reading.records.push(parse_record(whole).map_err(|e| e.at_line(at)));
     }
+}
+
+/// The records of one JSON document (a log file, an event, a bare record; inflated already) whose own text
+/// `wanted` keeps, parsed; the others are not parsed. For a pass that needs a few records and no account of the
+/// rest (the scan's registry pass): a record that cannot be read is left out. `None` when the text is not one
+/// JSON document (JSON lines, say: [`read_records`] reads those).
+pub fn read_records_where(text: &str, wanted: impl Fn(&str) -> bool) -> Option<Vec<CloudTrailRecord>> {
+    let text = text.trim_start_matches('\u{feff}').trim();
+    let probe = serde_json::from_str::<Probe>(text).ok()?;
+    let texts: Vec<&str> = match (probe.records, probe.detail, probe.detail_type) {
+        (Some(records), _, _) => records.iter().map(|r| r.get()).collect(),
+        (None, Some(detail), Some(_)) => vec![detail.get()],
+        _ => vec![text],
+    };
+    Some(texts.into_iter().filter(|t| wanted(t)).filter_map(|t| parse_record(t).ok()).collect())
 }
 
 /// Parses one record; a wrong type names the field's path (`userIdentity.type`).

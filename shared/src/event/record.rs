@@ -293,21 +293,43 @@ where
     deserializer.deserialize_option(ObjectOnly(std::marker::PhantomData))
 }
 
-/// CloudTrail writes some booleans as strings (`"mfaAuthenticated": "false"`); accept both spellings.
+/// CloudTrail writes some booleans as strings (`"mfaAuthenticated": "false"`); accept both spellings. A visitor,
+/// not an untagged enum: the enum buffers the value and formats an error for every string it meets (every
+/// session's `mfaAuthenticated`).
 fn loose_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Loose {
-        Bool(bool),
-        Text(String),
+    struct Loose;
+
+    impl<'de> serde::de::Visitor<'de> for Loose {
+        type Value = Option<bool>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a boolean, or a string that spells one")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+
+        fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+            Ok(Some(b))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Self::Value, E> {
+            match t {
+                _ if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("yes") => Ok(Some(true)),
+                _ if t.eq_ignore_ascii_case("false") || t.eq_ignore_ascii_case("no") => Ok(Some(false)),
+                _ => Err(E::custom(format!("expected a boolean, found `{t}`"))),
+            }
+        }
     }
-    match Option::<Loose>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(Loose::Bool(b)) => Ok(Some(b)),
-        Some(Loose::Text(t)) => match t.to_ascii_lowercase().as_str() {
-            "true" | "yes" => Ok(Some(true)),
-            "false" | "no" => Ok(Some(false)),
-            _ => Err(serde::de::Error::custom(format!("expected a boolean, found `{t}`"))),
-        },
-    }
+
+    deserializer.deserialize_option(Loose)
 }

@@ -1,5 +1,9 @@
 //! `guardrail-tampering`: changes to trailguard itself.
 
+use std::borrow::Cow;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{Context, Rule, Trigger, Verdict};
@@ -154,6 +158,10 @@ impl Rule for GuardrailTampering {
         triggers
     }
 
+    fn reads_params(&self) -> bool {
+        false
+    }
+
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Verdict> {
         // The only exemption: the exact roles that deploy trailguard. Not `invokedBy` CloudFormation (anyone's
         // stack can touch anything) and not a name pattern (anyone who can create a role can choose its name).
@@ -186,9 +194,12 @@ impl GuardrailTampering {
         if let Some(arn) = ctx.record.resource_arns().find(|arn| exact(arn)) {
             return Some(("resources", arn.to_owned()));
         }
-        let params = ctx.params?;
-        NAME_KEYS.iter().find_map(|key| {
-            let values: Vec<&str> = match params.get(*key)? {
+        let raw = ctx.record.request_parameters.as_deref()?;
+        let named = serde_json::from_str::<NamedParams>(raw.get()).ok()?;
+        NAME_KEYS.iter().zip(&named.0).find_map(|(key, value)| {
+            // Only a name parameter's own value is parsed, and only when the request has one.
+            let value: Value = serde_json::from_str(value.as_ref()?.get()).ok()?;
+            let values: Vec<&str> = match &value {
                 Value::String(s) => vec![s.as_str()],
                 Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
                 _ => Vec::new(),
@@ -198,5 +209,39 @@ impl GuardrailTampering {
                 .find(|v| exact(v) || v.split(['/', ':']).any(|part| config.is_own_resource(part)))
                 .map(|v| (*key, v.to_owned()))
         })
+    }
+}
+
+/// The raw values of a request's [`NAME_KEYS`], by position, borrowed from the record: the rule reads these few
+/// keys, so the request is not built into a `Value` tree (`AssumeRole` alone reaches this rule often). As in the
+/// tree, a repeated key's last value counts; a request that is not an object has none.
+struct NamedParams<'a>([Option<&'a RawValue>; NAME_KEYS.len()]);
+
+impl<'de: 'a, 'a> Deserialize<'de> for NamedParams<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys<'a>(std::marker::PhantomData<&'a ()>);
+
+        impl<'de: 'a, 'a> Visitor<'de> for Keys<'a> {
+            type Value = NamedParams<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut values = [None; NAME_KEYS.len()];
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match NAME_KEYS.iter().position(|k| *k == key).and_then(|at| values.get_mut(at)) {
+                        Some(slot) => *slot = Some(map.next_value::<&'de RawValue>()?),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(NamedParams(values))
+            }
+        }
+
+        deserializer.deserialize_map(Keys(std::marker::PhantomData))
     }
 }

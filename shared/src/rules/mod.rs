@@ -48,6 +48,12 @@ pub trait Rule: Send + Sync {
     fn yields_to_others(&self) -> bool {
         false
     }
+    /// Whether the rule reads `requestParameters` as a parsed tree ([`Context::params`]). A rule that reads the
+    /// few fields it needs from the record's raw text says `false`, and the engine skips building the tree when
+    /// no triggered rule wants it (`AssumeRole`, common in real trails, triggers only such a rule).
+    fn reads_params(&self) -> bool {
+        true
+    }
     /// Whether the rule reports every failed call it judges, whatever the error. By default (see
     /// [`crate::engine`]) a failed call is an attempt only when it was refused for authorization or
     /// authentication, or made by an AI agent.
@@ -121,7 +127,7 @@ pub struct Context<'a> {
     pub record: &'a CloudTrailRecord,
     /// The actor, with agent recognition done.
     pub actor: &'a Actor,
-    /// `requestParameters`, parsed once.
+    /// `requestParameters`, parsed once; `None` also when no triggered rule [reads them](Rule::reads_params).
     pub params: Option<&'a Value>,
     /// The permissions grant the event makes, with its document and analysis, if it makes one.
     pub grant: Option<&'a GrantView>,
