@@ -242,8 +242,8 @@ fn agents_pattern(config: &Config, others: &[RulePattern]) -> Option<RulePattern
     let mut brought: Vec<String> = Vec::new();
     let mut brought_prefixes: Vec<String> = Vec::new();
     for p in others.iter().filter(|p| p.read_only) {
-        for name in p.pattern["detail"]["eventName"].as_array().into_iter().flatten() {
-            match (name.as_str(), name["prefix"].as_str()) {
+        for name in p.pattern.pointer("/detail/eventName").and_then(Value::as_array).into_iter().flatten() {
+            match (name.as_str(), name.get("prefix").and_then(Value::as_str)) {
                 (Some(exact), _) => brought.push(exact.to_owned()),
                 (_, Some(prefix)) => brought_prefixes.push(prefix.to_owned()),
                 _ => {}
@@ -252,16 +252,18 @@ fn agents_pattern(config: &Config, others: &[RulePattern]) -> Option<RulePattern
     }
     brought.sort();
     brought.dedup();
-    let mut detail = json!({"readOnly": [true], "$or": signals});
+    let mut detail = serde_json::Map::new();
+    detail.insert("readOnly".to_owned(), json!([true]));
+    detail.insert("$or".to_owned(), json!(signals));
     if brought_prefixes.is_empty() {
         if !brought.is_empty() {
-            detail["eventName"] = json!([{"anything-but": brought}]);
+            detail.insert("eventName".to_owned(), json!([{"anything-but": brought}]));
         }
     } else {
         // `anything-but` takes one kind of value: exact names and prefixes together as wildcards.
         let mut all: Vec<String> = brought.iter().map(|n| wildcard_text(n)).collect();
         all.extend(brought_prefixes.iter().map(|p| format!("{}*", wildcard_text(p))));
-        detail["eventName"] = json!([{"anything-but": {"wildcard": all}}]);
+        detail.insert("eventName".to_owned(), json!([{"anything-but": {"wildcard": all}}]));
     }
     Some(RulePattern {
         name: AGENTS.to_owned(),
