@@ -34,9 +34,10 @@ demo: venv build ## A misbehaving agent and a human mistake through the real Lam
 scan-demo: build ## Scan the bundled fixture trail offline and print the summary
 	target/debug/trailguard --config tests/fixtures/config.json scan tests/fixtures/events
 
-bench: ## Evaluation vs plain JSON parsing, detect's cold start vs boto3's import, scan vs wc -l / Python / gzip -dc
+bench: ## Evaluation vs plain JSON parsing (also AssumeRole records vs their typed parse), detect's cold start vs boto3's import, scan vs wc -l / Python / gzip -dc
 	$(CARGO) bench --locked -p trailguard-core --bench evaluate
 	@python3 tools/bench_ratio.py target/criterion/mixed-2000-events
+	@python3 tools/bench_ratio.py target/criterion/assume-role-records
 	$(CARGO) build --quiet --release --locked -p trailguard-detect
 	$(CARGO) run --quiet --release --locked -p trailguard-tests --example coldstart -- target/release/detect
 	$(CARGO) build --quiet --release --locked -p trailguard-cli

@@ -151,6 +151,8 @@ fn the_scp_lets_the_canaries_run_and_stops_look_alikes() {
     assert!(!denies(&scp, &tag_role(canary, canary, "trailguard:heartbeat")), "the global canary tags its role");
     assert!(denies(&scp, &tag_role("dev-agent", canary, "trailguard:heartbeat")), "anyone else tagging it");
     assert!(denies(&scp, &tag_role("dev-agent", "orders-api", "trailguard:agent")), "marking a role as an agent");
+    // IAM tag keys are unique whatever their case and trailguard reads them ignoring case: so must the SCP.
+    assert!(denies(&scp, &tag_role("dev-agent", "orders-api", "TrailGuard:Agent")), "the same key in another case");
     assert!(!denies(&scp, &tag_role("dev-agent", "orders-api", "cost-centre")), "other tags on other roles");
     assert!(!denies(&scp, &tag_role("trailguard-deploy", "orders-api", "trailguard:agent")), "the deployer");
     let tag_queue = Request::new("sqs:TagQueue", "arn:aws:sqs:eu-west-1:111122223333:trailguard-forward-dlq")

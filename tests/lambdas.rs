@@ -452,4 +452,13 @@ async fn the_canary_gives_a_heartbeat_and_no_finding_and_a_look_alike_is_tamperi
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0]["detail"]["severity"], "critical");
     assert!(!run.logs.contains("\"_aws\""), "a look-alike writes no heartbeat");
+
+    // A canary's record put on the bus by anyone else (PutEvents cannot use an `aws.*` source) is a forgery,
+    // never a heartbeat that would keep a dead path's alarm quiet.
+    let mut forged = tag("", "e-forged-canary");
+    forged["source"] = json!("aws-iam.custom");
+    let (run, _) = stage.detect(vec![forged], &[]).await;
+    assert!(ok(&run)[0]["forged"].is_string(), "{:?}", ok(&run));
+    assert!(ok(&run)[0].get("heartbeat").is_none());
+    assert!(!run.logs.contains("\"_aws\""), "a forged canary writes no heartbeat");
 }

@@ -12,7 +12,9 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use trailguard_core::event::read_event;
+use trailguard_core::behaviour::Counters;
+use trailguard_core::event::{read_event, read_lines, CloudTrailRecord};
+use trailguard_core::synth::Mix;
 use trailguard_core::{Config, Engine};
 
 /// One-line JSON of every fixture event, split into harmless and the rest.
@@ -93,5 +95,73 @@ fn bench(c: &mut Criterion) {
     eprintln!("mix: {} events, {} bytes", events.len(), bytes);
 }
 
-criterion_group!(benches, bench);
+/// The role-to-role `AssumeRole` records of `gen --mix assume-role` (issue 14), one JSON line each.
+fn assume_role_records() -> Vec<String> {
+    trailguard_core::synth::generate_mix(7, 6_000, "123456789012", "us-east-1", "2026-11-01", Mix::AssumeRole)
+        .map(|s| s.record)
+        .filter(|r| r["eventName"] == "AssumeRole" && r["userIdentity"]["type"] == "AssumedRole")
+        .map(|r| r.to_string())
+        .collect()
+}
+
+/// What `scan` pays for an `AssumeRole` record (the registry pass reads it for the session it issues, the main
+/// pass evaluates it against that registry), against a typed parse of the same record (the least a Rust tool that
+/// reads the record does).
+fn bench_assume_role(c: &mut Criterion) {
+    let records = assume_role_records();
+    assert!(records.len() > 900, "{}", records.len());
+    let engine = Engine::new(Config::default());
+    let mut group = c.benchmark_group("assume-role-records");
+    group.throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function("baseline/typed-parse", |b| {
+        b.iter(|| {
+            for record in &records {
+                black_box(serde_json::from_str::<CloudTrailRecord>(record).ok());
+            }
+        })
+    });
+    // The evaluating pass alone, against the registry the first pass built.
+    let registry = engine.build_registry(
+        records
+            .iter()
+            .flat_map(|line| read_lines(line.as_bytes(), 1, None).records)
+            .flatten()
+            .filter_map(|record| engine.issuing_offline(&record))
+            .collect(),
+    );
+    group.bench_function("trailguard/evaluate", |b| {
+        b.iter(|| {
+            let counters = Counters::default();
+            let mut findings = 0;
+            for line in &records {
+                for record in read_lines(line.as_bytes(), 1, None).records.into_iter().flatten() {
+                    findings += engine.evaluate_registered(&record, &registry, &counters).findings.len();
+                }
+            }
+            black_box(findings)
+        })
+    });
+    group.bench_function("trailguard/registry-and-evaluate", |b| {
+        b.iter(|| {
+            let calls = records
+                .iter()
+                .flat_map(|line| read_lines(line.as_bytes(), 1, None).records)
+                .flatten()
+                .filter_map(|record| engine.issuing_offline(&record))
+                .collect();
+            let registry = engine.build_registry(calls);
+            let counters = Counters::default();
+            let mut findings = 0;
+            for line in &records {
+                for record in read_lines(line.as_bytes(), 1, None).records.into_iter().flatten() {
+                    findings += engine.evaluate_registered(&record, &registry, &counters).findings.len();
+                }
+            }
+            black_box(findings)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_assume_role);
 criterion_main!(benches);

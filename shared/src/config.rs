@@ -319,9 +319,9 @@ pub fn role_name_of_arn(arn: &str) -> Option<&str> {
 /// Two role ARNs name the same role: same partition and account, same name ignoring case (IAM role names are
 /// unique case-insensitively; the path is part of the ARN IAM reports and is compared as written).
 fn same_role_arn(a: &str, b: &str) -> bool {
-    let split = |arn: &str| arn.rsplit_once('/').map(|(head, name)| (head.to_owned(), name.to_ascii_lowercase()));
-    match (split(a), split(b)) {
-        (Some(x), Some(y)) => x == y,
+    // Compared in place: this runs for every call a session makes (own-actor and deployer checks).
+    match (a.rsplit_once('/'), b.rsplit_once('/')) {
+        (Some((head_a, name_a)), Some((head_b, name_b))) => head_a == head_b && name_a.eq_ignore_ascii_case(name_b),
         _ => false,
     }
 }

@@ -286,14 +286,16 @@ impl Engine {
     /// What agent recognition of `actor` needs looked up: the registry entry of its access key, the role's tags.
     fn actor_needs(&self, record: &CloudTrailRecord, actor: &Actor) -> Vec<Need> {
         let mut needs = Vec::new();
-        let mut recognised = actor.clone();
-        recognised.agent = self.config.agents.recognise(actor, None, None);
-        if self.config.agents.needs_session(&recognised) {
+        // Only whether the free signals recognise the actor matters here: no copy of the actor is made to ask.
+        if self.config.agents.recognise(actor, None, None).is_some() {
+            return needs;
+        }
+        if self.config.agents.needs_session(actor) {
             if let Some(key) = &actor.access_key_id {
                 needs.push(Need::Session { access_key_id: key.clone(), at: event_seconds(record) });
             }
         }
-        if self.config.agents.needs_role_tags(&recognised) {
+        if self.config.agents.needs_role_tags(actor) {
             if let (Some(role_name), Some(account)) = (&actor.role_name, &actor.account) {
                 needs.push(Need::RoleTags { account: account.clone(), role_name: role_name.clone() });
             }
@@ -410,8 +412,13 @@ impl Engine {
     /// Runs the triggered rules. Anything in `resolved` is used; anything missing is reported as unavailable.
     pub fn evaluate(&self, prepared: &Prepared, resolved: &Resolved) -> Evaluation {
         let record = prepared.record;
-        let mut actor = prepared.actor.clone();
-        actor.agent = self.recognise(&actor, resolved);
+        // Copied only when recognition changes it (an agent): most actors are judged as prepared.
+        let agent = self.recognise(&prepared.actor, resolved);
+        let actor = if agent == prepared.actor.agent {
+            std::borrow::Cow::Borrowed(&prepared.actor)
+        } else {
+            std::borrow::Cow::Owned(Actor { agent, ..prepared.actor.clone() })
+        };
         let mut warnings = Vec::new();
         if let Some(e) = &prepared.params_error {
             warnings.push(format!("`requestParameters` could not be read, rules judged the event without them: {e}"));

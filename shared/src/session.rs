@@ -23,6 +23,7 @@
 //!
 //! **Invariant:** an expired session is absent. TTL deletes lazily, so every read compares the expiry itself.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -98,18 +99,128 @@ pub fn issued(record: &CloudTrailRecord) -> Option<Issued> {
     if record.event_source != STS || !ISSUING_EVENTS.contains(&record.event_name.as_str()) || record.failed() {
         return None;
     }
+    // The typed read borrows its strings and builds no `Value` tree. It accepts only the plain shape (no null
+    // where a value decides, no duplicate key, the types CloudTrail writes); anything else is read as `Value`s,
+    // which is what the typed read would give on the plain shape.
+    match typed_parts(record) {
+        Ok(parts) => parts.map(|parts| build(record, parts)),
+        Err(()) => value_parts(record),
+    }
+}
+
+/// What an issuing call says about the session it created, borrowed from the record.
+struct Parts<'a> {
+    access_key_id: Cow<'a, str>,
+    expiration: Option<Cow<'a, str>>,
+    duration: Option<i64>,
+    principal_id: Option<Cow<'a, str>>,
+    arn: Option<Cow<'a, str>>,
+    tags: Vec<(String, String)>,
+    transitive_keys: Vec<String>,
+    source_identity: Option<Cow<'a, str>>,
+    role_arn: Option<Cow<'a, str>>,
+}
+
+/// `responseElements` of an issuing call, as far as the session needs it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Response<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    credentials: Option<Credentials<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    assumed_role_user: Option<IssuedUser<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    federated_user: Option<IssuedUser<'a>>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    source_identity: Option<Cow<'a, str>>,
+    #[serde(default)]
+    principal_tags: Option<Value>,
+    #[serde(default)]
+    transitive_tag_keys: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Credentials<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    access_key_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    expiration: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IssuedUser<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    assumed_role_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    federated_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    arn: Option<Cow<'a, str>>,
+}
+
+/// `requestParameters` of an issuing call, as far as the session needs it.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Params<'a> {
+    #[serde(default)]
+    duration_seconds: Option<i64>,
+    #[serde(borrow, default)]
+    role_arn: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    source_identity: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tags: Option<Value>,
+    #[serde(default)]
+    principal_tags: Option<Value>,
+    #[serde(default)]
+    transitive_tag_keys: Option<Value>,
+}
+
+/// A field whose `null` must not read as absent (the `Value` reading stops at a present `null` rather than trying
+/// the next field): `null` fails the typed read, which hands the record to the `Value` reading.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// The typed read: `Err` when the record is not of the plain shape, `Ok(None)` when it issued no credentials.
+fn typed_parts(record: &CloudTrailRecord) -> Result<Option<Parts<'_>>, ()> {
+    let Some(raw) = record.response_elements.as_deref() else { return Ok(None) };
+    let response: Option<Response> = serde_json::from_str(raw.get()).map_err(|_| ())?;
+    let Some(response) = response else { return Ok(None) };
+    let params: Params = match record.request_parameters.as_deref() {
+        None => Params::default(),
+        Some(raw) => serde_json::from_str::<Option<Params>>(raw.get()).map_err(|_| ())?.unwrap_or_default(),
+    };
+    let Some(credentials) = response.credentials else { return Ok(None) };
+    let Some(access_key_id) = credentials.access_key_id else { return Ok(None) };
+    let (principal_id, arn) = match response.assumed_role_user.or(response.federated_user) {
+        Some(user) => (user.assumed_role_id.or(user.federated_user_id), user.arn),
+        None => (None, None),
+    };
+    let mut tags = tag_list(params.tags.as_ref());
+    for map in [params.principal_tags.as_ref(), response.principal_tags.as_ref()].into_iter().flatten() {
+        tags.extend(tag_list(Some(map)));
+    }
+    Ok(Some(Parts {
+        access_key_id,
+        expiration: credentials.expiration,
+        duration: params.duration_seconds,
+        principal_id,
+        arn,
+        tags,
+        transitive_keys: transitive_keys([params.transitive_tag_keys.as_ref(), response.transitive_tag_keys.as_ref()]),
+        source_identity: response.source_identity.or(params.source_identity),
+        role_arn: params.role_arn,
+    }))
+}
+
+/// The `Value` reading, for any shape the typed read refuses.
+fn value_parts(record: &CloudTrailRecord) -> Option<Issued> {
     let response = record.response()?;
     let params = record.params().ok().flatten().unwrap_or(Value::Null);
     let credentials = response.get("credentials")?;
-    let access_key_id = credentials.get("accessKeyId")?.as_str()?.to_owned();
-    let issued = record.event_time.as_deref().and_then(parse_time).unwrap_or(0);
-    let default_seconds = if record.event_name == "GetFederationToken" { 43_200 } else { 3_600 };
-    let duration = params.get("durationSeconds").and_then(Value::as_i64).unwrap_or(default_seconds);
-    let expires = credentials
-        .get("expiration")
-        .and_then(Value::as_str)
-        .and_then(parse_time)
-        .unwrap_or_else(|| issued.saturating_add(duration));
+    let access_key_id = credentials.get("accessKeyId")?.as_str()?;
     let (principal_id, arn) = match response.get("assumedRoleUser").or_else(|| response.get("federatedUser")) {
         Some(user) => (
             user.get("assumedRoleId").or_else(|| user.get("federatedUserId")).and_then(Value::as_str),
@@ -121,43 +232,70 @@ pub fn issued(record: &CloudTrailRecord) -> Option<Issued> {
     for map in [params.get("principalTags"), response.get("principalTags")].into_iter().flatten() {
         tags.extend(tag_list(Some(map)));
     }
-    tags.sort();
-    tags.dedup();
-    let mut transitive_keys: Vec<String> = [params.get("transitiveTagKeys"), response.get("transitiveTagKeys")]
+    let parts = Parts {
+        access_key_id: access_key_id.into(),
+        expiration: credentials.get("expiration").and_then(Value::as_str).map(Cow::from),
+        duration: params.get("durationSeconds").and_then(Value::as_i64),
+        principal_id: principal_id.map(Cow::from),
+        arn: arn.map(Cow::from),
+        tags,
+        transitive_keys: transitive_keys([params.get("transitiveTagKeys"), response.get("transitiveTagKeys")]),
+        source_identity: response
+            .get("sourceIdentity")
+            .or_else(|| params.get("sourceIdentity"))
+            .and_then(Value::as_str)
+            .map(Cow::from),
+        role_arn: params.get("roleArn").and_then(Value::as_str).map(Cow::from),
+    };
+    Some(build(record, parts))
+}
+
+/// The transitive tag keys of the lists given (request and response), sorted, once each.
+fn transitive_keys(lists: [Option<&Value>; 2]) -> Vec<String> {
+    let mut keys: Vec<String> = lists
         .into_iter()
         .flatten()
         .filter_map(Value::as_array)
         .flatten()
         .filter_map(|k| k.as_str().map(str::to_owned))
         .collect();
-    transitive_keys.sort();
-    transitive_keys.dedup();
-    let source_identity = response
-        .get("sourceIdentity")
-        .or_else(|| params.get("sourceIdentity"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The session from what the issuing call said.
+fn build(record: &CloudTrailRecord, parts: Parts<'_>) -> Issued {
+    let issued = record.event_time.as_deref().and_then(parse_time).unwrap_or(0);
+    let default_seconds = if record.event_name == "GetFederationToken" { 43_200 } else { 3_600 };
+    let duration = parts.duration.unwrap_or(default_seconds);
+    let expires = parts.expiration.as_deref().and_then(parse_time).unwrap_or_else(|| issued.saturating_add(duration));
+    let mut tags = parts.tags;
+    tags.sort();
+    tags.dedup();
+    let source_identity = parts
+        .source_identity
+        .map(Cow::into_owned)
         .or_else(|| record.identity().session_context.as_ref().and_then(|s| s.source_identity.clone()));
-    let account = arn.and_then(|a| a.split(':').nth(4)).filter(|a| !a.is_empty()).map(str::to_owned);
-    let role_arn = params.get("roleArn").and_then(Value::as_str).map(str::to_owned);
+    let account = parts.arn.as_deref().and_then(|a| a.split(':').nth(4)).filter(|a| !a.is_empty()).map(str::to_owned);
     let parent = record.identity().access_key_id.clone().filter(|k| !k.is_empty());
-    Some(Issued {
+    Issued {
         session: Session {
-            access_key_id,
+            access_key_id: parts.access_key_id.into_owned(),
             issued_by: record.event_name.clone(),
-            principal_id: principal_id.map(str::to_owned),
-            arn: arn.map(str::to_owned),
+            principal_id: parts.principal_id.map(Cow::into_owned),
+            arn: parts.arn.map(Cow::into_owned),
             account: account.or_else(|| record.account().map(str::to_owned)),
-            role_arn,
+            role_arn: parts.role_arn.map(Cow::into_owned),
             tags,
-            transitive_keys,
+            transitive_keys: parts.transitive_keys,
             source_identity,
             parent,
             expires,
             issued,
             agent: None,
         },
-    })
+    }
 }
 
 /// Tags as a list of `{key, value}` (any case of the two names) or as a `{key: value}` map.
@@ -318,6 +456,50 @@ mod tests {
                "requestParameters":{params},"responseElements":{response}}}"#
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn the_typed_read_gives_what_the_value_reading_gives_and_hands_it_every_other_shape() {
+        let user =
+            r#""assumedRoleUser":{"assumedRoleId":"AROAX:s","arn":"arn:aws:sts::111122223333:assumed-role/r/s"}"#;
+        let cases = [
+            // The plain shape, with tags, transitive keys and escapes: read typed.
+            (
+                r#"{"roleArn":"arn:aws:iam::111122223333:role/r","durationSeconds":900,"tags":[{"key":"ai-agent","value":"true"}],"transitiveTagKeys":["ai-agent"]}"#,
+                format!(r#"{{"credentials":{{"accessKeyId":"ASIA\u0041","expiration":"Nov 29, 2026, 5:16:19 PM"}},{user}}}"#),
+                true,
+            ),
+            // A present null stops the reading at that field (federatedUser is not tried): not the typed shape.
+            (
+                "{}",
+                r#"{"credentials":{"accessKeyId":"ASIAB"},"assumedRoleUser":null,"federatedUser":{"federatedUserId":"123456789012:f","arn":"arn:aws:sts::123456789012:federated-user/f"}}"#.to_owned(),
+                false,
+            ),
+            // A duplicate key (the last wins in a Value), a number where a string was, a fractional duration.
+            (r#"{"roleArn":"a","roleArn":"b"}"#, format!(r#"{{"credentials":{{"accessKeyId":"ASIAC"}},{user}}}"#), false),
+            ("{}", format!(r#"{{"credentials":{{"accessKeyId":"ASIAD","expiration":5}},{user}}}"#), false),
+            (r#"{"durationSeconds":900.5}"#, format!(r#"{{"credentials":{{"accessKeyId":"ASIAE"}},{user}}}"#), false),
+            // Nothing issued: no credentials, or no key.
+            ("{}", format!("{{{user}}}"), true),
+            ("null", r#"{"credentials":{"expiration":"x"}}"#.to_owned(), true),
+        ];
+        for (params, response, plain) in cases {
+            let record = record("AssumeRole", params, &response);
+            assert_eq!(typed_parts(&record).is_ok(), plain, "{params} {response}");
+            assert_eq!(issued(&record), value_parts(&record), "{params} {response}");
+        }
+        let plain = issued(&record("AssumeRole", cases_first_params(), &cases_first_response(user))).unwrap().session;
+        assert_eq!(plain.access_key_id, "ASIAA");
+        assert_eq!(plain.tags, vec![("ai-agent".to_owned(), "true".to_owned())]);
+        assert_eq!(plain.account.as_deref(), Some("111122223333"));
+    }
+
+    fn cases_first_params() -> &'static str {
+        r#"{"roleArn":"arn:aws:iam::111122223333:role/r","tags":[{"key":"ai-agent","value":"true"}]}"#
+    }
+
+    fn cases_first_response(user: &str) -> String {
+        format!(r#"{{"credentials":{{"accessKeyId":"ASIA\u0041"}},{user}}}"#)
     }
 
     #[test]

@@ -118,10 +118,28 @@ fn read_line(line: &[u8], number: usize, prefilter: Option<&Prefilter>, reading:
         reading.passed_over += 1;
         return;
     }
+    // Most lines are bare records: one that cannot be a wrapping is parsed once, as the record. Only a record that
+    // parses takes this path, so a bad line is reported as it always was.
+    if cannot_be_wrapping(line) {
+        if let Ok(record) = serde_json::from_str::<CloudTrailRecord>(line) {
+            reading.records.push(Ok(record));
+            return;
+        }
+    }
     match serde_json::from_str::<Probe>(line) {
         Ok(probe) => unwrap_document(probe, line, number, prefilter, reading),
         Err(e) => reading.records.push(Err(RecordError::new(Some(number), e.to_string()))),
     }
+}
+
+/// Whether a line is an object that names neither wrapping's key (`Records`, `detail`/`detail-type`) and has no
+/// `\u` escape (the only escape that could spell one): read as a [`Probe`], it would be a bare record.
+fn cannot_be_wrapping(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    line.starts_with('{')
+        && memchr::memmem::find(bytes, b"\"Records\"").is_none()
+        && memchr::memmem::find(bytes, b"\"detail").is_none()
+        && !memchr::memchr_iter(b'\\', bytes).any(|at| bytes.get(at + 1) == Some(&b'u'))
 }
 
 /// Whether the pre-filter (if any) leaves one record's text to be parsed.
