@@ -69,8 +69,9 @@ pub struct Resolved {
     /// The actor's session in the registry: `Ok(None)` when it is not an agent session (or has expired), `Err`
     /// when the registry could not be read.
     pub session: Option<Result<Option<Session>, String>>,
-    /// The behaviour count: the evidence when this event crossed its threshold, `Ok(None)` otherwise.
-    pub crossing: Option<(crate::behaviour::Kind, Result<crate::behaviour::Crossing, String>)>,
+    /// The behaviour count taken, and its answer: the evidence when this event crossed its threshold, `Ok(None)`
+    /// otherwise.
+    pub crossing: Option<(crate::behaviour::Count, Result<crate::behaviour::Crossing, String>)>,
 }
 
 /// A record the engine has read and found worth evaluating.
@@ -119,6 +120,7 @@ struct TriggerIndex {
     exact: HashMap<String, HashMap<String, Vec<usize>, Fnv>, Fnv>,
     prefixes: Vec<(Option<String>, String, usize)>,
     root: Vec<usize>,
+    agent_reads: Vec<usize>,
 }
 
 /// FNV-1a for the trigger index: it is looked up for every record a scan reads, with short keys, where the
@@ -160,6 +162,7 @@ impl Engine {
             for trigger in rule.triggers(&config) {
                 match trigger {
                     Trigger::RootActor => index.root.push(i),
+                    Trigger::AgentReads => index.agent_reads.push(i),
                     Trigger::Calls { source, names, .. } => {
                         for name in names {
                             match name {
@@ -193,7 +196,26 @@ impl Engine {
     /// Reads what the rules need from a record, or `None` when no rule applies (the common, cheap case):
     /// no rule is triggered, AWS itself acted, or trailguard's own role made the call.
     pub fn prepare<'r>(&self, record: &'r CloudTrailRecord) -> Option<Prepared<'r>> {
-        let mut rules = self.triggered(record);
+        self.prepare_known(record, None)
+    }
+
+    /// [`Engine::prepare`] offline, where the session registry is in memory: a read-only call of a session the
+    /// registry knows as an agent's triggers the identity-keyed rules too (the detector recognises only the
+    /// signals the record shows at this step: no look-up before a rule is triggered).
+    pub fn prepare_registered<'r>(
+        &self,
+        record: &'r CloudTrailRecord,
+        registry: &session::Registry,
+    ) -> Option<Prepared<'r>> {
+        self.prepare_known(record, Some(registry))
+    }
+
+    fn prepare_known<'r>(
+        &self,
+        record: &'r CloudTrailRecord,
+        registry: Option<&session::Registry>,
+    ) -> Option<Prepared<'r>> {
+        let mut rules = self.triggered(record, registry);
         if rules.is_empty() {
             return None;
         }
@@ -223,19 +245,47 @@ impl Engine {
 
     /// The ids of the rules whose triggers the record matches (before any other check).
     pub fn triggered_rules(&self, record: &CloudTrailRecord) -> Vec<&'static str> {
-        let mut hits = self.triggered(record);
+        let mut hits = self.triggered(record, None);
         hits.sort_unstable();
         hits.dedup();
         hits.into_iter().filter_map(|i| self.rules.get(i).map(|r| r.id())).collect()
     }
 
-    fn triggered(&self, record: &CloudTrailRecord) -> Vec<usize> {
+    fn triggered(&self, record: &CloudTrailRecord, registry: Option<&session::Registry>) -> Vec<usize> {
         let mut hits = Vec::new();
         self.call_hits(&record.event_source, &record.event_name, |rule| hits.push(rule));
         if !self.index.root.is_empty() && record.identity().kind.as_deref() == Some("Root") {
             hits.extend(&self.index.root);
         }
+        let missing = self.index.agent_reads.iter().any(|r| !hits.contains(r));
+        if missing && self.agent_reads(record, registry) {
+            hits.extend(&self.index.agent_reads);
+        }
         hits
+    }
+
+    /// Whether the record is an agent's read-only call, for the identity-keyed [`Trigger::AgentReads`]: cheap
+    /// tests first (read-only, not root), then the signals the record shows, then (offline) the registry in
+    /// memory. Never a look-up: a session known only through the registry or role tags is not an agent here in
+    /// the detector (its read calls do not arrive there either, see [`crate::patterns`]).
+    fn agent_reads(&self, record: &CloudTrailRecord, registry: Option<&session::Registry>) -> bool {
+        if !crate::behaviour::reads(record) || record.identity().kind.as_deref() == Some("Root") {
+            return false;
+        }
+        let actor = Actor::from_record(record);
+        if actor.aws_service {
+            return false;
+        }
+        let known = || {
+            let key = actor.access_key_id.as_deref()?;
+            registry?.get(key, event_seconds(record))
+        };
+        self.config.agents.recognise(&actor, None, None).is_some() || known().is_some()
+    }
+
+    /// Whether some rule is keyed by the actor's identity on read-only calls ([`Trigger::AgentReads`]).
+    pub fn reads_agents(&self) -> bool {
+        !self.index.agent_reads.is_empty()
     }
 
     /// Calls `hit` with every rule a call to `source` named `name` triggers.
@@ -274,13 +324,18 @@ impl Engine {
             }
         }
         needs.extend(self.actor_needs(prepared.record, &prepared.actor));
-        let counts_behaviour = prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
-        if counts_behaviour {
-            if let Some(count) = crate::behaviour::observe(prepared.record, &prepared.actor, &self.config.behaviour) {
-                needs.push(Need::Count(count));
-            }
-        }
         needs
+    }
+
+    /// The behaviour count to take for the event, once [`Engine::needs`] are resolved: whether a read-only call
+    /// counts (`services`) depends on the actor being an agent, which a look-up may have decided.
+    pub fn count(&self, prepared: &Prepared, resolved: &Resolved) -> Option<crate::behaviour::Count> {
+        let counts_behaviour = prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
+        if !counts_behaviour {
+            return None;
+        }
+        let is_agent = self.recognise(&prepared.actor, resolved).is_some();
+        crate::behaviour::observe(prepared.record, &prepared.actor, is_agent, &self.config.behaviour)
     }
 
     /// What agent recognition of `actor` needs looked up: the registry entry of its access key, the role's tags.
@@ -376,16 +431,20 @@ impl Engine {
         registry: &session::Registry,
         mut count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
     ) -> Evaluation {
-        let Some(prepared) = self.prepare(record) else { return Evaluation::default() };
+        let Some(prepared) = self.prepare_registered(record, registry) else { return Evaluation::default() };
         let mut resolved = Resolved::default();
         for need in self.needs(&prepared) {
             match need {
                 Need::Session { access_key_id, at } => {
                     resolved.session = Some(Ok(registry.get(&access_key_id, at).cloned()));
                 }
-                Need::Count(counted) => resolved.crossing = Some((counted.kind, Ok(count(&counted)))),
+                Need::Count(counted) => resolved.crossing = Some((counted.clone(), Ok(count(&counted)))),
                 Need::Policy { .. } | Need::RoleTags { .. } => {}
             }
+        }
+        if let Some(counted) = self.count(&prepared, &resolved) {
+            let crossing = count(&counted);
+            resolved.crossing = Some((counted, Ok(crossing)));
         }
         self.evaluate(&prepared, &resolved)
     }
@@ -460,7 +519,7 @@ impl Engine {
             trust: trust.as_ref(),
             config: &self.config,
             crossing: match &resolved.crossing {
-                Some((kind, Ok(Some(evidence)))) => Some((*kind, evidence.as_slice())),
+                Some((counted, Ok(Some(evidence)))) => Some((counted.kind, evidence.as_slice())),
                 _ => None,
             },
         };
@@ -489,8 +548,22 @@ impl Engine {
         if verdicts.iter().any(|(r, _)| !r.yields_to_others()) {
             verdicts.retain(|(r, _)| !r.yields_to_others());
         }
-        let findings =
-            verdicts.into_iter().map(|(rule, verdict)| self.finding(record, &actor, rule, verdict)).collect();
+        // A crossing is one finding per counter, whichever event reached it (offline, that may depend on the order
+        // records are read): its id comes from the counter.
+        let crossed = match &resolved.crossing {
+            Some((counted, Ok(Some(_)))) => Some(counted.key.as_str()),
+            _ => None,
+        };
+        let findings = verdicts
+            .into_iter()
+            .map(|(rule, verdict)| {
+                let mut finding = self.finding(record, &actor, rule, verdict);
+                if let Some(key) = crossed.filter(|_| rule.id() == BEHAVIOUR) {
+                    finding.id = crossing_id(key);
+                }
+                finding
+            })
+            .collect();
         Evaluation { findings, warnings }
     }
 
@@ -663,6 +736,13 @@ impl Engine {
 /// The event's time in seconds since the epoch (0 when it has none: then every registry entry is live).
 fn event_seconds(record: &CloudTrailRecord) -> i64 {
     record.event_time.as_deref().and_then(session::parse_time).unwrap_or(0)
+}
+
+/// A behaviour finding's id: its counter's (session, kind, window).
+fn crossing_id(key: &str) -> String {
+    let hash =
+        Sha256::new().chain_update(BEHAVIOUR.as_bytes()).chain_update([0]).chain_update(key.as_bytes()).finalize();
+    hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Same event, rule and target: same id. Without an event id, the event's own fields stand in for it.

@@ -199,7 +199,7 @@ pub async fn resolve<R: IamReader>(needs: &[Need], reader: &R) -> Result<Resolve
                     Err(e) if e.retryable() => return Err(e),
                     Err(e) => Err(e.to_string()),
                 };
-                resolved.crossing = Some((count.kind, answer));
+                resolved.crossing = Some((count.clone(), answer));
             }
             Need::Session { access_key_id, at } => {
                 let answer = match reader.session(access_key_id, *at).await {

@@ -82,6 +82,8 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
         for trigger in rule.triggers(config) {
             match trigger {
                 Trigger::RootActor => has_root = true,
+                // Brought by the `Agents` pattern, made below from the agent signals.
+                Trigger::AgentReads => {}
                 Trigger::Calls { source, names, read_only } => {
                     let group = groups.entry(source).or_default();
                     group.read_only |= read_only;
@@ -171,7 +173,7 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
         regional: true,
         rules: vec![HEARTBEAT.to_owned()],
     });
-    if let Some(agents) = agents_pattern(config, &out) {
+    if let Some(agents) = agents_pattern(engine, &out) {
         out.push(agents);
     }
     out.push(RulePattern {
@@ -201,7 +203,17 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
 /// `wildcard`, which is case-sensitive, and so are the names matched through the ARN: `Agent-Run-1` is not
 /// selected by `agent-*` there (its calls that a rule subscribes to still arrive and are still recognised). A
 /// `?` becomes `*`, which selects more; the detector recognises agents with the exact glob.
-fn agents_pattern(config: &Config, others: &[RulePattern]) -> Option<RulePattern> {
+fn agents_pattern(engine: &Engine, others: &[RulePattern]) -> Option<RulePattern> {
+    let config = engine.config();
+    let rules: Vec<String> = engine
+        .rules()
+        .iter()
+        .filter(|r| r.triggers(config).contains(&Trigger::AgentReads))
+        .map(|r| r.id().to_owned())
+        .collect();
+    if rules.is_empty() {
+        return None;
+    }
     let agents = &config.agents;
     let mut signals = Vec::new();
     let filters = |globs: &[String]| -> Vec<Value> { globs.iter().map(|g| glob_filter(g)).collect() };
@@ -270,7 +282,7 @@ fn agents_pattern(config: &Config, others: &[RulePattern]) -> Option<RulePattern
         pattern: json!({"source": aws_sources(), "detail-type": [API_CALL], "detail": detail}),
         read_only: true,
         regional: true,
-        rules: vec!["agent-behaviour".to_owned()],
+        rules,
     })
 }
 
@@ -306,12 +318,15 @@ fn wildcard_text(glob: &str) -> String {
 }
 
 /// Whether a record is one the `Agents` pattern is meant to bring: a read-only call whose actor the free signals
-/// (those a pattern can see) recognise as an agent, and that no other pattern brings.
+/// (those a pattern can see) recognise as an agent, and that no other pattern brings. Each such record triggers
+/// the engine's [`Trigger::AgentReads`] rules (the engine's test is wider: it also takes the SDK application id,
+/// and a record without `readOnly` by its name).
 pub fn agent_traffic(engine: &Engine, record: &crate::event::CloudTrailRecord) -> bool {
     let actor = crate::event::Actor::from_record(record);
     // The SDK's application id is in the user agent, which the pattern does not read.
     let matchers = crate::event::AgentMatchers { app_id: Vec::new(), ..engine.config().agents.clone() };
-    record.read_only == Some(true)
+    engine.reads_agents()
+        && record.read_only == Some(true)
         && actor.kind != "Root"
         && matchers.recognise(&actor, None, None).is_some()
         && !engine.call_triggers(&record.event_source, &record.event_name)

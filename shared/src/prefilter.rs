@@ -13,6 +13,18 @@
 //! root user), lacks an `"eventName"` or `"eventSource"` key it can read, or has any pair of literal values under
 //! those keys that the engine's trigger index matches. The real pair is always among the pairs it tries.
 //!
+//! Identity-keyed triggers need their own argument. [`Trigger::AgentReads`] is triggered by a read-only call whose
+//! actor the signals the record shows recognise as an agent, or (offline) whose access key the registry knows.
+//! Every value that recognition compares is a decoded string under one of a few keys: `sourceIdentity`, `arn`
+//! (the session's ARN gives the role and session names; the issuer's ARN the role), `userName`, `accessKeyId`,
+//! `userAgent` (the SDK application id), and the MCP marker is read only where the raw text holds `ViaAWSMCP`.
+//! With no `\u` in the text, those keys are written literally. So when the call test passes a text over, it is
+//! passed on anyway if it holds `ViaAWSMCP`, or if some value under one of those keys is written with an escape
+//! (it cannot be read literally), or matches, as a whole or in any `/`-separated part (or as the role ARN a
+//! session ARN names), any of the agent globs, or is an access key the registry knows. Every value of every such
+//! key is tried, wherever it sits, so the actor's own are among them: more passes than needed, never fewer. What
+//! this costs on a trail with few agents is measured, not argued (README, "Agents").
+//!
 //! A record the byte test passes on gets one more cheap look before it is parsed in full
 //! ([`Prefilter::made_by_aws_service`]): the engine never judges what AWS itself did.
 //!
@@ -25,11 +37,15 @@ use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use crate::engine::Engine;
+use crate::event::AgentMatchers;
 use crate::rules::{Name, Trigger};
+use crate::session::Registry;
 
 /// The pre-filter for one engine's triggers.
 pub struct Prefilter<'e> {
     engine: &'e Engine,
+    /// The byte test for the identity-keyed agent trigger, when a rule has one.
+    agents: Option<AgentSignals<'e>>,
     /// Off when some trigger name could be written with an escape other than `\u`.
     sound: bool,
     watches_root: bool,
@@ -45,8 +61,10 @@ impl<'e> Prefilter<'e> {
         let watches_root = engine.rules().iter().any(|r| r.triggers(engine.config()).contains(&Trigger::RootActor));
         let plain = |text: &str| !text.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20);
         let sound = triggers.iter().all(|(source, name)| source.as_deref().is_none_or(plain) && plain(name));
+        let agents = engine.reads_agents().then(|| AgentSignals::new(&engine.config().agents));
         Prefilter {
             engine,
+            agents,
             sound,
             watches_root,
             root: Finder::new(br#""Root""#).into_owned(),
@@ -54,9 +72,23 @@ impl<'e> Prefilter<'e> {
         }
     }
 
+    /// The pre-filter for [`Engine::prepare_registered`] with `registry`: the registry's agent sessions' access
+    /// keys pass too.
+    pub fn with_registry(mut self, registry: &Registry) -> Prefilter<'e> {
+        if let Some(agents) = &mut self.agents {
+            agents.keys = registry.sessions().map(|s| s.access_key_id.clone()).collect();
+        }
+        self
+    }
+
     /// `false` only when no record in `json` can trigger a rule (see the module's documentation).
     pub fn may_trigger(&self, json: &[u8]) -> bool {
-        self.must_parse(json) || self.call_may_trigger(json)
+        self.must_parse(json) || self.call_may_trigger(json) || self.agent_may_trigger(json)
+    }
+
+    /// Whether `json` may hold an agent's call, for the identity-keyed trigger.
+    fn agent_may_trigger(&self, json: &[u8]) -> bool {
+        self.agents.as_ref().is_some_and(|agents| agents.may_show(json))
     }
 
     /// A second look at one record the byte test passed on: whether an AWS service made it (`userIdentity.type`
@@ -103,10 +135,84 @@ impl<'e> Prefilter<'e> {
             while let Some(at) = keys.next_if(|at| *at < end) {
                 calls.see(line, at - start + self.event_key.needle().len());
             }
-            visit(line, search_lines && self.must_parse(line) || calls.may_trigger(self.engine));
+            let pass = search_lines && self.must_parse(line) || calls.may_trigger(self.engine);
+            visit(line, pass || self.agent_may_trigger(line));
             start = end + 1;
         }
     }
+}
+
+/// The agent signals a text may show, for [`Trigger::AgentReads`] (see the module's documentation).
+struct AgentSignals<'m> {
+    matchers: &'m AgentMatchers,
+    /// Every name glob: source identity, session name, role (name or ARN), user name.
+    globs: Vec<&'m str>,
+    /// `"sourceIdentity"`, `"arn"`, `"userName"`: the values the globs are tried on.
+    named: [Finder<'static>; 3],
+    access_key: Finder<'static>,
+    user_agent: Finder<'static>,
+    mcp: Finder<'static>,
+    /// The registry's agent sessions, by access key (offline).
+    keys: std::collections::HashSet<String>,
+}
+
+impl<'m> AgentSignals<'m> {
+    fn new(matchers: &'m AgentMatchers) -> AgentSignals<'m> {
+        let mut globs: Vec<&str> =
+            [&matchers.source_identity, &matchers.session_name, &matchers.role, &matchers.user_name]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+        globs.sort_unstable();
+        globs.dedup();
+        AgentSignals {
+            matchers,
+            globs,
+            named: [
+                Finder::new(br#""sourceIdentity""#).into_owned(),
+                Finder::new(br#""arn""#).into_owned(),
+                Finder::new(br#""userName""#).into_owned(),
+            ],
+            access_key: Finder::new(br#""accessKeyId""#).into_owned(),
+            user_agent: Finder::new(br#""userAgent""#).into_owned(),
+            mcp: Finder::new(b"ViaAWSMCP").into_owned(),
+            keys: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Whether some value in `text` may recognise an agent: `false` proves none does.
+    fn may_show(&self, text: &[u8]) -> bool {
+        if self.matchers.mcp && self.mcp.find(text).is_some() {
+            return true;
+        }
+        let values = |finder| values_of(finder, text);
+        let named = self.named.iter().flat_map(values).any(|value| value.is_none_or(|v| self.names_agent(v)));
+        named
+            || (!self.keys.is_empty() && values(&self.access_key).any(|key| key.is_none_or(|k| self.keys.contains(k))))
+            || (!self.matchers.app_id.is_empty()
+                && values(&self.user_agent).any(|agent| {
+                    agent.is_none_or(|a| {
+                        crate::event::actor::app_id(a).is_some_and(|id| {
+                            self.matchers.app_id.iter().any(|g| crate::wildcard::matches(g, id, true))
+                        })
+                    })
+                }))
+    }
+
+    /// Whether a glob matches the value, one of its `/`-separated parts, or the role ARN it names.
+    fn names_agent(&self, value: &str) -> bool {
+        let matches = |text: &str| self.globs.iter().any(|g| crate::wildcard::matches(g, text, true));
+        matches(value)
+            || (value.contains('/') && value.split('/').any(matches))
+            || crate::event::actor::role_arn_from_session_arn(value).is_some_and(|arn| matches(&arn))
+    }
+}
+
+/// The string values under a key (`finder` finds `"key"`): `None` for one not written literally.
+fn values_of<'t>(finder: &'t Finder<'static>, text: &'t [u8]) -> impl Iterator<Item = Option<&'t str>> + 't {
+    let key = finder.needle().len();
+    finder.find_iter(text).map(move |at| string_after(text, at + key))
 }
 
 /// Every (event source, event name or name prefix) the engine's rules are triggered by (`None`: any source), from
@@ -121,7 +227,7 @@ fn calls(engine: &Engine) -> Vec<(Option<String>, String)> {
                     Name::Exact(name) | Name::Prefix(name) => (source.clone(), name),
                 })
                 .collect(),
-            Trigger::RootActor => Vec::new(),
+            Trigger::RootActor | Trigger::AgentReads => Vec::new(),
         })
         .collect()
 }
@@ -293,6 +399,82 @@ mod tests {
         let attach = record("iam.amazonaws.com", "AttachRolePolicy", "IAMUser");
         let event = format!(r#"{{"detail-type":"AWS API Call via CloudTrail","detail":{attach}}}"#);
         assert!(triggers(&engine, &event) && filter.may_trigger(event.as_bytes()));
+    }
+
+    #[test]
+    fn every_agent_signal_passes_in_every_writing_and_a_persons_reads_do_not() {
+        let config = Config::from_json(r#"{"agents": {"app_id": ["triage-*"]}}"#).unwrap();
+        let engine = Engine::new(config);
+        let mut registry = Registry::new();
+        let issued = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z",
+            "userIdentity":{"type":"AssumedRole","accessKeyId":"ASIAPERSON","arn":"arn:aws:sts::123456789012:assumed-role/ci/b"},
+            "requestParameters":{"roleArn":"arn:aws:iam::123456789012:role/builder","tags":[{"key":"trailguard:agent","value":"true"}]},
+            "responseElements":{"credentials":{"accessKeyId":"ASIATAGGED","expiration":"Nov 29, 2026, 11:00:00 AM"},
+            "assumedRoleUser":{"assumedRoleId":"AROAB:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}"#;
+        let issued = crate::event::parse_record(issued).unwrap();
+        let (actor, session) = engine.issuing_offline(&issued).unwrap();
+        registry = engine.build_registry(vec![(actor, session)]).sessions().cloned().fold(registry, |mut r, s| {
+            r.insert(s);
+            r
+        });
+        let filter = Prefilter::new(&engine).with_registry(&registry);
+        let read = |identity: &str, extra: &str| {
+            format!(
+                r#"{{"eventVersion":"1.09","userIdentity":{identity},"eventTime":"2026-11-29T10:05:00Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","readOnly":true,"userAgent":"aws-cli/2.17.0{extra}","awsRegion":"eu-west-1"}}"#
+            )
+        };
+        let session = |role: &str, name: &str, key: &str| {
+            format!(
+                r#"{{"type":"AssumedRole","principalId":"AROAX:{name}","arn":"arn:aws:sts::123456789012:assumed-role/{role}/{name}","accessKeyId":"{key}","sessionContext":{{"sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::123456789012:role/{role}","userName":"{role}"}}}}}}"#
+            )
+        };
+        let sourced = r#"{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/dev/x","accessKeyId":"ASIAX","sessionContext":{"sourceIdentity":"Claude-Code"}}"#;
+        let agents = [
+            read(sourced, ""),
+            read(&session("dev", "agent-run-1", "ASIAX"), ""),
+            read(&session("team-ai-agent", "run", "ASIAX"), ""),
+            read(
+                r#"{"type":"IAMUser","userName":"ai-agent-bot","arn":"arn:aws:iam::123456789012:user/ai-agent-bot"}"#,
+                "",
+            ),
+            read(&session("dev", "x", "ASIAX"), " app/triage-bot"),
+            read(&session("builder", "run-1", "ASIATAGGED"), ""),
+            read(&session("dev", "x", "ASIAX"), "").replace(
+                r#""awsRegion""#,
+                r#""additionalEventData":{"CalledViaAWSMCP":"aws-mcp.amazonaws.com"},"awsRegion""#,
+            ),
+        ];
+        let triggered = |json: &str| {
+            read_records(json.as_bytes())
+                .unwrap()
+                .iter()
+                .flatten()
+                .any(|r| engine.prepare_registered(r, &registry).is_some())
+        };
+        for agent in &agents {
+            assert!(triggered(agent), "not an agent's read: {agent}");
+            for writing in
+                [agent.clone(), reencode(agent, &[false], &[true]), reencode(agent, &[true, false], &[false])]
+            {
+                assert!(filter.may_trigger(writing.as_bytes()), "dropped {writing}");
+            }
+            // JSON may write `/` as `\/`: the value cannot be read literally, so the text passes.
+            let slashed = agent.replace('/', "\\/");
+            assert!(triggered(&slashed) && filter.may_trigger(slashed.as_bytes()), "dropped {slashed}");
+        }
+        // A person's read calls, and the registry's agent without the registry, are passed over.
+        for person in [
+            read(&session("developer", "alice", "ASIAALICE"), ""),
+            read(&session("builder", "run-1", "ASIATAGGED"), ""),
+        ] {
+            let without = Prefilter::new(&engine);
+            assert!(!without.may_trigger(person.as_bytes()), "{person}");
+        }
+        let alice = read(&session("developer", "alice", "ASIAALICE"), "");
+        assert!(!triggered(&alice) && !filter.may_trigger(alice.as_bytes()), "{alice}");
+        let mut lines = Vec::new();
+        filter.for_each_line(format!("{alice}\n{}\n{alice}", agents[1]).as_bytes(), |_, pass| lines.push(pass));
+        assert_eq!(lines, [false, true, false]);
     }
 
     #[test]

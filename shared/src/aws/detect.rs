@@ -131,7 +131,12 @@ impl Detector {
         }
         // Most events stop here, before any AWS call.
         let Some(prepared) = self.engine.prepare(&record) else { return Ok(DetectOutcome::default()) };
-        let resolved = resolve(&self.engine.needs(&prepared), self).await.map_err(DetectError::Lookup)?;
+        let mut resolved = resolve(&self.engine.needs(&prepared), self).await.map_err(DetectError::Lookup)?;
+        // The behaviour count goes second: whether a read call counts depends on the agent recognition just done.
+        if let Some(count) = self.engine.count(&prepared, &resolved) {
+            let counted = resolve(&[crate::engine::Need::Count(count)], self).await.map_err(DetectError::Lookup)?;
+            resolved.crossing = counted.crossing;
+        }
         let evaluation = self.engine.evaluate(&prepared, &resolved);
         for warning in &evaluation.warnings {
             tracing::warn!(event_id = record.event_id.as_deref().unwrap_or_default(), %warning, "evaluation warning");

@@ -76,6 +76,11 @@ pub enum Trigger {
     },
     /// Any event whose `userIdentity.type` is `Root`.
     RootActor,
+    /// Any read-only call (`readOnly`, else a `List`/`Describe`/`Get`/`BatchGet` name) by an actor the signals the
+    /// record shows recognise as an agent (offline also: a session the registry in memory knows). Keyed by the
+    /// identity, not the call: the engine tests it only after the cheap tests (read-only, not root) pass, and
+    /// never looks anything up for it.
+    AgentReads,
 }
 
 /// An event name, exactly or by prefix.
