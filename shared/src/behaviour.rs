@@ -49,6 +49,9 @@ pub struct BehaviourSettings {
     pub services: u32,
     /// The window for services, in minutes.
     pub services_minutes: u32,
+    /// `agent-new-region`: for how many days after an agent identity is first seen its regions are learnt
+    /// silently (see [`crate::regions`]).
+    pub region_learning_days: u32,
 }
 
 impl Default for BehaviourSettings {
@@ -60,6 +63,7 @@ impl Default for BehaviourSettings {
             deletions_minutes: 10,
             services: 8,
             services_minutes: 10,
+            region_learning_days: 7,
         }
     }
 }
@@ -173,7 +177,11 @@ pub fn reads(record: &crate::event::CloudTrailRecord) -> bool {
 
 /// Counters kept in memory (the offline scanner): the same semantics as the detector's table.
 #[derive(Debug, Default)]
-pub struct Counters(Mutex<HashMap<String, Tally>>);
+pub struct Counters {
+    counts: Mutex<HashMap<String, Tally>>,
+    /// The agents' regions (`agent-new-region`), kept beside the counts as the detector keeps them in one table.
+    pub regions: crate::regions::Regions,
+}
 
 /// One counter: the events counted, and for a distinct count the values already seen.
 #[derive(Debug, Default)]
@@ -185,7 +193,7 @@ struct Tally {
 impl Counters {
     /// Counts one event; the evidence when this event is the one that crosses the threshold.
     pub fn count(&self, count: &Count) -> Crossing {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let tally = map.entry(count.key.clone()).or_default();
         let repeated = match &count.distinct {
             Some(value) => tally.distinct.contains(value),

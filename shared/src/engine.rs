@@ -27,6 +27,8 @@ use crate::session::{self, Session};
 
 /// The behaviour rule, whose count the engine declares as a need.
 const BEHAVIOUR: &str = "agent-behaviour";
+/// The new-region rule, whose memory of regions the engine declares as a need.
+const NEW_REGION: &str = "agent-new-region";
 
 /// Something the rules need from IAM for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,6 +59,8 @@ pub enum Need {
     },
     /// One atomic count of the actor's behaviour (an update, not only a look-up: answered once per event).
     Count(crate::behaviour::Count),
+    /// One use of a region by an agent identity, remembered (an update: answered once per event).
+    Region(crate::regions::RegionUse),
 }
 
 /// The answers to [`Need`]s. What is missing counts as "not available", never as harmless.
@@ -72,6 +76,8 @@ pub struct Resolved {
     /// The behaviour count taken, and its answer: the evidence when this event crossed its threshold, `Ok(None)`
     /// otherwise.
     pub crossing: Option<(crate::behaviour::Count, Result<crate::behaviour::Crossing, String>)>,
+    /// The region use remembered: the page when it is an agent identity's first use of a region after learning.
+    pub region: Option<Result<crate::regions::Novelty, String>>,
 }
 
 /// A record the engine has read and found worth evaluating.
@@ -327,15 +333,27 @@ impl Engine {
         needs
     }
 
-    /// The behaviour count to take for the event, once [`Engine::needs`] are resolved: whether a read-only call
-    /// counts (`services`) depends on the actor being an agent, which a look-up may have decided.
-    pub fn count(&self, prepared: &Prepared, resolved: &Resolved) -> Option<crate::behaviour::Count> {
-        let counts_behaviour = prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
-        if !counts_behaviour {
-            return None;
+    /// The updates to make for the event once [`Engine::needs`] are resolved: the behaviour count, and an agent's
+    /// use of a region. Whether a read-only call counts (`services`) and whether a region is remembered depend on
+    /// the actor being an agent, which a look-up may have decided.
+    pub fn later_needs(&self, prepared: &Prepared, resolved: &Resolved) -> Vec<Need> {
+        let has = |id: &str| prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == id));
+        let (counts, regions) = (has(BEHAVIOUR), has(NEW_REGION));
+        if !counts && !regions {
+            return Vec::new();
         }
         let is_agent = self.recognise(&prepared.actor, resolved).is_some();
-        crate::behaviour::observe(prepared.record, &prepared.actor, is_agent, &self.config.behaviour)
+        let settings = &self.config.behaviour;
+        let mut needs = Vec::new();
+        if counts {
+            let count = crate::behaviour::observe(prepared.record, &prepared.actor, is_agent, settings);
+            needs.extend(count.map(Need::Count));
+        }
+        if regions && is_agent {
+            let used = crate::regions::observe(prepared.record, &prepared.actor, settings.region_learning_days);
+            needs.extend(used.map(Need::Region));
+        }
+        needs
     }
 
     /// What agent recognition of `actor` needs looked up: the registry entry of its access key, the role's tags.
@@ -419,7 +437,7 @@ impl Engine {
         registry: &session::Registry,
         counters: &crate::behaviour::Counters,
     ) -> Evaluation {
-        self.evaluate_counted(record, registry, |count| counters.count(count))
+        self.evaluate_remembering(record, registry, |count| counters.count(count), |used| counters.regions.see(used))
     }
 
     /// [`Engine::evaluate_registered`] with the behaviour count answered by `count`: the backtest's shards
@@ -429,7 +447,18 @@ impl Engine {
         &self,
         record: &CloudTrailRecord,
         registry: &session::Registry,
+        count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
+    ) -> Evaluation {
+        // The backtest's shards see a slice of time each: regions are not remembered there (not built).
+        self.evaluate_remembering(record, registry, count, |_| None)
+    }
+
+    fn evaluate_remembering(
+        &self,
+        record: &CloudTrailRecord,
+        registry: &session::Registry,
         mut count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
+        mut region: impl FnMut(&crate::regions::RegionUse) -> crate::regions::Novelty,
     ) -> Evaluation {
         let Some(prepared) = self.prepare_registered(record, registry) else { return Evaluation::default() };
         let mut resolved = Resolved::default();
@@ -438,13 +467,18 @@ impl Engine {
                 Need::Session { access_key_id, at } => {
                     resolved.session = Some(Ok(registry.get(&access_key_id, at).cloned()));
                 }
-                Need::Count(counted) => resolved.crossing = Some((counted.clone(), Ok(count(&counted)))),
-                Need::Policy { .. } | Need::RoleTags { .. } => {}
+                Need::Count(_) | Need::Region(_) | Need::Policy { .. } | Need::RoleTags { .. } => {}
             }
         }
-        if let Some(counted) = self.count(&prepared, &resolved) {
-            let crossing = count(&counted);
-            resolved.crossing = Some((counted, Ok(crossing)));
+        for need in self.later_needs(&prepared, &resolved) {
+            match need {
+                Need::Count(counted) => {
+                    let crossing = count(&counted);
+                    resolved.crossing = Some((counted, Ok(crossing)));
+                }
+                Need::Region(used) => resolved.region = Some(Ok(region(&used))),
+                Need::Session { .. } | Need::Policy { .. } | Need::RoleTags { .. } => {}
+            }
         }
         self.evaluate(&prepared, &resolved)
     }
@@ -488,6 +522,9 @@ impl Engine {
         if let Some((_, Err(e))) = &resolved.crossing {
             warnings.push(format!("behaviour counters could not be updated, this event was not counted: {e}"));
         }
+        if let Some(Err(e)) = &resolved.region {
+            warnings.push(format!("the agent's regions could not be updated, this call's region was not judged: {e}"));
+        }
         if let Some(Err(e)) = &resolved.session {
             warnings
                 .push(format!("session registry could not be read, agent recognition used other signals only: {e}"));
@@ -520,6 +557,10 @@ impl Engine {
             config: &self.config,
             crossing: match &resolved.crossing {
                 Some((counted, Ok(Some(evidence)))) => Some((counted.kind, evidence.as_slice())),
+                _ => None,
+            },
+            new_region: match &resolved.region {
+                Some(Ok(Some(new))) => Some(new),
                 _ => None,
             },
         };

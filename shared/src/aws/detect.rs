@@ -132,10 +132,13 @@ impl Detector {
         // Most events stop here, before any AWS call.
         let Some(prepared) = self.engine.prepare(&record) else { return Ok(DetectOutcome::default()) };
         let mut resolved = resolve(&self.engine.needs(&prepared), self).await.map_err(DetectError::Lookup)?;
-        // The behaviour count goes second: whether a read call counts depends on the agent recognition just done.
-        if let Some(count) = self.engine.count(&prepared, &resolved) {
-            let counted = resolve(&[crate::engine::Need::Count(count)], self).await.map_err(DetectError::Lookup)?;
-            resolved.crossing = counted.crossing;
+        // The updates go second: whether a read call counts, and whether a region is remembered, depend on the
+        // agent recognition just done.
+        let later = self.engine.later_needs(&prepared, &resolved);
+        if !later.is_empty() {
+            let updated = resolve(&later, self).await.map_err(DetectError::Lookup)?;
+            resolved.crossing = updated.crossing;
+            resolved.region = updated.region;
         }
         let evaluation = self.engine.evaluate(&prepared, &resolved);
         for warning in &evaluation.warnings {
@@ -253,5 +256,9 @@ impl IamReader for Detector {
 
     async fn count(&self, count: &crate::behaviour::Count) -> Result<crate::behaviour::Crossing, IamError> {
         self.state.count(count).await
+    }
+
+    async fn region(&self, used: &crate::regions::RegionUse) -> Result<crate::regions::Novelty, IamError> {
+        self.state.region(used).await
     }
 }

@@ -220,6 +220,45 @@ impl StateTable {
         Ok((n == count.limit).then(|| read_evidence(&item)))
     }
 
+    /// Remembers an agent identity's use of a region in one unconditional `UpdateItem` (the region joins the set,
+    /// the first-seen time is set once, the event that added the region is kept, the memory's expiry moves on) and
+    /// judges it against the item as it was before (`ALL_OLD`): atomic, and a retried event is answered as before.
+    pub async fn region(&self, used: &crate::regions::RegionUse) -> Result<crate::regions::Novelty, IamError> {
+        let expires = used.at.max(OffsetDateTime::now_utc().unix_timestamp()) + crate::regions::MEMORY_DAYS * 86_400;
+        let id = if used.event_id.is_empty() { "-".to_owned() } else { used.event_id.clone() };
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("region#{}", used.identity)))
+            .key("sk", AttributeValue::S("regions".to_owned()))
+            .update_expression(
+                "ADD regions :region SET first_seen = if_not_exists(first_seen, :at), #added = \
+                 if_not_exists(#added, :id), expires_at = :expires",
+            )
+            .expression_attribute_names("#added", format!("added#{}", used.region))
+            .expression_attribute_values(":region", AttributeValue::Ss(vec![used.region.clone()]))
+            .expression_attribute_values(":at", AttributeValue::N(used.at.to_string()))
+            .expression_attribute_values(":id", AttributeValue::S(id))
+            .expression_attribute_values(":expires", AttributeValue::N(expires.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem", &e))?;
+        let before = output.attributes.as_ref().map(|item| {
+            let first_seen = item.get("first_seen").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+            let regions = item.get("regions").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+            let added = |region: &str| {
+                item.get(&format!("added#{region}")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+            };
+            crate::regions::Remembered {
+                first_seen: first_seen.unwrap_or(used.at),
+                regions: regions.iter().map(|r| (r.clone(), added(r))).collect(),
+            }
+        });
+        Ok(used.judge(before.as_ref()))
+    }
+
     /// Takes the lock named `key`, waiting up to [`LOCK_WAIT`] for another holder; returns the owner token.
     pub async fn lock(&self, key: &str) -> Result<String, IamError> {
         let token = format!("{:x}", rand_token());

@@ -7,6 +7,7 @@
 
 mod admin_policy_grant;
 mod agent_behaviour;
+mod agent_new_region;
 mod agent_sensitive_call;
 mod agent_tag_tampering;
 mod audit_requests;
@@ -136,6 +137,8 @@ pub struct Context<'a> {
     pub config: &'a Config,
     /// The behaviour count this event crossed, with its evidence, when it crossed one.
     pub crossing: Option<(crate::behaviour::Kind, &'a [crate::behaviour::EvidenceEvent])>,
+    /// The region this agent identity used for the first time after learning, when it did.
+    pub new_region: Option<&'a crate::regions::NewRegion>,
 }
 
 impl Context<'_> {
@@ -334,6 +337,7 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &agent_tag_tampering::AgentTagTampering,
         &agent_sensitive_call::AgentSensitiveCall,
         &agent_behaviour::AgentBehaviour,
+        &agent_new_region::AgentNewRegion,
         &grant_unjudged::GrantUnjudged,
     ]
 }
