@@ -416,3 +416,49 @@ async fn an_agent_reading_across_too_many_services_is_one_finding_that_revokes_a
     let written = inline_policy(&stage.iam, "agent-explorer", REVOCATIONS).await.unwrap().to_string();
     assert!(written.contains(&format!("{role_id}:agent-run-7")), "{written}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agents_first_use_of_a_region_after_learning_pages_once_through_the_state_table() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "agent-ops", "/").await;
+    let agent = issued_identity("agent-ops", &role_id, "agent-run-3", "ASIAOPS0000000000001");
+    let call = |region: &str, days_ago: i64, id: &str| {
+        let mut event = api_call(
+            agent.clone(),
+            "ec2.amazonaws.com",
+            "DescribeInstances",
+            Value::Null,
+            Value::Null,
+            HOME_ACCOUNT,
+            id,
+        );
+        event["detail"]["readOnly"] = json!(true);
+        event["detail"]["awsRegion"] = json!(region);
+        event["detail"]["eventTime"] = json!(ago(Duration::days(days_ago)));
+        event
+    };
+    // Learnt: the first call, and another region within seven days of it.
+    let (run, findings) =
+        stage.detect(vec![call("eu-west-1", 20, "e-day-0"), call("eu-central-1", 15, "e-day-5")], &[]).await;
+    assert!(ok(&run).iter().all(|o| o["rules"] == json!([])), "{}", run.logs);
+    assert!(findings.is_empty());
+    // After learning: a known region is nothing, a new one pages (again when redelivered), once.
+    let new = call("ap-southeast-2", 1, "e-new");
+    let (run, findings) = stage
+        .detect(vec![call("eu-west-1", 1, "e-known"), new.clone(), new, call("ap-southeast-2", 0, "e-again")], &[])
+        .await;
+    let rules: Vec<Value> = ok(&run).iter().map(|o| o["rules"].clone()).collect();
+    assert_eq!(rules, [json!([]), json!(["agent-new-region"]), json!(["agent-new-region"]), json!([])], "{}", run.logs);
+    assert_eq!(findings[0]["detail"]["id"], findings[1]["detail"]["id"]);
+    assert_eq!(findings[0]["detail"]["severity"], "medium");
+    assert_eq!(findings[0]["detail"]["remediable"], false, "alert only");
+    let notes = findings[0]["detail"]["evidence"]["notes"].to_string();
+    assert!(notes.contains("eu-central-1, eu-west-1"), "{notes}");
+    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
+    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
+    let memory: Vec<_> =
+        items.items().iter().filter(|i| i["pk"].as_s().is_ok_and(|pk| pk.starts_with("region#"))).collect();
+    assert_eq!(memory.len(), 1, "one item per identity");
+    assert_eq!(memory[0]["pk"].as_s().unwrap(), &format!("region#arn:aws:iam::{HOME_ACCOUNT}:role/agent-ops"));
+    assert_eq!(memory[0]["regions"].as_ss().unwrap().len(), 3);
+}
