@@ -20,7 +20,8 @@
 //! straddles a window boundary is counted in two halves: the thresholds are set with that in mind.
 //!
 //! Only calls that reach the engine are counted: the calls its rules subscribe to (IAM writes, every `Delete*`,
-//! the sensitive calls). A refused call outside those does not arrive (see the README's Agents section).
+//! the sensitive calls), and agents' read-only calls (keyed by the identity: [`crate::rules::Trigger::AgentReads`]).
+//! A person's refused call outside those does not arrive (see the README's Agents section).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

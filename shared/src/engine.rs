@@ -5,6 +5,8 @@
 //!    stop here, at the cost of a hash look-up), and reads the grant or trust change the event makes.
 //! 2. [`Engine::needs`] lists what must be looked up in IAM (a customer managed policy's document, the actor
 //!    role's tags); the detector Lambda fetches them, the offline scanner does not.
+//!    Once those are answered, [`Engine::later_needs`] lists the updates whose use depends on who the actor turned
+//!    out to be (a behaviour count, an agent's region), answered the same way.
 //! 3. [`Engine::evaluate`] runs the rules with whatever was resolved and turns verdicts into findings.
 //!
 //! Failed calls (`errorCode`, or a failed console sign-in): a rule judges them as if they had succeeded, and a

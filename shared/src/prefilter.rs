@@ -15,15 +15,18 @@
 //!
 //! Identity-keyed triggers need their own argument. [`Trigger::AgentReads`] is triggered by a read-only call whose
 //! actor the signals the record shows recognise as an agent, or (offline) whose access key the registry knows.
-//! Every value that recognition compares is a decoded string under one of a few keys: `sourceIdentity`, `arn`
-//! (the session's ARN gives the role and session names; the issuer's ARN the role), `userName`, `accessKeyId`,
-//! `userAgent` (the SDK application id), and the MCP marker is read only where the raw text holds `ViaAWSMCP`.
-//! With no `\u` in the text, those keys are written literally. So when the call test passes a text over, it is
-//! passed on anyway if it holds `ViaAWSMCP`, or if some value under one of those keys is written with an escape
-//! (it cannot be read literally), or matches, as a whole or in any `/`-separated part (or as the role ARN a
-//! session ARN names), any of the agent globs, or is an access key the registry knows. Every value of every such
-//! key is tried, wherever it sits, so the actor's own are among them: more passes than needed, never fewer. What
-//! this costs on a trail with few agents is measured, not argued (README, "Agents").
+//! Every value that recognition compares is a decoded string of the record: the source identity, the role and
+//! session names (a session's ARN holds both; a role ARN glob is also tried on the role ARN a session ARN names,
+//! whose role name the session ARN holds), the user name, the SDK application id in the user agent, the access
+//! key (against the registry), and the MCP marker is read only where the raw text holds `ViaAWSMCP`. A value that
+//! matches a glob (ignoring ASCII case) contains each literal run of the glob; take, for each glob, the longest
+//! run of its last `/`-separated part that holds no wildcard and no character JSON may escape (`"`, `\`, `/`,
+//! control characters). Such a run is written as is in any JSON text of the value without `\u`: every one of
+//! its characters is written literally, side by side. So when the call test passes a text over, it is passed on
+//! anyway if it holds, ignoring ASCII case, any glob's run, `ViaAWSMCP`, or an access key the registry knows; if
+//! some glob has no such run; or if the text is not all ASCII (case-insensitive matching there compares Unicode
+//! characters). One search over the text, for all of them at once. What this costs on a trail with few agents is
+//! measured, not argued (README, "Agents").
 //!
 //! A record the byte test passes on gets one more cheap look before it is parsed in full
 //! ([`Prefilter::made_by_aws_service`]): the engine never judges what AWS itself did.
@@ -45,7 +48,7 @@ use crate::session::Registry;
 pub struct Prefilter<'e> {
     engine: &'e Engine,
     /// The byte test for the identity-keyed agent trigger, when a rule has one.
-    agents: Option<AgentSignals<'e>>,
+    agents: Option<AgentSignals>,
     /// Off when some trigger name could be written with an escape other than `\u`.
     sound: bool,
     watches_root: bool,
@@ -61,7 +64,7 @@ impl<'e> Prefilter<'e> {
         let watches_root = engine.rules().iter().any(|r| r.triggers(engine.config()).contains(&Trigger::RootActor));
         let plain = |text: &str| !text.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20);
         let sound = triggers.iter().all(|(source, name)| source.as_deref().is_none_or(plain) && plain(name));
-        let agents = engine.reads_agents().then(|| AgentSignals::new(&engine.config().agents));
+        let agents = engine.reads_agents().then(|| AgentSignals::new(&engine.config().agents, &[]));
         Prefilter {
             engine,
             agents,
@@ -75,8 +78,9 @@ impl<'e> Prefilter<'e> {
     /// The pre-filter for [`Engine::prepare_registered`] with `registry`: the registry's agent sessions' access
     /// keys pass too.
     pub fn with_registry(mut self, registry: &Registry) -> Prefilter<'e> {
-        if let Some(agents) = &mut self.agents {
-            agents.keys = registry.sessions().map(|s| s.access_key_id.clone()).collect();
+        if self.agents.is_some() {
+            let keys: Vec<&str> = registry.sessions().map(|s| s.access_key_id.as_str()).collect();
+            self.agents = Some(AgentSignals::new(&self.engine.config().agents, &keys));
         }
         self
     }
@@ -142,77 +146,43 @@ impl<'e> Prefilter<'e> {
     }
 }
 
-/// The agent signals a text may show, for [`Trigger::AgentReads`] (see the module's documentation).
-struct AgentSignals<'m> {
-    matchers: &'m AgentMatchers,
-    /// Every name glob: source identity, session name, role (name or ARN), user name.
-    globs: Vec<&'m str>,
-    /// `"sourceIdentity"`, `"arn"`, `"userName"`: the values the globs are tried on.
-    named: [Finder<'static>; 3],
-    access_key: Finder<'static>,
-    user_agent: Finder<'static>,
-    mcp: Finder<'static>,
-    /// The registry's agent sessions, by access key (offline).
-    keys: std::collections::HashSet<String>,
+/// The agent signals a text may show, for [`Trigger::AgentReads`] (see the module's documentation): one search,
+/// ignoring ASCII case, for the literal pieces the signals need.
+struct AgentSignals {
+    /// Each glob's required piece, the MCP marker, the registry's access keys; `None` when some glob has no
+    /// literal piece (then every text may show an agent).
+    needles: Option<aho_corasick::AhoCorasick>,
 }
 
-impl<'m> AgentSignals<'m> {
-    fn new(matchers: &'m AgentMatchers) -> AgentSignals<'m> {
-        let mut globs: Vec<&str> =
-            [&matchers.source_identity, &matchers.session_name, &matchers.role, &matchers.user_name]
-                .into_iter()
-                .flatten()
-                .map(String::as_str)
-                .collect();
-        globs.sort_unstable();
-        globs.dedup();
-        AgentSignals {
-            matchers,
-            globs,
-            named: [
-                Finder::new(br#""sourceIdentity""#).into_owned(),
-                Finder::new(br#""arn""#).into_owned(),
-                Finder::new(br#""userName""#).into_owned(),
-            ],
-            access_key: Finder::new(br#""accessKeyId""#).into_owned(),
-            user_agent: Finder::new(br#""userAgent""#).into_owned(),
-            mcp: Finder::new(b"ViaAWSMCP").into_owned(),
-            keys: std::collections::HashSet::new(),
-        }
+impl AgentSignals {
+    fn new(matchers: &AgentMatchers, keys: &[&str]) -> AgentSignals {
+        let globs = [&matchers.source_identity, &matchers.session_name, &matchers.role, &matchers.user_name];
+        let pieces: Option<Vec<String>> =
+            globs.into_iter().flatten().chain(&matchers.app_id).map(|glob| required_piece(glob)).collect();
+        let needles = pieces.and_then(|mut pieces| {
+            if matchers.mcp {
+                pieces.push("ViaAWSMCP".to_owned());
+            }
+            pieces.extend(keys.iter().map(|k| (*k).to_owned()));
+            aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(pieces).ok()
+        });
+        AgentSignals { needles }
     }
 
-    /// Whether some value in `text` may recognise an agent: `false` proves none does.
+    /// Whether `text` may show an agent: `false` proves that no value in it recognises one.
     fn may_show(&self, text: &[u8]) -> bool {
-        if self.matchers.mcp && self.mcp.find(text).is_some() {
-            return true;
-        }
-        let values = |finder| values_of(finder, text);
-        let named = self.named.iter().flat_map(values).any(|value| value.is_none_or(|v| self.names_agent(v)));
-        named
-            || (!self.keys.is_empty() && values(&self.access_key).any(|key| key.is_none_or(|k| self.keys.contains(k))))
-            || (!self.matchers.app_id.is_empty()
-                && values(&self.user_agent).any(|agent| {
-                    agent.is_none_or(|a| {
-                        crate::event::actor::app_id(a).is_some_and(|id| {
-                            self.matchers.app_id.iter().any(|g| crate::wildcard::matches(g, id, true))
-                        })
-                    })
-                }))
-    }
-
-    /// Whether a glob matches the value, one of its `/`-separated parts, or the role ARN it names.
-    fn names_agent(&self, value: &str) -> bool {
-        let matches = |text: &str| self.globs.iter().any(|g| crate::wildcard::matches(g, text, true));
-        matches(value)
-            || (value.contains('/') && value.split('/').any(matches))
-            || crate::event::actor::role_arn_from_session_arn(value).is_some_and(|arn| matches(&arn))
+        // Outside ASCII, case-insensitive glob matching compares characters (the Kelvin sign is a `k` there).
+        !text.is_ascii() || self.needles.as_ref().is_none_or(|needles| needles.is_match(text))
     }
 }
 
-/// The string values under a key (`finder` finds `"key"`): `None` for one not written literally.
-fn values_of<'t>(finder: &'t Finder<'static>, text: &'t [u8]) -> impl Iterator<Item = Option<&'t str>> + 't {
-    let key = finder.needle().len();
-    finder.find_iter(text).map(move |at| string_after(text, at + key))
+/// The literal piece a value matching `glob` must contain, written as is in any JSON text of it without `\u`:
+/// the longest run of the glob's last `/`-separated part (a role ARN glob's role name, which a session ARN holds
+/// too) without a wildcard or a character JSON may escape. `None` when there is none.
+fn required_piece(glob: &str) -> Option<String> {
+    let tail = glob.rsplit('/').next().unwrap_or(glob);
+    let escapable = |c: char| matches!(c, '*' | '?' | '"' | '\\' | '/') || c.is_control();
+    tail.split(escapable).max_by_key(|piece| piece.len()).filter(|piece| !piece.is_empty()).map(str::to_owned)
 }
 
 /// Every (event source, event name or name prefix) the engine's rules are triggered by (`None`: any source), from
@@ -470,6 +440,12 @@ mod tests {
             let without = Prefilter::new(&engine);
             assert!(!without.may_trigger(person.as_bytes()), "{person}");
         }
+        assert_eq!(required_piece("arn:aws:iam::*:role/agent-*").as_deref(), Some("agent-"), "the role's name");
+        assert_eq!(required_piece("claude*").as_deref(), Some("claude"));
+        assert_eq!(required_piece("a\"b?cde*").as_deref(), Some("cde"), "no escapable character");
+        assert_eq!(required_piece("*"), None, "no piece: every text may show an agent");
+        let any = Engine::new(Config::from_json(r#"{"agents": {"session_name": ["*"]}}"#).unwrap());
+        assert!(Prefilter::new(&any).may_trigger(read(&session("developer", "alice", "ASIAALICE"), "").as_bytes()));
         let alice = read(&session("developer", "alice", "ASIAALICE"), "");
         assert!(!triggered(&alice) && !filter.may_trigger(alice.as_bytes()), "{alice}");
         let mut lines = Vec::new();

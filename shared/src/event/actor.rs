@@ -216,7 +216,7 @@ fn tag_match(signal: &str, specs: &[String], tags: &[(String, String)]) -> Optio
 }
 
 /// The SDK application id in a user agent: the token `app/<id>` that `AWS_SDK_UA_APP_ID` adds.
-pub fn app_id(user_agent: &str) -> Option<&str> {
+fn app_id(user_agent: &str) -> Option<&str> {
     user_agent.split_whitespace().find_map(|token| token.strip_prefix("app/")).filter(|id| !id.is_empty())
 }
 
@@ -297,7 +297,7 @@ fn mcp_server(record: &CloudTrailRecord) -> Option<String> {
 
 /// `arn:aws:sts::123456789012:assumed-role/Name/session` gives `arn:aws:iam::123456789012:role/Name` (without
 /// the path, which the session ARN does not carry).
-pub fn role_arn_from_session_arn(arn: &str) -> Option<String> {
+fn role_arn_from_session_arn(arn: &str) -> Option<String> {
     let (head, rest) = arn.split_once(":assumed-role/")?;
     let (role, _) = rest.rsplit_once('/')?;
     let account = head.rsplit(':').next()?;
