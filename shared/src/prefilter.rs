@@ -131,6 +131,9 @@ impl<'e> Prefilter<'e> {
     pub fn for_each_line<'t>(&self, text: &'t [u8], mut visit: impl FnMut(&'t [u8], bool)) {
         let search_lines = self.must_parse(text);
         let mut keys = self.event_key.find_iter(text).peekable();
+        // The agent signals too are searched once over the whole text (a needle holds no line end either).
+        let mut signals =
+            self.agents.as_ref().map(|agents| agents.found(text)).unwrap_or_default().into_iter().peekable();
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
             let line = text.get(start..end).unwrap_or_default();
@@ -140,7 +143,11 @@ impl<'e> Prefilter<'e> {
                 calls.see(line, at - start + self.event_key.needle().len());
             }
             let pass = search_lines && self.must_parse(line) || calls.may_trigger(self.engine);
-            visit(line, pass || self.agent_may_trigger(line));
+            let mut signal = false;
+            while signals.next_if(|at| *at < end).is_some() {
+                signal = true;
+            }
+            visit(line, pass || signal || self.agents.as_ref().is_some_and(|agents| agents.always(line)));
             start = end + 1;
         }
     }
@@ -171,8 +178,18 @@ impl AgentSignals {
 
     /// Whether `text` may show an agent: `false` proves that no value in it recognises one.
     fn may_show(&self, text: &[u8]) -> bool {
-        // Outside ASCII, case-insensitive glob matching compares characters (the Kelvin sign is a `k` there).
-        !text.is_ascii() || self.needles.as_ref().is_none_or(|needles| needles.is_match(text))
+        self.always(text) || self.needles.as_ref().is_some_and(|needles| needles.is_match(text))
+    }
+
+    /// Whether `text` must be taken as showing an agent whatever it holds: some glob has no literal piece, or the
+    /// text is not all ASCII (case-insensitive glob matching there compares characters: the Kelvin sign is a `k`).
+    fn always(&self, text: &[u8]) -> bool {
+        self.needles.is_none() || !text.is_ascii()
+    }
+
+    /// Where the needles start in `text`, in order.
+    fn found(&self, text: &[u8]) -> Vec<usize> {
+        self.needles.as_ref().map(|needles| needles.find_iter(text).map(|m| m.start()).collect()).unwrap_or_default()
     }
 }
 
