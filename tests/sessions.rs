@@ -297,3 +297,121 @@ async fn a_run_of_deletions_gives_one_finding_past_the_threshold_and_a_services_
     assert!((0..3).all(|i| notes.contains(&format!("e-del-{i}"))) && !notes.contains("e-del-3"), "{notes}");
     assert!(notes.contains("data events"), "S3 object deletions are said to need data events: {notes}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_reading_across_too_many_services_is_one_finding_that_revokes_and_a_persons_reads_count_nothing() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "agent-explorer", "/").await;
+    let agent = issued_identity("agent-explorer", &role_id, "agent-run-7", "ASIAEXPLORER00000001");
+    let person = issued_identity("developer", "AROADEVELOPEREXAMPLE", "alice", "ASIAALICE00000000001");
+    let config = r#"{"behaviour":{"services":3,"services_minutes":60}}"#;
+    // One time for every call, so that no window boundary falls between them.
+    let at = ago(Duration::minutes(1));
+    let read = |identity: &Value, source: &str, name: &str, id: &str| {
+        let mut event = api_call(identity.clone(), source, name, Value::Null, Value::Null, HOME_ACCOUNT, id);
+        event["detail"]["readOnly"] = json!(true);
+        event["detail"]["eventTime"] = json!(at);
+        event
+    };
+    let services = [
+        ("s3.amazonaws.com", "ListBuckets"),
+        ("ec2.amazonaws.com", "DescribeInstances"),
+        ("dynamodb.amazonaws.com", "ListTables"),
+        ("kms.amazonaws.com", "ListKeys"),
+        ("sns.amazonaws.com", "ListTopics"),
+    ];
+    // A person browsing five services is no enumeration: nothing counted, nothing written.
+    let browsing: Vec<Value> =
+        services.iter().enumerate().map(|(i, (s, n))| read(&person, s, n, &format!("e-person-{i}"))).collect();
+    let (run, findings) = stage.detect(browsing, &[("TRAILGUARD_CONFIG", config)]).await;
+    assert!(ok(&run).iter().all(|o| o["rules"] == json!([])), "{}", run.logs);
+    assert!(findings.is_empty());
+    // Three services, each read twice: at the threshold, nothing.
+    let under: Vec<Value> = (0..6)
+        .map(|i| {
+            let (source, name) = services[i % 3];
+            read(&agent, source, name, &format!("e-read-{i}"))
+        })
+        .collect();
+    let (run, findings) = stage.detect(under, &[("TRAILGUARD_CONFIG", config)]).await;
+    assert!(ok(&run).iter().all(|o| o["rules"] == json!([])), "{}", run.logs);
+    assert!(findings.is_empty());
+    // The fourth service crosses it, once even when redelivered; the fifth is past it.
+    let fourth = read(&agent, services[3].0, services[3].1, "e-read-kms");
+    let fifth = read(&agent, services[4].0, services[4].1, "e-read-sns");
+    let (run, findings) = stage.detect(vec![fourth.clone(), fourth, fifth], &[("TRAILGUARD_CONFIG", config)]).await;
+    let outcomes = ok(&run);
+    assert_eq!(outcomes[0]["rules"], json!(["agent-behaviour"]), "{}", run.logs);
+    assert_eq!(outcomes[1]["rules"], json!(["agent-behaviour"]), "a retried event is answered again, not counted");
+    assert_eq!(outcomes[2]["rules"], json!([]));
+    assert_eq!(findings.len(), 2);
+    assert_eq!(findings[0]["detail"]["id"], findings[1]["detail"]["id"], "the same finding");
+    let notes = findings[0]["detail"]["evidence"]["notes"].to_string();
+    // The first call to each service is its evidence; a repeat is not.
+    for id in ["e-read-0", "e-read-1", "e-read-2", "e-read-kms"] {
+        assert!(notes.contains(id), "{notes}");
+    }
+    assert!(!notes.contains("e-read-3") && !notes.contains("e-read-sns"), "{notes}");
+    let title = findings[0]["detail"]["title"].as_str().unwrap();
+    assert!(title.contains("more than 3 services within 60 minutes"), "{title}");
+    // The counter is one item with the set of services; nothing was written for the person.
+    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
+    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
+    let counters: Vec<_> =
+        items.items().iter().filter(|i| i["pk"].as_s().is_ok_and(|pk| pk.starts_with("count#"))).collect();
+    assert_eq!(counters.len(), 1, "{counters:?}");
+    assert!(counters[0]["pk"].as_s().unwrap().starts_with("count#ASIAEXPLORER00000001#services#"));
+    assert_eq!(counters[0]["services"].as_ss().unwrap().len(), 4);
+    // Enforced: the finding revokes the agent's session on its role.
+    let (run, reports) = stage.remediate(vec![findings[0].clone()], &[("TRAILGUARD_CONFIG", config)]).await;
+    ok(&run);
+    assert_eq!(step_statuses(&reports[0]), ["done"], "{}", reports[0]);
+    let written = inline_policy(&stage.iam, "agent-explorer", REVOCATIONS).await.unwrap().to_string();
+    assert!(written.contains(&format!("{role_id}:agent-run-7")), "{written}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agents_first_use_of_a_region_after_learning_pages_once_through_the_state_table() {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, "agent-ops", "/").await;
+    let agent = issued_identity("agent-ops", &role_id, "agent-run-3", "ASIAOPS0000000000001");
+    let call = |region: &str, days_ago: i64, id: &str| {
+        let mut event = api_call(
+            agent.clone(),
+            "ec2.amazonaws.com",
+            "DescribeInstances",
+            Value::Null,
+            Value::Null,
+            HOME_ACCOUNT,
+            id,
+        );
+        event["detail"]["readOnly"] = json!(true);
+        event["detail"]["awsRegion"] = json!(region);
+        event["detail"]["eventTime"] = json!(ago(Duration::days(days_ago)));
+        event
+    };
+    // Learnt: the first call, and another region within seven days of it.
+    let (run, findings) =
+        stage.detect(vec![call("eu-west-1", 20, "e-day-0"), call("eu-central-1", 15, "e-day-5")], &[]).await;
+    assert!(ok(&run).iter().all(|o| o["rules"] == json!([])), "{}", run.logs);
+    assert!(findings.is_empty());
+    // After learning: a known region is nothing, a new one pages (again when redelivered), once.
+    let new = call("ap-southeast-2", 1, "e-new");
+    let (run, findings) = stage
+        .detect(vec![call("eu-west-1", 1, "e-known"), new.clone(), new, call("ap-southeast-2", 0, "e-again")], &[])
+        .await;
+    let rules: Vec<Value> = ok(&run).iter().map(|o| o["rules"].clone()).collect();
+    assert_eq!(rules, [json!([]), json!(["agent-new-region"]), json!(["agent-new-region"]), json!([])], "{}", run.logs);
+    assert_eq!(findings[0]["detail"]["id"], findings[1]["detail"]["id"]);
+    assert_eq!(findings[0]["detail"]["severity"], "medium");
+    assert_eq!(findings[0]["detail"]["remediable"], false, "alert only");
+    let notes = findings[0]["detail"]["evidence"]["notes"].to_string();
+    assert!(notes.contains("eu-central-1, eu-west-1"), "{notes}");
+    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
+    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
+    let memory: Vec<_> =
+        items.items().iter().filter(|i| i["pk"].as_s().is_ok_and(|pk| pk.starts_with("region#"))).collect();
+    assert_eq!(memory.len(), 1, "one item per identity");
+    assert_eq!(memory[0]["pk"].as_s().unwrap(), &format!("region#arn:aws:iam::{HOME_ACCOUNT}:role/agent-ops"));
+    assert_eq!(memory[0]["regions"].as_ss().unwrap().len(), 3);
+}

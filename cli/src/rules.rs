@@ -28,6 +28,7 @@ const SEVERITIES: &[(&str, &[Severity], &str)] = &[
     ("agent-tag-tampering", &[Severity::Critical], "alert only"),
     ("agent-sensitive-call", &[Severity::High, Severity::Medium], "IAM and network changes high"),
     ("agent-behaviour", &[Severity::High], "a crossing is never an attempt"),
+    ("agent-new-region", &[Severity::Medium], "alert only; a first use is never an attempt"),
     ("grant-unjudged", &[Severity::High, Severity::Medium], "high for an agent; only where a look-up failed"),
 ];
 

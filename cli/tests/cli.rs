@@ -319,3 +319,60 @@ fn scan_recognises_a_session_tagged_agent_whatever_the_order_of_files() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn scan_finds_one_enumeration_whatever_the_order_of_files_and_with_or_without_the_prefilter() {
+    let assume = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z","eventID":"e-assume",
+ "userIdentity":{"type":"AssumedRole","accessKeyId":"ASIAPERSON","accountId":"123456789012","arn":"arn:aws:sts::123456789012:assumed-role/ci/build"},
+ "requestParameters":{"roleArn":"arn:aws:iam::123456789012:role/builder","tags":[{"key":"trailguard:agent","value":"true"}]},
+ "responseElements":{"credentials":{"accessKeyId":"ASIATAGGED","expiration":"Nov 29, 2026, 11:00:00 AM"},
+ "assumedRoleUser":{"assumedRoleId":"AROABUILDER:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}"#;
+    // A session known only through the registry reads from nine services (the default threshold is eight).
+    let services = ["s3", "ec2", "iam", "lambda", "rds", "dynamodb", "kms", "sns", "sqs"];
+    let read = |i: usize| {
+        format!(
+            r#"{{"eventSource":"{}.amazonaws.com","eventName":"ListThings","eventTime":"2026-11-29T10:0{}:00Z","eventID":"e-read-{i}","readOnly":true,"userIdentity":{{"type":"AssumedRole","accessKeyId":"ASIATAGGED","accountId":"123456789012","principalId":"AROABUILDER:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}}"#,
+            services[i % 9],
+            i % 9
+        )
+    };
+    let first: Vec<String> = (0..5).map(read).chain([assume.replace('\n', "")]).collect();
+    let second: Vec<String> = (5..12).map(read).collect();
+    let dir = std::env::temp_dir().join(format!("trailguard-enumeration-{}", std::process::id()));
+    let mut seen = std::collections::BTreeSet::new();
+    for (a, b) in [(&first, &second), (&second, &first)] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.jsonl"), a.join("\n") + "\n").unwrap();
+        std::fs::write(dir.join("b.jsonl"), b.join("\n") + "\n").unwrap();
+        for prefilter in [true, false] {
+            let mut args = vec!["scan", "--format", "jsonl", dir.to_str().unwrap()];
+            if !prefilter {
+                args.push("--no-prefilter");
+            }
+            let out = trailguard(&args, None);
+            let findings: Vec<serde_json::Value> =
+                text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            assert_eq!(findings.len(), 1, "{findings:?} {}", text(&out.stderr));
+            let finding = &findings[0];
+            assert_eq!(finding["rule"], "agent-behaviour");
+            let mut evidence: Vec<String> = finding["evidence"]["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|n| n.as_str()?.split_whitespace().nth(1).map(str::to_owned))
+                .filter(|call| call.ends_with(":ListThings"))
+                .collect();
+            evidence.sort();
+            seen.insert((finding["id"].to_string(), finding["title"].to_string(), evidence));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    // The same finding (its id comes from the counter), with one call to each service as evidence (which call of
+    // a service read twice depends on the order of reading; which services, never).
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (_, title, evidence) = seen.into_iter().next().unwrap();
+    assert!(title.contains("read from more than 8 services"), "{title}");
+    let mut want: Vec<String> = services.iter().map(|s| format!("{s}:ListThings")).collect();
+    want.sort();
+    assert_eq!(evidence, want);
+}

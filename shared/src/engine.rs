@@ -5,6 +5,8 @@
 //!    stop here, at the cost of a hash look-up), and reads the grant or trust change the event makes.
 //! 2. [`Engine::needs`] lists what must be looked up in IAM (a customer managed policy's document, the actor
 //!    role's tags); the detector Lambda fetches them, the offline scanner does not.
+//!    Once those are answered, [`Engine::later_needs`] lists the updates whose use depends on who the actor turned
+//!    out to be (a behaviour count, an agent's region), answered the same way.
 //! 3. [`Engine::evaluate`] runs the rules with whatever was resolved and turns verdicts into findings.
 //!
 //! Failed calls (`errorCode`, or a failed console sign-in): a rule judges them as if they had succeeded, and a
@@ -27,6 +29,8 @@ use crate::session::{self, Session};
 
 /// The behaviour rule, whose count the engine declares as a need.
 const BEHAVIOUR: &str = "agent-behaviour";
+/// The new-region rule, whose memory of regions the engine declares as a need.
+const NEW_REGION: &str = "agent-new-region";
 
 /// Something the rules need from IAM for one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,6 +61,8 @@ pub enum Need {
     },
     /// One atomic count of the actor's behaviour (an update, not only a look-up: answered once per event).
     Count(crate::behaviour::Count),
+    /// One use of a region by an agent identity, remembered (an update: answered once per event).
+    Region(crate::regions::RegionUse),
 }
 
 /// The answers to [`Need`]s. What is missing counts as "not available", never as harmless.
@@ -69,9 +75,15 @@ pub struct Resolved {
     /// The actor's session in the registry: `Ok(None)` when it is not an agent session (or has expired), `Err`
     /// when the registry could not be read.
     pub session: Option<Result<Option<Session>, String>>,
-    /// The behaviour count: the evidence when this event crossed its threshold, `Ok(None)` otherwise.
-    pub crossing: Option<(crate::behaviour::Kind, Result<crate::behaviour::Crossing, String>)>,
+    /// The behaviour count taken, and its answer: the evidence when this event crossed its threshold, `Ok(None)`
+    /// otherwise.
+    pub crossing: Option<(crate::behaviour::Count, Result<crate::behaviour::Crossing, String>)>,
+    /// The region use remembered: the page when it is an agent identity's first use of a region after learning.
+    pub region: Option<Result<crate::regions::Novelty, String>>,
 }
+
+/// An actor as read from its record, with what its free signals recognise.
+type Read = (Actor, Option<crate::event::AgentMatch>);
 
 /// A record the engine has read and found worth evaluating.
 #[derive(Debug)]
@@ -122,6 +134,7 @@ struct TriggerIndex {
     exact: HashMap<String, HashMap<String, Vec<usize>, Fnv>, Fnv>,
     prefixes: Vec<(Option<String>, String, usize)>,
     root: Vec<usize>,
+    agent_reads: Vec<usize>,
 }
 
 /// FNV-1a for the trigger index: it is looked up for every record a scan reads, with short keys, where the
@@ -163,6 +176,7 @@ impl Engine {
             for trigger in rule.triggers(&config) {
                 match trigger {
                     Trigger::RootActor => index.root.push(i),
+                    Trigger::AgentReads => index.agent_reads.push(i),
                     Trigger::Calls { source, names, .. } => {
                         for name in names {
                             match name {
@@ -196,11 +210,35 @@ impl Engine {
     /// Reads what the rules need from a record, or `None` when no rule applies (the common, cheap case):
     /// no rule is triggered, AWS itself acted, or trailguard's own role made the call.
     pub fn prepare<'r>(&self, record: &'r CloudTrailRecord) -> Option<Prepared<'r>> {
-        let mut rules = self.triggered(record);
+        self.prepare_known(record, None)
+    }
+
+    /// [`Engine::prepare`] offline, where the session registry is in memory: a read-only call of a session the
+    /// registry knows as an agent's triggers the identity-keyed rules too (the detector recognises only the
+    /// signals the record shows at this step: no look-up before a rule is triggered).
+    pub fn prepare_registered<'r>(
+        &self,
+        record: &'r CloudTrailRecord,
+        registry: &session::Registry,
+    ) -> Option<Prepared<'r>> {
+        self.prepare_known(record, Some(registry))
+    }
+
+    fn prepare_known<'r>(
+        &self,
+        record: &'r CloudTrailRecord,
+        registry: Option<&session::Registry>,
+    ) -> Option<Prepared<'r>> {
+        let (mut rules, read) = self.triggered(record, registry);
         if rules.is_empty() {
             return None;
         }
-        let actor = Actor::from_record(record);
+        // The actor and its free recognition, read once: the identity-keyed trigger may have read them already.
+        let (actor, free_agent) = read.unwrap_or_else(|| {
+            let actor = Actor::from_record(record);
+            let free_agent = self.config.agents.recognise(&actor, None, None);
+            (actor, free_agent)
+        });
         if actor.aws_service || self.config.is_own_actor(&actor) {
             return None;
         }
@@ -226,25 +264,61 @@ impl Engine {
             ),
             _ => (None, None),
         };
-        let free_agent = self.config.agents.recognise(&actor, None, None);
         Some(Prepared { record, actor, rules, free_agent, params, params_error, grant, trust })
     }
 
     /// The ids of the rules whose triggers the record matches (before any other check).
     pub fn triggered_rules(&self, record: &CloudTrailRecord) -> Vec<&'static str> {
-        let mut hits = self.triggered(record);
+        let (mut hits, _) = self.triggered(record, None);
         hits.sort_unstable();
         hits.dedup();
         hits.into_iter().filter_map(|i| self.rules.get(i).map(|r| r.id())).collect()
     }
 
-    fn triggered(&self, record: &CloudTrailRecord) -> Vec<usize> {
+    /// The rules the record triggers, and the actor with its free recognition when deciding that read them.
+    fn triggered(&self, record: &CloudTrailRecord, registry: Option<&session::Registry>) -> (Vec<usize>, Option<Read>) {
         let mut hits = Vec::new();
         self.call_hits(&record.event_source, &record.event_name, |rule| hits.push(rule));
         if !self.index.root.is_empty() && record.identity().kind.as_deref() == Some("Root") {
             hits.extend(&self.index.root);
         }
-        hits
+        let missing = self.index.agent_reads.iter().any(|r| !hits.contains(r));
+        let mut read = None;
+        if missing {
+            let (agent_reads, actor) = self.agent_reads(record, registry);
+            if agent_reads {
+                hits.extend(&self.index.agent_reads);
+            }
+            read = actor;
+        }
+        (hits, read)
+    }
+
+    /// Whether the record is an agent's read-only call, for the identity-keyed [`Trigger::AgentReads`]: cheap
+    /// tests first (read-only, not root), then the signals the record shows, then (offline) the registry in
+    /// memory. Never a look-up: a session known only through the registry or role tags is not an agent here in
+    /// the detector (its read calls do not arrive there either, see [`crate::patterns`]).
+    /// Also returns the actor and its free recognition once read, so that they are not read twice.
+    fn agent_reads(&self, record: &CloudTrailRecord, registry: Option<&session::Registry>) -> (bool, Option<Read>) {
+        if !crate::behaviour::reads(record) || record.identity().kind.as_deref() == Some("Root") {
+            return (false, None);
+        }
+        let actor = Actor::from_record(record);
+        if actor.aws_service {
+            return (false, None);
+        }
+        let free_agent = self.config.agents.recognise(&actor, None, None);
+        let known = || {
+            let key = actor.access_key_id.as_deref()?;
+            registry?.get(key, event_seconds(record))
+        };
+        let agent_reads = free_agent.is_some() || known().is_some();
+        (agent_reads, Some((actor, free_agent)))
+    }
+
+    /// Whether some rule is keyed by the actor's identity on read-only calls ([`Trigger::AgentReads`]).
+    pub fn reads_agents(&self) -> bool {
+        !self.index.agent_reads.is_empty()
     }
 
     /// Calls `hit` with every rule a call to `source` named `name` triggers.
@@ -283,11 +357,28 @@ impl Engine {
             }
         }
         needs.extend(self.actor_needs(prepared.record, &prepared.actor, prepared.free_agent.is_some()));
-        let counts_behaviour = prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
-        if counts_behaviour {
-            if let Some(count) = crate::behaviour::observe(prepared.record, &prepared.actor, &self.config.behaviour) {
-                needs.push(Need::Count(count));
-            }
+        needs
+    }
+
+    /// The updates to make for the event once [`Engine::needs`] are resolved: the behaviour count, and an agent's
+    /// use of a region. Whether a read-only call counts (`services`) and whether a region is remembered depend on
+    /// the actor being an agent, which a look-up may have decided.
+    pub fn later_needs(&self, prepared: &Prepared, resolved: &Resolved) -> Vec<Need> {
+        let has = |id: &str| prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == id));
+        let (counts, regions) = (has(BEHAVIOUR), has(NEW_REGION));
+        if !counts && !regions {
+            return Vec::new();
+        }
+        let is_agent = self.agent_of(prepared, resolved).is_some();
+        let settings = &self.config.behaviour;
+        let mut needs = Vec::new();
+        if counts {
+            let count = crate::behaviour::observe(prepared.record, &prepared.actor, is_agent, settings);
+            needs.extend(count.map(Need::Count));
+        }
+        if regions && is_agent {
+            let used = crate::regions::observe(prepared.record, &prepared.actor, settings.region_learning_days);
+            needs.extend(used.map(Need::Region));
         }
         needs
     }
@@ -313,6 +404,16 @@ impl Engine {
     }
 
     /// The agent recognition of a record's actor with what was looked up.
+    /// The actor's agency: without a look-up's answer, the free signals' (recognised once, when prepared).
+    fn agent_of(&self, prepared: &Prepared, resolved: &Resolved) -> Option<crate::event::AgentMatch> {
+        let looked_up = matches!(resolved.role_tags, Some(Ok(_))) || matches!(resolved.session, Some(Ok(Some(_))));
+        if looked_up {
+            self.recognise(&prepared.actor, resolved)
+        } else {
+            prepared.free_agent.clone()
+        }
+    }
+
     fn recognise(&self, actor: &Actor, resolved: &Resolved) -> Option<crate::event::AgentMatch> {
         let tags = resolved.role_tags.as_ref().and_then(|t| t.as_ref().ok());
         let session = resolved.session.as_ref().and_then(|s| s.as_ref().ok()).and_then(Option::as_ref);
@@ -374,7 +475,7 @@ impl Engine {
         registry: &session::Registry,
         counters: &crate::behaviour::Counters,
     ) -> Evaluation {
-        self.evaluate_counted(record, registry, |count| counters.count(count))
+        self.evaluate_remembering(record, registry, |count| counters.count(count), |used| counters.regions.see(used))
     }
 
     /// [`Engine::evaluate_registered`] with the behaviour count answered by `count`: the backtest's shards
@@ -384,17 +485,37 @@ impl Engine {
         &self,
         record: &CloudTrailRecord,
         registry: &session::Registry,
-        mut count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
+        count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
     ) -> Evaluation {
-        let Some(prepared) = self.prepare(record) else { return Evaluation::default() };
+        // The backtest's shards see a slice of time each: regions are not remembered there (not built).
+        self.evaluate_remembering(record, registry, count, |_| None)
+    }
+
+    fn evaluate_remembering(
+        &self,
+        record: &CloudTrailRecord,
+        registry: &session::Registry,
+        mut count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
+        mut region: impl FnMut(&crate::regions::RegionUse) -> crate::regions::Novelty,
+    ) -> Evaluation {
+        let Some(prepared) = self.prepare_registered(record, registry) else { return Evaluation::default() };
         let mut resolved = Resolved::default();
         for need in self.needs(&prepared) {
             match need {
                 Need::Session { access_key_id, at } => {
                     resolved.session = Some(Ok(registry.get(&access_key_id, at).cloned()));
                 }
-                Need::Count(counted) => resolved.crossing = Some((counted.kind, Ok(count(&counted)))),
-                Need::Policy { .. } | Need::RoleTags { .. } => {}
+                Need::Count(_) | Need::Region(_) | Need::Policy { .. } | Need::RoleTags { .. } => {}
+            }
+        }
+        for need in self.later_needs(&prepared, &resolved) {
+            match need {
+                Need::Count(counted) => {
+                    let crossing = count(&counted);
+                    resolved.crossing = Some((counted, Ok(crossing)));
+                }
+                Need::Region(used) => resolved.region = Some(Ok(region(&used))),
+                Need::Session { .. } | Need::Policy { .. } | Need::RoleTags { .. } => {}
             }
         }
         self.evaluate(&prepared, &resolved)
@@ -422,9 +543,7 @@ impl Engine {
     /// Runs the triggered rules. Anything in `resolved` is used; anything missing is reported as unavailable.
     pub fn evaluate(&self, prepared: &Prepared, resolved: &Resolved) -> Evaluation {
         let record = prepared.record;
-        // Without a look-up's answer, recognition is the free signals' (already known).
-        let looked_up = matches!(resolved.role_tags, Some(Ok(_))) || matches!(resolved.session, Some(Ok(Some(_))));
-        let agent = if looked_up { self.recognise(&prepared.actor, resolved) } else { prepared.free_agent.clone() };
+        let agent = self.agent_of(prepared, resolved);
         // Copied only when recognition changes it (an agent): most actors are judged as prepared.
         let actor = if agent == prepared.actor.agent {
             std::borrow::Cow::Borrowed(&prepared.actor)
@@ -440,6 +559,9 @@ impl Engine {
         }
         if let Some((_, Err(e))) = &resolved.crossing {
             warnings.push(format!("behaviour counters could not be updated, this event was not counted: {e}"));
+        }
+        if let Some(Err(e)) = &resolved.region {
+            warnings.push(format!("the agent's regions could not be updated, this call's region was not judged: {e}"));
         }
         if let Some(Err(e)) = &resolved.session {
             warnings
@@ -472,7 +594,11 @@ impl Engine {
             trust: trust.as_ref(),
             config: &self.config,
             crossing: match &resolved.crossing {
-                Some((kind, Ok(Some(evidence)))) => Some((*kind, evidence.as_slice())),
+                Some((counted, Ok(Some(evidence)))) => Some((counted.kind, evidence.as_slice())),
+                _ => None,
+            },
+            new_region: match &resolved.region {
+                Some(Ok(Some(new))) => Some(new),
                 _ => None,
             },
         };
@@ -501,8 +627,22 @@ impl Engine {
         if verdicts.iter().any(|(r, _)| !r.yields_to_others()) {
             verdicts.retain(|(r, _)| !r.yields_to_others());
         }
-        let findings =
-            verdicts.into_iter().map(|(rule, verdict)| self.finding(record, &actor, rule, verdict)).collect();
+        // A crossing is one finding per counter, whichever event reached it (offline, that may depend on the order
+        // records are read): its id comes from the counter.
+        let crossed = match &resolved.crossing {
+            Some((counted, Ok(Some(_)))) => Some(counted.key.as_str()),
+            _ => None,
+        };
+        let findings = verdicts
+            .into_iter()
+            .map(|(rule, verdict)| {
+                let mut finding = self.finding(record, &actor, rule, verdict);
+                if let Some(key) = crossed.filter(|_| rule.id() == BEHAVIOUR) {
+                    finding.id = crossing_id(key);
+                }
+                finding
+            })
+            .collect();
         Evaluation { findings, warnings }
     }
 
@@ -676,6 +816,13 @@ impl Engine {
 /// The event's time in seconds since the epoch (0 when it has none: then every registry entry is live).
 fn event_seconds(record: &CloudTrailRecord) -> i64 {
     record.event_time.as_deref().and_then(session::parse_time).unwrap_or(0)
+}
+
+/// A behaviour finding's id: its counter's (session, kind, window).
+fn crossing_id(key: &str) -> String {
+    let hash =
+        Sha256::new().chain_update(BEHAVIOUR.as_bytes()).chain_update([0]).chain_update(key.as_bytes()).finalize();
+    hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Same event, rule and target: same id. Without an event id, the event's own fields stand in for it.

@@ -169,6 +169,11 @@ pub trait IamReader {
     fn session(&self, access_key_id: &str, at: i64) -> impl Future<Output = Result<Option<Session>, IamError>> + Send;
     /// Counts one event of a session's behaviour, atomically; the evidence when this event crossed the threshold.
     fn count(&self, count: &Count) -> impl Future<Output = Result<Crossing, IamError>> + Send;
+    /// Remembers an agent identity's use of a region, atomically; the page when it is a first use after learning.
+    fn region(
+        &self,
+        used: &crate::regions::RegionUse,
+    ) -> impl Future<Output = Result<crate::regions::Novelty, IamError>> + Send;
 }
 
 /// Answers the engine's needs through a reader. A failure a retry may fix is returned (the caller fails the
@@ -199,7 +204,15 @@ pub async fn resolve<R: IamReader>(needs: &[Need], reader: &R) -> Result<Resolve
                     Err(e) if e.retryable() => return Err(e),
                     Err(e) => Err(e.to_string()),
                 };
-                resolved.crossing = Some((count.kind, answer));
+                resolved.crossing = Some((count.clone(), answer));
+            }
+            Need::Region(used) => {
+                let answer = match reader.region(used).await {
+                    Ok(novelty) => Ok(novelty),
+                    Err(e) if e.retryable() => return Err(e),
+                    Err(e) => Err(e.to_string()),
+                };
+                resolved.region = Some(answer);
             }
             Need::Session { access_key_id, at } => {
                 let answer = match reader.session(access_key_id, *at).await {
@@ -243,6 +256,11 @@ mod tests {
 
         async fn count(&self, count: &Count) -> Result<Crossing, IamError> {
             self.calls.lock().unwrap().push(format!("count {}", count.key));
+            Ok(None)
+        }
+
+        async fn region(&self, used: &crate::regions::RegionUse) -> Result<crate::regions::Novelty, IamError> {
+            self.calls.lock().unwrap().push(format!("region {}", used.region));
             Ok(None)
         }
     }

@@ -21,6 +21,7 @@ pub mod iam;
 pub mod patterns;
 pub mod policy;
 pub mod prefilter;
+pub mod regions;
 pub mod remediation;
 pub mod rules;
 pub mod session;

@@ -33,6 +33,8 @@ pub const MAX_PATTERN_CHARS: usize = 2048;
 pub const REGISTRY: &str = "session-registry";
 /// What the patterns name, beside rule ids, as the consumer of the canaries' calls.
 pub const HEARTBEAT: &str = "heartbeat";
+/// The name of the pattern that brings known agents' read-only calls, for behaviour over time.
+pub const AGENTS: &str = "Agents";
 
 /// The detail-type of CloudTrail API calls on EventBridge.
 pub const API_CALL: &str = "AWS API Call via CloudTrail";
@@ -80,6 +82,8 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
         for trigger in rule.triggers(config) {
             match trigger {
                 Trigger::RootActor => has_root = true,
+                // Brought by the `Agents` pattern, made below from the agent signals.
+                Trigger::AgentReads => {}
                 Trigger::Calls { source, names, read_only } => {
                     let group = groups.entry(source).or_default();
                     group.read_only |= read_only;
@@ -169,6 +173,9 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
         regional: true,
         rules: vec![HEARTBEAT.to_owned()],
     });
+    if let Some(agents) = agents_pattern(engine, &out) {
+        out.push(agents);
+    }
     out.push(RulePattern {
         name: "Tripwire".to_owned(),
         pattern: tripwire_pattern(),
@@ -178,6 +185,152 @@ pub fn patterns(engine: &Engine) -> Vec<RulePattern> {
     });
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// Known agents' read-only management calls, which no rule subscribes to (an agent's `List*`/`Describe*`/`Get*`
+/// calls across services), so that behaviour over time can count them. Selected by the signals each record
+/// shows: the source identity, the role and session names (through the session's `assumed-role` ARN), the IAM
+/// user name, and AWS's MCP server marker. Signals that need a look-up (session and role tags, a parent session)
+/// cannot be selected by pattern.
+///
+/// Only read-only calls (`readOnly: true`): write calls would overlap the per-source groups, and an event matching
+/// two rules invokes the detector twice. Read-only events reach only rules that receive all management events,
+/// so the names the read-only groups already bring are left out here (also when another service has a call of the
+/// same name, which then goes uncounted). Root has its own group and no agent signal.
+///
+/// Case: trailguard's globs ignore case. A glob with one `*` at either end, or none, becomes a `prefix`, `suffix`
+/// or exact match with `equals-ignore-case` (the same set of values); any other glob becomes an EventBridge
+/// `wildcard`, which is case-sensitive, and so are the names matched through the ARN: `Agent-Run-1` is not
+/// selected by `agent-*` there (its calls that a rule subscribes to still arrive and are still recognised). A
+/// `?` becomes `*`, which selects more; the detector recognises agents with the exact glob.
+fn agents_pattern(engine: &Engine, others: &[RulePattern]) -> Option<RulePattern> {
+    let config = engine.config();
+    let rules: Vec<String> = engine
+        .rules()
+        .iter()
+        .filter(|r| r.triggers(config).contains(&Trigger::AgentReads))
+        .map(|r| r.id().to_owned())
+        .collect();
+    if rules.is_empty() {
+        return None;
+    }
+    let agents = &config.agents;
+    let mut signals = Vec::new();
+    let filters = |globs: &[String]| -> Vec<Value> { globs.iter().map(|g| glob_filter(g)).collect() };
+    if !agents.source_identity.is_empty() {
+        signals.push(json!({"userIdentity": {"sessionContext": {"sourceIdentity": filters(&agents.source_identity)}}}));
+    }
+    // A session's ARN is `arn:<partition>:sts::<account>:assumed-role/<role>/<session>`; neither name holds a `/`.
+    let mut arns: Vec<Value> = Vec::new();
+    let mut role_arns: Vec<Value> = Vec::new();
+    for role in &agents.role {
+        if role.starts_with("arn:") {
+            role_arns.push(json!({"wildcard": wildcard_text(role)}));
+        } else {
+            arns.push(json!({"wildcard": format!("arn:*:sts::*:assumed-role/{}/*", wildcard_text(role))}));
+        }
+    }
+    arns.extend(
+        agents
+            .session_name
+            .iter()
+            .map(|s| json!({"wildcard": format!("arn:*:sts::*:assumed-role/*/{}", wildcard_text(s))})),
+    );
+    if !arns.is_empty() {
+        signals.push(json!({"userIdentity": {"type": ["AssumedRole"], "arn": arns}}));
+    }
+    if !role_arns.is_empty() {
+        signals.push(json!({"userIdentity": {"sessionContext": {"sessionIssuer": {"arn": role_arns}}}}));
+    }
+    if !agents.user_name.is_empty() {
+        signals.push(json!({"userIdentity": {"type": ["IAMUser"], "userName": filters(&agents.user_name)}}));
+    }
+    if agents.mcp {
+        signals.push(json!({"additionalEventData": {"CalledViaAWSMCP": [{"exists": true}]}}));
+    }
+    if signals.is_empty() {
+        return None;
+    }
+    let mut brought: Vec<String> = Vec::new();
+    let mut brought_prefixes: Vec<String> = Vec::new();
+    for p in others.iter().filter(|p| p.read_only) {
+        for name in p.pattern.pointer("/detail/eventName").and_then(Value::as_array).into_iter().flatten() {
+            match (name.as_str(), name.get("prefix").and_then(Value::as_str)) {
+                (Some(exact), _) => brought.push(exact.to_owned()),
+                (_, Some(prefix)) => brought_prefixes.push(prefix.to_owned()),
+                _ => {}
+            }
+        }
+    }
+    brought.sort();
+    brought.dedup();
+    let mut detail = serde_json::Map::new();
+    detail.insert("readOnly".to_owned(), json!([true]));
+    detail.insert("$or".to_owned(), json!(signals));
+    if brought_prefixes.is_empty() {
+        if !brought.is_empty() {
+            detail.insert("eventName".to_owned(), json!([{"anything-but": brought}]));
+        }
+    } else {
+        // `anything-but` takes one kind of value: exact names and prefixes together as wildcards.
+        let mut all: Vec<String> = brought.iter().map(|n| wildcard_text(n)).collect();
+        all.extend(brought_prefixes.iter().map(|p| format!("{}*", wildcard_text(p))));
+        detail.insert("eventName".to_owned(), json!([{"anything-but": {"wildcard": all}}]));
+    }
+    Some(RulePattern {
+        name: AGENTS.to_owned(),
+        pattern: json!({"source": aws_sources(), "detail-type": [API_CALL], "detail": detail}),
+        read_only: true,
+        regional: true,
+        rules,
+    })
+}
+
+/// An EventBridge filter for a trailguard glob (case-insensitive `*` and `?`): exact, prefix or suffix matching
+/// ignoring case where the glob has that shape, a (case-sensitive) `wildcard` otherwise.
+fn glob_filter(glob: &str) -> Value {
+    let stars = glob.matches('*').count();
+    let core = glob.trim_matches('*');
+    let question = glob.contains('?');
+    if !question && stars == 0 {
+        json!({"equals-ignore-case": glob})
+    } else if !question && stars == 1 && glob.ends_with('*') && !core.is_empty() {
+        json!({"prefix": {"equals-ignore-case": core}})
+    } else if !question && stars == 1 && glob.starts_with('*') && !core.is_empty() {
+        json!({"suffix": {"equals-ignore-case": core}})
+    } else {
+        json!({"wildcard": wildcard_text(glob)})
+    }
+}
+
+/// A glob as EventBridge `wildcard` text: `?` widened to `*`, runs of `*` collapsed, `\` escaped.
+fn wildcard_text(glob: &str) -> String {
+    let mut out = String::with_capacity(glob.len());
+    for c in glob.chars() {
+        match c {
+            '*' | '?' if out.ends_with('*') => {}
+            '*' | '?' => out.push('*'),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether a record is one the `Agents` pattern is meant to bring: a read-only call whose actor the free signals
+/// (those a pattern can see) recognise as an agent, and that no other pattern brings. Each such record triggers
+/// the engine's [`Trigger::AgentReads`] rules (the engine's test is wider: it also takes the SDK application id,
+/// and a record without `readOnly` by its name).
+pub fn agent_traffic(engine: &Engine, record: &crate::event::CloudTrailRecord) -> bool {
+    let actor = crate::event::Actor::from_record(record);
+    // The SDK's application id is in the user agent, which the pattern does not read.
+    let matchers = crate::event::AgentMatchers { app_id: Vec::new(), ..engine.config().agents.clone() };
+    engine.reads_agents()
+        && record.read_only == Some(true)
+        && actor.kind != "Root"
+        && matchers.recognise(&actor, None, None).is_some()
+        && !engine.call_triggers(&record.event_source, &record.event_name)
+        && !session::ISSUING_EVENTS.contains(&record.event_name.as_str())
 }
 
 /// The pattern of the findings-bus rule that hands findings to the remediator: trailguard's findings that carry
@@ -260,5 +413,24 @@ mod tests {
                 .any(|p| p.name != "AnySource" && p.pattern["detail"]["eventName"].to_string().contains("Delete")),
             "{any:?}"
         );
+    }
+
+    #[test]
+    fn globs_keep_their_case_insensitivity_where_eventbridge_allows_it() {
+        assert_eq!(glob_filter("claude*"), json!({"prefix": {"equals-ignore-case": "claude"}}));
+        assert_eq!(glob_filter("*-bot"), json!({"suffix": {"equals-ignore-case": "-bot"}}));
+        assert_eq!(glob_filter("ci-runner"), json!({"equals-ignore-case": "ci-runner"}));
+        assert_eq!(glob_filter("*-ai-agent*"), json!({"wildcard": "*-ai-agent*"}));
+        assert_eq!(glob_filter("agent-?x**"), json!({"wildcard": "agent-*x*"}), "? widened, runs collapsed");
+        let agents = patterns(&Engine::new(Config::default())).into_iter().find(|p| p.name == AGENTS).unwrap();
+        assert!(agents.read_only && agents.regional);
+        assert_eq!(agents.pattern["detail"]["readOnly"], json!([true]));
+        let excluded = agents.pattern["detail"]["eventName"][0]["anything-but"].as_array().unwrap();
+        assert!(excluded.contains(&json!("AssumeRole")) && excluded.contains(&json!("BatchGetSecretValue")));
+        let none = Config::from_json(
+            r#"{"agents": {"source_identity": [], "session_name": [], "role": [], "user_name": [], "mcp": false}}"#,
+        )
+        .unwrap();
+        assert!(!patterns(&Engine::new(none)).iter().any(|p| p.name == AGENTS), "no signal, no pattern");
     }
 }

@@ -13,6 +13,21 @@
 //! root user), lacks an `"eventName"` or `"eventSource"` key it can read, or has any pair of literal values under
 //! those keys that the engine's trigger index matches. The real pair is always among the pairs it tries.
 //!
+//! Identity-keyed triggers need their own argument. [`Trigger::AgentReads`] is triggered by a read-only call whose
+//! actor the signals the record shows recognise as an agent, or (offline) whose access key the registry knows.
+//! Every value that recognition compares is a decoded string of the record: the source identity, the role and
+//! session names (a session's ARN holds both; a role ARN glob is also tried on the role ARN a session ARN names,
+//! whose role name the session ARN holds), the user name, the SDK application id in the user agent, the access
+//! key (against the registry), and the MCP marker is read only where the raw text holds `ViaAWSMCP`. A value that
+//! matches a glob (ignoring ASCII case) contains each literal run of the glob; take, for each glob, the longest
+//! run of its last `/`-separated part that holds no wildcard and no character JSON may escape (`"`, `\`, `/`,
+//! control characters). Such a run is written as is in any JSON text of the value without `\u`: every one of
+//! its characters is written literally, side by side. So when the call test passes a text over, it is passed on
+//! anyway if it holds, ignoring ASCII case, any glob's run, `ViaAWSMCP`, or an access key the registry knows; if
+//! some glob has no such run; or if the text is not all ASCII (case-insensitive matching there compares Unicode
+//! characters). One search over the text, for all of them at once. What this costs on a trail with few agents is
+//! measured, not argued (README, "Agents").
+//!
 //! A record the byte test passes on gets one more cheap look before it is parsed in full
 //! ([`Prefilter::made_by_aws_service`]): the engine never judges what AWS itself did.
 //!
@@ -25,11 +40,15 @@ use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use crate::engine::Engine;
+use crate::event::AgentMatchers;
 use crate::rules::{Name, Trigger};
+use crate::session::Registry;
 
 /// The pre-filter for one engine's triggers.
 pub struct Prefilter<'e> {
     engine: &'e Engine,
+    /// The byte test for the identity-keyed agent trigger, when a rule has one.
+    agents: Option<AgentSignals>,
     /// Off when some trigger name could be written with an escape other than `\u`.
     sound: bool,
     watches_root: bool,
@@ -45,8 +64,10 @@ impl<'e> Prefilter<'e> {
         let watches_root = engine.rules().iter().any(|r| r.triggers(engine.config()).contains(&Trigger::RootActor));
         let plain = |text: &str| !text.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20);
         let sound = triggers.iter().all(|(source, name)| source.as_deref().is_none_or(plain) && plain(name));
+        let agents = engine.reads_agents().then(|| AgentSignals::new(&engine.config().agents, &[]));
         Prefilter {
             engine,
+            agents,
             sound,
             watches_root,
             root: Finder::new(br#""Root""#).into_owned(),
@@ -54,9 +75,24 @@ impl<'e> Prefilter<'e> {
         }
     }
 
+    /// The pre-filter for [`Engine::prepare_registered`] with `registry`: the registry's agent sessions' access
+    /// keys pass too.
+    pub fn with_registry(mut self, registry: &Registry) -> Prefilter<'e> {
+        if self.agents.is_some() {
+            let keys: Vec<&str> = registry.sessions().map(|s| s.access_key_id.as_str()).collect();
+            self.agents = Some(AgentSignals::new(&self.engine.config().agents, &keys));
+        }
+        self
+    }
+
     /// `false` only when no record in `json` can trigger a rule (see the module's documentation).
     pub fn may_trigger(&self, json: &[u8]) -> bool {
-        self.must_parse(json) || self.call_may_trigger(json)
+        self.must_parse(json) || self.call_may_trigger(json) || self.agent_may_trigger(json)
+    }
+
+    /// Whether `json` may hold an agent's call, for the identity-keyed trigger.
+    fn agent_may_trigger(&self, json: &[u8]) -> bool {
+        self.agents.as_ref().is_some_and(|agents| agents.may_show(json))
     }
 
     /// A second look at one record the byte test passed on: whether an AWS service made it (`userIdentity.type`
@@ -88,6 +124,9 @@ impl<'e> Prefilter<'e> {
     pub fn for_each_line<'t>(&self, text: &'t [u8], mut visit: impl FnMut(&'t [u8], bool)) {
         let search_lines = self.must_parse(text);
         let mut keys = self.event_key.find_iter(text).peekable();
+        // The agent signals too are searched once over the whole text (a needle holds no line end either).
+        let mut signals =
+            self.agents.as_ref().map(|agents| agents.found(text)).unwrap_or_default().into_iter().peekable();
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
             let line = text.get(start..end).unwrap_or_default();
@@ -96,10 +135,64 @@ impl<'e> Prefilter<'e> {
             while let Some(at) = keys.next_if(|at| *at < end) {
                 calls.see(line, at - start + self.event_key.needle().len());
             }
-            visit(line, search_lines && self.must_parse(line) || calls.may_trigger(self.engine));
+            let pass = search_lines && self.must_parse(line) || calls.may_trigger(self.engine);
+            let mut signal = false;
+            while signals.next_if(|at| *at < end).is_some() {
+                signal = true;
+            }
+            visit(line, pass || signal || self.agents.as_ref().is_some_and(|agents| agents.always(line)));
             start = end + 1;
         }
     }
+}
+
+/// The agent signals a text may show, for [`Trigger::AgentReads`] (see the module's documentation): one search,
+/// ignoring ASCII case, for the literal pieces the signals need.
+struct AgentSignals {
+    /// Each glob's required piece, the MCP marker, the registry's access keys; `None` when some glob has no
+    /// literal piece (then every text may show an agent).
+    needles: Option<aho_corasick::AhoCorasick>,
+}
+
+impl AgentSignals {
+    fn new(matchers: &AgentMatchers, keys: &[&str]) -> AgentSignals {
+        let globs = [&matchers.source_identity, &matchers.session_name, &matchers.role, &matchers.user_name];
+        let pieces: Option<Vec<String>> =
+            globs.into_iter().flatten().chain(&matchers.app_id).map(|glob| required_piece(glob)).collect();
+        let needles = pieces.and_then(|mut pieces| {
+            if matchers.mcp {
+                pieces.push("ViaAWSMCP".to_owned());
+            }
+            pieces.extend(keys.iter().map(|k| (*k).to_owned()));
+            aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(pieces).ok()
+        });
+        AgentSignals { needles }
+    }
+
+    /// Whether `text` may show an agent: `false` proves that no value in it recognises one.
+    fn may_show(&self, text: &[u8]) -> bool {
+        self.always(text) || self.needles.as_ref().is_some_and(|needles| needles.is_match(text))
+    }
+
+    /// Whether `text` must be taken as showing an agent whatever it holds: some glob has no literal piece, or the
+    /// text is not all ASCII (case-insensitive glob matching there compares characters: the Kelvin sign is a `k`).
+    fn always(&self, text: &[u8]) -> bool {
+        self.needles.is_none() || !text.is_ascii()
+    }
+
+    /// Where the needles start in `text`, in order.
+    fn found(&self, text: &[u8]) -> Vec<usize> {
+        self.needles.as_ref().map(|needles| needles.find_iter(text).map(|m| m.start()).collect()).unwrap_or_default()
+    }
+}
+
+/// The literal piece a value matching `glob` must contain, written as is in any JSON text of it without `\u`:
+/// the longest run of the glob's last `/`-separated part (a role ARN glob's role name, which a session ARN holds
+/// too) without a wildcard or a character JSON may escape. `None` when there is none.
+fn required_piece(glob: &str) -> Option<String> {
+    let tail = glob.rsplit('/').next().unwrap_or(glob);
+    let escapable = |c: char| matches!(c, '*' | '?' | '"' | '\\' | '/') || c.is_control();
+    tail.split(escapable).max_by_key(|piece| piece.len()).filter(|piece| !piece.is_empty()).map(str::to_owned)
 }
 
 /// Every (event source, event name or name prefix) the engine's rules are triggered by (`None`: any source), from
@@ -114,7 +207,7 @@ fn calls(engine: &Engine) -> Vec<(Option<String>, String)> {
                     Name::Exact(name) | Name::Prefix(name) => (source.clone(), name),
                 })
                 .collect(),
-            Trigger::RootActor => Vec::new(),
+            Trigger::RootActor | Trigger::AgentReads => Vec::new(),
         })
         .collect()
 }
@@ -299,6 +392,88 @@ mod tests {
         let attach = record("iam.amazonaws.com", "AttachRolePolicy", "IAMUser");
         let event = format!(r#"{{"detail-type":"AWS API Call via CloudTrail","detail":{attach}}}"#);
         assert!(triggers(&engine, &event) && filter.may_trigger(event.as_bytes()));
+    }
+
+    #[test]
+    fn every_agent_signal_passes_in_every_writing_and_a_persons_reads_do_not() {
+        let config = Config::from_json(r#"{"agents": {"app_id": ["triage-*"]}}"#).unwrap();
+        let engine = Engine::new(config);
+        let mut registry = Registry::new();
+        let issued = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z",
+            "userIdentity":{"type":"AssumedRole","accessKeyId":"ASIAPERSON","arn":"arn:aws:sts::123456789012:assumed-role/ci/b"},
+            "requestParameters":{"roleArn":"arn:aws:iam::123456789012:role/builder","tags":[{"key":"trailguard:agent","value":"true"}]},
+            "responseElements":{"credentials":{"accessKeyId":"ASIATAGGED","expiration":"Nov 29, 2026, 11:00:00 AM"},
+            "assumedRoleUser":{"assumedRoleId":"AROAB:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}"#;
+        let issued = crate::event::parse_record(issued).unwrap();
+        let (actor, session) = engine.issuing_offline(&issued).unwrap();
+        registry = engine.build_registry(vec![(actor, session)]).sessions().cloned().fold(registry, |mut r, s| {
+            r.insert(s);
+            r
+        });
+        let filter = Prefilter::new(&engine).with_registry(&registry);
+        let read = |identity: &str, extra: &str| {
+            format!(
+                r#"{{"eventVersion":"1.09","userIdentity":{identity},"eventTime":"2026-11-29T10:05:00Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","readOnly":true,"userAgent":"aws-cli/2.17.0{extra}","awsRegion":"eu-west-1"}}"#
+            )
+        };
+        let session = |role: &str, name: &str, key: &str| {
+            format!(
+                r#"{{"type":"AssumedRole","principalId":"AROAX:{name}","arn":"arn:aws:sts::123456789012:assumed-role/{role}/{name}","accessKeyId":"{key}","sessionContext":{{"sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::123456789012:role/{role}","userName":"{role}"}}}}}}"#
+            )
+        };
+        let sourced = r#"{"type":"AssumedRole","arn":"arn:aws:sts::123456789012:assumed-role/dev/x","accessKeyId":"ASIAX","sessionContext":{"sourceIdentity":"Claude-Code"}}"#;
+        let agents = [
+            read(sourced, ""),
+            read(&session("dev", "agent-run-1", "ASIAX"), ""),
+            read(&session("team-ai-agent", "run", "ASIAX"), ""),
+            read(
+                r#"{"type":"IAMUser","userName":"ai-agent-bot","arn":"arn:aws:iam::123456789012:user/ai-agent-bot"}"#,
+                "",
+            ),
+            read(&session("dev", "x", "ASIAX"), " app/triage-bot"),
+            read(&session("builder", "run-1", "ASIATAGGED"), ""),
+            read(&session("dev", "x", "ASIAX"), "").replace(
+                r#""awsRegion""#,
+                r#""additionalEventData":{"CalledViaAWSMCP":"aws-mcp.amazonaws.com"},"awsRegion""#,
+            ),
+        ];
+        let triggered = |json: &str| {
+            read_records(json.as_bytes())
+                .unwrap()
+                .iter()
+                .flatten()
+                .any(|r| engine.prepare_registered(r, &registry).is_some())
+        };
+        for agent in &agents {
+            assert!(triggered(agent), "not an agent's read: {agent}");
+            for writing in
+                [agent.clone(), reencode(agent, &[false], &[true]), reencode(agent, &[true, false], &[false])]
+            {
+                assert!(filter.may_trigger(writing.as_bytes()), "dropped {writing}");
+            }
+            // JSON may write `/` as `\/`: the value cannot be read literally, so the text passes.
+            let slashed = agent.replace('/', "\\/");
+            assert!(triggered(&slashed) && filter.may_trigger(slashed.as_bytes()), "dropped {slashed}");
+        }
+        // A person's read calls, and the registry's agent without the registry, are passed over.
+        for person in [
+            read(&session("developer", "alice", "ASIAALICE"), ""),
+            read(&session("builder", "run-1", "ASIATAGGED"), ""),
+        ] {
+            let without = Prefilter::new(&engine);
+            assert!(!without.may_trigger(person.as_bytes()), "{person}");
+        }
+        assert_eq!(required_piece("arn:aws:iam::*:role/agent-*").as_deref(), Some("agent-"), "the role's name");
+        assert_eq!(required_piece("claude*").as_deref(), Some("claude"));
+        assert_eq!(required_piece("a\"b?cde*").as_deref(), Some("cde"), "no escapable character");
+        assert_eq!(required_piece("*"), None, "no piece: every text may show an agent");
+        let any = Engine::new(Config::from_json(r#"{"agents": {"session_name": ["*"]}}"#).unwrap());
+        assert!(Prefilter::new(&any).may_trigger(read(&session("developer", "alice", "ASIAALICE"), "").as_bytes()));
+        let alice = read(&session("developer", "alice", "ASIAALICE"), "");
+        assert!(!triggered(&alice) && !filter.may_trigger(alice.as_bytes()), "{alice}");
+        let mut lines = Vec::new();
+        filter.for_each_line(format!("{alice}\n{}\n{alice}", agents[1]).as_bytes(), |_, pass| lines.push(pass));
+        assert_eq!(lines, [false, true, false]);
     }
 
     #[test]

@@ -266,7 +266,7 @@ where
         registry: &registry,
         counters: &counters,
         filters: &options.filters,
-        prefilter: options.prefilter.then(|| Prefilter::new(engine)),
+        prefilter: options.prefilter.then(|| Prefilter::new(engine).with_registry(&registry)),
         files,
         progress: &progress,
         buffers: &buffers,

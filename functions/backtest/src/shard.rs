@@ -233,6 +233,10 @@ impl Backtest {
                 }
                 // A window's calls may sit in several shards: record the count for Athena, cross nothing here.
                 let evaluation = self.engine.evaluate_counted(&record, registry, |count| {
+                    // Athena counts distinct events; a distinct-services count is not recorded (not built there).
+                    if count.kind == trailguard_core::behaviour::Kind::Services {
+                        return None;
+                    }
                     let actor = Actor::from_record(&record).arn;
                     observations.push(Observation::new(count, actor, record.account().map(str::to_owned)));
                     None

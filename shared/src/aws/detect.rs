@@ -131,7 +131,15 @@ impl Detector {
         }
         // Most events stop here, before any AWS call.
         let Some(prepared) = self.engine.prepare(&record) else { return Ok(DetectOutcome::default()) };
-        let resolved = resolve(&self.engine.needs(&prepared), self).await.map_err(DetectError::Lookup)?;
+        let mut resolved = resolve(&self.engine.needs(&prepared), self).await.map_err(DetectError::Lookup)?;
+        // The updates go second: whether a read call counts, and whether a region is remembered, depend on the
+        // agent recognition just done.
+        let later = self.engine.later_needs(&prepared, &resolved);
+        if !later.is_empty() {
+            let updated = resolve(&later, self).await.map_err(DetectError::Lookup)?;
+            resolved.crossing = updated.crossing;
+            resolved.region = updated.region;
+        }
         let evaluation = self.engine.evaluate(&prepared, &resolved);
         for warning in &evaluation.warnings {
             tracing::warn!(event_id = record.event_id.as_deref().unwrap_or_default(), %warning, "evaluation warning");
@@ -248,5 +256,9 @@ impl IamReader for Detector {
 
     async fn count(&self, count: &crate::behaviour::Count) -> Result<crate::behaviour::Crossing, IamError> {
         self.state.count(count).await
+    }
+
+    async fn region(&self, used: &crate::regions::RegionUse) -> Result<crate::regions::Novelty, IamError> {
+        self.state.region(used).await
     }
 }

@@ -167,7 +167,8 @@ impl StateTable {
     }
 
     /// Counts one event atomically: `n` goes up by one and the event joins the evidence, unless the counter has
-    /// already reached its limit or already holds this event (a retried invocation). Returns the evidence when
+    /// already reached its limit or already holds this event (a retried invocation), or for a distinct count
+    /// (`services`) already holds its value (the set `services`; the evidence is then each value's first event). Returns the evidence when
     /// this event is the one that brought the count to the limit (again so on a retry of that very event, so that
     /// a finding whose delivery failed is not lost).
     pub async fn count(&self, count: &Count) -> Result<Crossing, IamError> {
@@ -182,33 +183,48 @@ impl StateTable {
             .into(),
         );
         let id = if count.event.id.is_empty() { "-".to_owned() } else { count.event.id.clone() };
+        // What makes a repeat: the event itself, or for a distinct count the value it adds (a retried event adds
+        // the value it added before, so it is a repeat too).
+        let (set, member) = match &count.distinct {
+            Some(value) => ("services", value.clone()),
+            None => ("ids", id),
+        };
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .update_expression(
-                "ADD n :one, ids :id SET ev = list_append(if_not_exists(ev, :empty), :ev), expires_at = :expires",
+                "ADD n :one, #set :member SET ev = list_append(if_not_exists(ev, :empty), :ev), expires_at = :expires",
             )
-            .condition_expression("(attribute_not_exists(n) OR n < :limit) AND NOT contains(ids, :idv)")
+            .condition_expression("(attribute_not_exists(n) OR n < :limit) AND NOT contains(#set, :memberv)")
+            .expression_attribute_names("#set", set)
             .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
-            .expression_attribute_values(":id", AttributeValue::Ss(vec![id.clone()]))
-            .expression_attribute_values(":idv", AttributeValue::S(id.clone()))
+            .expression_attribute_values(":member", AttributeValue::Ss(vec![member.clone()]))
+            .expression_attribute_values(":memberv", AttributeValue::S(member))
             .expression_attribute_values(":ev", AttributeValue::L(vec![event]))
             .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
             .expression_attribute_values(":expires", AttributeValue::N((count.window_end + 3600).to_string()))
             .expression_attribute_values(":limit", AttributeValue::N(count.limit.to_string()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
-        for (name, value) in key.clone() {
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            // A refused update returns the item as the condition saw it: no second read for a repeat (the common
+            // case of a distinct count: an agent calls the same few services again and again).
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        for (name, value) in key {
             update = update.key(name, value);
         }
         let item = match update.send().await {
             Ok(output) => output.attributes,
             Err(e) if is_condition_failure(&e) => {
-                let mut get = self.client.get_item().table_name(&self.table).consistent_read(true);
-                for (name, value) in key {
-                    get = get.key(name, value);
-                }
-                let item = get.send().await.map_err(|e| classify("dynamodb:GetItem", &e))?.item;
+                let item = match e.as_service_error() {
+                    Some(
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+                            refused,
+                        ),
+                    ) => refused.item().cloned(),
+                    _ => None,
+                };
                 // Only the event that reached the limit is answered again; any other is past it.
                 let evidence = item.as_ref().map(read_evidence).unwrap_or_default();
                 let last = evidence.last().map(|e| e.id.clone());
@@ -222,6 +238,45 @@ impl StateTable {
         let Some(item) = item else { return Ok(None) };
         let n: u32 = item.get("n").and_then(|n| n.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
         Ok((n == count.limit).then(|| read_evidence(&item)))
+    }
+
+    /// Remembers an agent identity's use of a region in one unconditional `UpdateItem` (the region joins the set,
+    /// the first-seen time is set once, the event that added the region is kept, the memory's expiry moves on) and
+    /// judges it against the item as it was before (`ALL_OLD`): atomic, and a retried event is answered as before.
+    pub async fn region(&self, used: &crate::regions::RegionUse) -> Result<crate::regions::Novelty, IamError> {
+        let expires = used.at.max(OffsetDateTime::now_utc().unix_timestamp()) + crate::regions::MEMORY_DAYS * 86_400;
+        let id = if used.event_id.is_empty() { "-".to_owned() } else { used.event_id.clone() };
+        let output = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("region#{}", used.identity)))
+            .key("sk", AttributeValue::S("regions".to_owned()))
+            .update_expression(
+                "ADD regions :region SET first_seen = if_not_exists(first_seen, :at), #added = \
+                 if_not_exists(#added, :id), expires_at = :expires",
+            )
+            .expression_attribute_names("#added", format!("added#{}", used.region))
+            .expression_attribute_values(":region", AttributeValue::Ss(vec![used.region.clone()]))
+            .expression_attribute_values(":at", AttributeValue::N(used.at.to_string()))
+            .expression_attribute_values(":id", AttributeValue::S(id))
+            .expression_attribute_values(":expires", AttributeValue::N(expires.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb:UpdateItem", &e))?;
+        let before = output.attributes.as_ref().map(|item| {
+            let first_seen = item.get("first_seen").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+            let regions = item.get("regions").and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default();
+            let added = |region: &str| {
+                item.get(&format!("added#{region}")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+            };
+            crate::regions::Remembered {
+                first_seen: first_seen.unwrap_or(used.at),
+                regions: regions.iter().map(|r| (r.clone(), added(r))).collect(),
+            }
+        });
+        Ok(used.judge(before.as_ref()))
     }
 
     /// Takes the lock named `key`, waiting up to [`LOCK_WAIT`] for another holder; returns the owner token.

@@ -64,6 +64,9 @@ pub struct CloudTrailRecord {
     /// one, names the key here by ARN whatever alias or id the request used.
     #[serde(default)]
     pub resources: Option<Vec<ResourceRef>>,
+    /// The connection's TLS details, raw (read only for STS's endpoint: [`CloudTrailRecord::host_header`]).
+    #[serde(default)]
+    pub tls_details: Option<Box<RawValue>>,
 }
 
 /// One entry of a record's `resources`.
@@ -243,6 +246,16 @@ impl CloudTrailRecord {
     /// `additionalEventData`, parsed.
     pub fn additional_data(&self) -> Option<Value> {
         parse_raw(self.additional_event_data.as_deref())
+    }
+
+    /// The host the client asked for (`tlsDetails.clientProvidedHostHeader`), when the record has it.
+    pub fn host_header(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Tls {
+            #[serde(rename = "clientProvidedHostHeader")]
+            host: Option<String>,
+        }
+        serde_json::from_str::<Tls>(self.tls_details.as_ref()?.get()).ok()?.host
     }
 
     /// `service:EventName`, where the service is the first label of `eventSource` (`iam:AttachRolePolicy`).

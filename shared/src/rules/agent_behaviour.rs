@@ -1,5 +1,6 @@
 //! `agent-behaviour`: a session whose calls, each harmless alone, add up to misbehaviour within a window: a burst
-//! of refused calls (probing), a run of deletions. The counting is [`crate::behaviour`]'s; this rule judges the
+//! of refused calls (probing), a run of deletions, an agent's reads across many services (enumeration). The
+//! counting is [`crate::behaviour`]'s; this rule judges the
 //! count the engine took for the event.
 
 use super::{agent_sensitive_call, Context, Rule, Trigger, Verdict};
@@ -15,8 +16,9 @@ impl Rule for AgentBehaviour {
     }
 
     fn description(&self) -> &'static str {
-        "A session made more refused calls, or more deletions, within a window than the configured threshold: \
-         probing what its credentials can do, or deleting at a pace no person does."
+        "A session made more refused calls, or more deletions, within a window than the configured threshold, or an \
+         agent read from more distinct services: probing what its credentials can do, deleting at a pace no person \
+         does, or surveying the account."
     }
 
     fn response(&self) -> &'static str {
@@ -24,8 +26,11 @@ impl Rule for AgentBehaviour {
     }
 
     fn triggers(&self, config: &crate::config::Config) -> Vec<Trigger> {
-        // The calls that reach the engine: what `agent-sensitive-call` subscribes to covers every `Delete*`.
-        agent_sensitive_call::AgentSensitiveCall.triggers(config)
+        // The calls that reach the engine: what `agent-sensitive-call` subscribes to covers every `Delete*`; agents'
+        // read calls, which no rule subscribes to, come keyed by the identity.
+        let mut triggers = agent_sensitive_call::AgentSensitiveCall.triggers(config);
+        triggers.push(Trigger::AgentReads);
+        triggers
     }
 
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Verdict> {
@@ -34,10 +39,18 @@ impl Rule for AgentBehaviour {
         let (threshold, minutes, what) = match kind {
             Kind::Denied => (settings.denied, settings.denied_minutes, "refused calls"),
             Kind::Deletions => (settings.deletions, settings.deletions_minutes, "deletions"),
+            Kind::Services => (settings.services, settings.services_minutes, "services' read calls"),
         };
         let who = if ctx.actor.is_agent() { "AI agent" } else { "Session" };
-        let title =
-            format!("{who} {} made more than {threshold} {what} within {minutes} minutes", ctx.actor.display_name());
+        let title = match kind {
+            Kind::Services => format!(
+                "{who} {} read from more than {threshold} services within {minutes} minutes (enumeration)",
+                ctx.actor.display_name()
+            ),
+            _ => {
+                format!("{who} {} made more than {threshold} {what} within {minutes} minutes", ctx.actor.display_name())
+            }
+        };
         let mut verdict = Verdict::new(
             Severity::High,
             title,
@@ -49,7 +62,13 @@ impl Rule for AgentBehaviour {
                 agent.signal, agent.value, agent.pattern
             ));
         }
-        verdict.notes.push(format!("{} {what} counted in the window; the evidence events:", evidence.len()));
+        verdict.notes.push(match kind {
+            Kind::Services => format!(
+                "{} distinct services read from in the window; the first call to each, as evidence:",
+                evidence.len()
+            ),
+            _ => format!("{} {what} counted in the window; the evidence events:", evidence.len()),
+        });
         verdict.notes.extend(evidence.iter().map(|e| format!("{} {} {}", e.time, e.call, e.id)));
         if kind == Kind::Deletions {
             verdict.notes.push(
@@ -69,8 +88,94 @@ impl Rule for AgentBehaviour {
 
 #[cfg(test)]
 mod tests {
+    use crate::behaviour::Counters;
     use crate::event::input::parse_record;
+    use crate::session::Registry;
     use crate::{Config, Engine};
+
+    const SERVICES: [&str; 6] = ["s3", "ec2", "dynamodb", "kms", "sns", "lambda"];
+
+    /// A read-only call to `service` by `identity`, at 10:0<minute>.
+    fn read(identity: &str, service: &str, id: &str, minute: u32) -> crate::event::CloudTrailRecord {
+        parse_record(&format!(
+            r#"{{"eventSource":"{service}.amazonaws.com","eventName":"ListThings","eventTime":"2026-11-29T10:0{minute}:00Z",
+               "eventID":"{id}","readOnly":true,"recipientAccountId":"123456789012","userIdentity":{identity}}}"#
+        ))
+        .unwrap()
+    }
+
+    const AGENT: &str = r#"{"type":"AssumedRole","principalId":"AROAEXAMPLE:claude-run","accountId":"123456789012",
+        "accessKeyId":"ASIAAGENT","arn":"arn:aws:sts::123456789012:assumed-role/dev/claude-run"}"#;
+    const PERSON: &str = r#"{"type":"AssumedRole","principalId":"AROAEXAMPLE:alice","accountId":"123456789012",
+        "accessKeyId":"ASIAALICE","arn":"arn:aws:sts::123456789012:assumed-role/dev/alice"}"#;
+
+    /// The `agent-behaviour` findings' event ids, for each record counted in turn.
+    fn crossings(engine: &Engine, records: &[crate::event::CloudTrailRecord]) -> Vec<String> {
+        let (registry, counters) = (Registry::new(), Counters::default());
+        records
+            .iter()
+            .flat_map(|r| engine.evaluate_registered(r, &registry, &counters).findings)
+            .filter(|f| f.rule == "agent-behaviour")
+            .map(|f| f.event_id.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn an_agent_reading_from_more_services_than_the_threshold_crosses_once() {
+        let engine = Engine::new(Config::from_json(r#"{"behaviour":{"services":4,"services_minutes":10}}"#).unwrap());
+        // Four services, each read twice: just at the threshold, nothing.
+        let mut records: Vec<_> = (0..8).map(|i| read(AGENT, SERVICES[i % 4], &format!("e{i}"), 1)).collect();
+        assert!(crossings(&engine, &records).is_empty());
+        // The fifth service crosses, once; the sixth is past it; a repeat of the crossing event counts nothing.
+        records.push(read(AGENT, "sns", "e-sns", 2));
+        records.push(read(AGENT, "sns", "e-sns", 2));
+        records.push(read(AGENT, "lambda", "e-lambda", 3));
+        assert_eq!(crossings(&engine, &records), ["e-sns"]);
+        let (registry, counters) = (Registry::new(), Counters::default());
+        let findings: Vec<_> =
+            records.iter().flat_map(|r| engine.evaluate_registered(r, &registry, &counters).findings).collect();
+        let notes = findings[0].evidence.notes.join("\n");
+        assert!(["e0", "e1", "e2", "e3", "e-sns"].iter().all(|id| notes.contains(id)), "{notes}");
+        assert!(!notes.contains("e4") && !notes.contains("e-lambda"), "only each service's first call: {notes}");
+        assert!(
+            findings[0].title.contains("read from more than 4 services within 10 minutes"),
+            "{}",
+            findings[0].title
+        );
+        assert!(!findings[0].remediation.is_empty(), "an agent's session is contained");
+        // In another window the count starts again.
+        let later: Vec<_> = (0..5).map(|i| read(AGENT, SERVICES[i], &format!("l{i}"), 1)).collect();
+        let mut both = records.clone();
+        both.extend(later.iter().map(|r| {
+            let mut r = r.clone();
+            r.event_time = Some("2026-11-29T10:15:00Z".to_owned());
+            r
+        }));
+        assert_eq!(crossings(&engine, &both), ["e-sns", "l4"]);
+    }
+
+    #[test]
+    fn a_persons_reads_and_an_agents_writes_and_failures_are_not_enumeration() {
+        let engine = Engine::new(Config::from_json(r#"{"behaviour":{"services":2,"services_minutes":10}}"#).unwrap());
+        let person: Vec<_> = (0..6).map(|i| read(PERSON, SERVICES[i], &format!("p{i}"), 1)).collect();
+        assert!(crossings(&engine, &person).is_empty(), "console browsing is not enumeration");
+        assert!(engine.prepare(&person[0]).is_none(), "a person's read call is dropped before any look-up");
+        let writes: Vec<_> = (0..6)
+            .map(|i| {
+                let mut r = read(AGENT, SERVICES[i], &format!("w{i}"), 1);
+                r.read_only = Some(false);
+                r.event_name = "TagResource".to_owned();
+                r
+            })
+            .collect();
+        assert!(crossings(&engine, &writes).is_empty());
+        // Without `readOnly`, the name decides.
+        let mut unmarked = read(AGENT, "s3", "u1", 1);
+        unmarked.read_only = None;
+        assert!(engine.prepare(&unmarked).is_some(), "`List*` reads");
+        unmarked.event_name = "TagResource".to_owned();
+        assert!(engine.prepare(&unmarked).is_none(), "`TagResource` does not");
+    }
 
     fn notes(identity: &str) -> Vec<String> {
         let record = parse_record(&format!(

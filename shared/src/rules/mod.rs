@@ -7,6 +7,7 @@
 
 mod admin_policy_grant;
 mod agent_behaviour;
+mod agent_new_region;
 mod agent_sensitive_call;
 mod agent_tag_tampering;
 mod audit_requests;
@@ -82,6 +83,11 @@ pub enum Trigger {
     },
     /// Any event whose `userIdentity.type` is `Root`.
     RootActor,
+    /// Any read-only call (`readOnly`, else a `List`/`Describe`/`Get`/`BatchGet` name) by an actor the signals the
+    /// record shows recognise as an agent (offline also: a session the registry in memory knows). Keyed by the
+    /// identity, not the call: the engine tests it only after the cheap tests (read-only, not root) pass, and
+    /// never looks anything up for it.
+    AgentReads,
 }
 
 /// An event name, exactly or by prefix.
@@ -137,6 +143,8 @@ pub struct Context<'a> {
     pub config: &'a Config,
     /// The behaviour count this event crossed, with its evidence, when it crossed one.
     pub crossing: Option<(crate::behaviour::Kind, &'a [crate::behaviour::EvidenceEvent])>,
+    /// The region this agent identity used for the first time after learning, when it did.
+    pub new_region: Option<&'a crate::regions::NewRegion>,
 }
 
 impl Context<'_> {
@@ -358,6 +366,7 @@ pub fn registry() -> Vec<&'static dyn Rule> {
         &agent_tag_tampering::AgentTagTampering,
         &agent_sensitive_call::AgentSensitiveCall,
         &agent_behaviour::AgentBehaviour,
+        &agent_new_region::AgentNewRegion,
         &grant_unjudged::GrantUnjudged,
     ]
 }
