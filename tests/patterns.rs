@@ -81,39 +81,8 @@ async fn each_needed_event_arrives_exactly_once_and_nothing_else_arrives() {
 
     let records = fixture_records();
     assert!(records.len() > 100);
-    for chunk in records.chunks(10) {
-        let entries: Vec<PutEventsRequestEntry> = chunk
-            .iter()
-            .map(|r| {
-                let service = r["eventSource"].as_str().unwrap().split('.').next().unwrap();
-                PutEventsRequestEntry::builder()
-                    .source(format!("aws.{service}"))
-                    .detail_type(detail_type(r))
-                    .detail(r.to_string())
-                    .build()
-            })
-            .collect();
-        let out = events.put_events().set_entries(Some(entries)).send().await.unwrap();
-        assert_eq!(out.failed_entry_count(), 0);
-    }
-
-    // event id -> the rules (patterns) it arrived at
-    let mut arrived: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, url) in &queues {
-        loop {
-            let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
-            let messages = got.messages.unwrap_or_default();
-            if messages.is_empty() {
-                break;
-            }
-            for m in messages {
-                let event: Value = serde_json::from_str(m.body().unwrap()).unwrap();
-                let id = event["detail"]["eventID"].as_str().unwrap_or_default().to_owned();
-                arrived.entry(id).or_default().push(name.clone());
-                sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
-            }
-        }
-    }
+    put_as_aws(&events, &records).await;
+    let arrived = drain(&sqs, &queues).await;
 
     let mut failures = Vec::new();
     let mut needed = 0;
@@ -260,6 +229,12 @@ async fn arrivals(records: &[Value]) -> BTreeMap<String, Vec<String>> {
     let events = aws_sdk_eventbridge::Client::new(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queues = subscribe(&events, &sqs, &patterns(&engine)).await;
+    put_as_aws(&events, records).await;
+    drain(&sqs, &queues).await
+}
+
+/// Puts each record on the bus as `aws.<service>` would deliver it.
+async fn put_as_aws(events: &aws_sdk_eventbridge::Client, records: &[Value]) {
     for chunk in records.chunks(10) {
         let entries: Vec<PutEventsRequestEntry> = chunk
             .iter()
@@ -272,10 +247,15 @@ async fn arrivals(records: &[Value]) -> BTreeMap<String, Vec<String>> {
                     .build()
             })
             .collect();
-        events.put_events().set_entries(Some(entries)).send().await.unwrap();
+        let out = events.put_events().set_entries(Some(entries)).send().await.unwrap();
+        assert_eq!(out.failed_entry_count(), 0);
     }
+}
+
+/// Empties every queue: the names of the patterns (queues) each event arrived at, by event id.
+async fn drain(sqs: &aws_sdk_sqs::Client, queues: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String>> {
     let mut arrived: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, url) in &queues {
+    for (name, url) in queues {
         loop {
             let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
             let messages = got.messages.unwrap_or_default();

@@ -305,19 +305,24 @@ fn scan_recognises_a_session_tagged_agent_whatever_the_order_of_files() {
     .unwrap();
     std::fs::write(dir.join("b.json"), assume.replace('\n', "")).unwrap();
     for prefilter in [true, false] {
-        let mut args = vec!["scan", "--format", "jsonl", dir.to_str().unwrap()];
-        if !prefilter {
-            args.push("--no-prefilter");
-        }
-        let out = trailguard(&args, None);
-        let findings: Vec<serde_json::Value> =
-            text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(findings.len(), 2, "{}", text(&out.stderr));
+        let (findings, stderr) = scan_jsonl(&dir, prefilter);
+        assert_eq!(findings.len(), 2, "{stderr}");
         assert!(findings
             .iter()
             .all(|f| f["rule"] == "agent-sensitive-call" && f["actor"]["agent"]["signal"] == "session_tag"));
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `scan --format jsonl` of `dir`, with or without the pre-filter: its findings, and its standard error.
+fn scan_jsonl(dir: &std::path::Path, prefilter: bool) -> (Vec<serde_json::Value>, String) {
+    let mut args = vec!["scan", "--format", "jsonl", dir.to_str().unwrap()];
+    if !prefilter {
+        args.push("--no-prefilter");
+    }
+    let out = trailguard(&args, None);
+    let findings = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (findings, text(&out.stderr))
 }
 
 #[test]
@@ -345,14 +350,8 @@ fn scan_finds_one_enumeration_whatever_the_order_of_files_and_with_or_without_th
         std::fs::write(dir.join("a.jsonl"), a.join("\n") + "\n").unwrap();
         std::fs::write(dir.join("b.jsonl"), b.join("\n") + "\n").unwrap();
         for prefilter in [true, false] {
-            let mut args = vec!["scan", "--format", "jsonl", dir.to_str().unwrap()];
-            if !prefilter {
-                args.push("--no-prefilter");
-            }
-            let out = trailguard(&args, None);
-            let findings: Vec<serde_json::Value> =
-                text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-            assert_eq!(findings.len(), 1, "{findings:?} {}", text(&out.stderr));
+            let (findings, stderr) = scan_jsonl(&dir, prefilter);
+            assert_eq!(findings.len(), 1, "{findings:?} {stderr}");
             let finding = &findings[0];
             assert_eq!(finding["rule"], "agent-behaviour");
             let mut evidence: Vec<String> = finding["evidence"]["notes"]

@@ -403,7 +403,6 @@ impl Engine {
         needs
     }
 
-    /// The agent recognition of a record's actor with what was looked up.
     /// The actor's agency: without a look-up's answer, the free signals' (recognised once, when prepared).
     fn agent_of(&self, prepared: &Prepared, resolved: &Resolved) -> Option<crate::event::AgentMatch> {
         let looked_up = matches!(resolved.role_tags, Some(Ok(_))) || matches!(resolved.session, Some(Ok(Some(_))));
@@ -414,6 +413,7 @@ impl Engine {
         }
     }
 
+    /// The agent recognition of a record's actor with what was looked up.
     fn recognise(&self, actor: &Actor, resolved: &Resolved) -> Option<crate::event::AgentMatch> {
         let tags = resolved.role_tags.as_ref().and_then(|t| t.as_ref().ok());
         let session = resolved.session.as_ref().and_then(|s| s.as_ref().ok()).and_then(Option::as_ref);

@@ -72,6 +72,11 @@ pub struct AgentMatch {
 }
 
 impl AgentMatch {
+    /// How the actor was recognised, as a finding's note says it.
+    pub fn note(&self) -> String {
+        format!("recognised as an agent by {} `{}` (pattern `{}`)", self.signal, self.value, self.pattern)
+    }
+
     /// Whether the agency rests on a role tag alone: the actor was recognised by its role's tag, or inherited
     /// agency from a caller (at any depth) that was. Such a tag can be forged by anyone with `iam:TagRole`.
     pub fn rests_on_role_tag(&self) -> bool {

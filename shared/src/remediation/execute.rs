@@ -67,7 +67,7 @@ pub struct StepOutcome {
 }
 
 impl StepOutcome {
-    fn new(step: &Remediation, status: Status, detail: impl Into<String>) -> StepOutcome {
+    pub(crate) fn new(step: &Remediation, status: Status, detail: impl Into<String>) -> StepOutcome {
         StepOutcome {
             step: step.clone(),
             status,

@@ -192,22 +192,18 @@ pub async fn deny_in_permission_set<I: IamActions + Sync, S: SsoAdminActions + S
 ) -> StepOutcome {
     let step = &planned.step;
     let dry_run = match &planned.decision {
-        Decision::Skip { reason } => return outcome(step, Status::Skipped, reason.clone()),
+        Decision::Skip { reason } => return StepOutcome::new(step, Status::Skipped, reason.clone()),
         Decision::DryRun => true,
         Decision::Execute => false,
     };
     let Remediation::DenySsoUserInPermissionSet { account, role_name, permission_set, user_id } = step else {
-        return outcome(step, Status::Skipped, "not a permission-set step");
+        return StepOutcome::new(step, Status::Skipped, "not a permission-set step");
     };
     let job = Job { step, account, permission_set, user_id, occasion, target, guard, now, dry_run };
     match job.deny(iam, role_name).await {
         Ok(outcome) => outcome,
         Err(error) => StepOutcome::failed(step, &error),
     }
-}
-
-fn outcome(step: &Remediation, status: Status, detail: impl Into<String>) -> StepOutcome {
-    StepOutcome { step: step.clone(), status, detail: detail.into(), removed: None, written: None, retryable: false }
 }
 
 /// One permission-set step being carried out, with everything it needs.
@@ -225,7 +221,7 @@ struct Job<'a, S, G> {
 
 impl<S: SsoAdminActions + Sync, G: Safeguards + Sync> Job<'_, S, G> {
     fn outcome(&self, status: Status, detail: impl Into<String>) -> StepOutcome {
-        outcome(self.step, status, detail)
+        StepOutcome::new(self.step, status, detail)
     }
 
     fn not_done(&self, detail: String) -> StepOutcome {
@@ -390,13 +386,13 @@ async fn sleep(pause: std::time::Duration) {
 
 /// A step the plan leaves out.
 pub fn skipped(step: &Remediation, reason: &str) -> StepOutcome {
-    outcome(step, Status::Skipped, reason)
+    StepOutcome::new(step, Status::Skipped, reason)
 }
 
 /// Fails loudly when the sso-admin role is not configured but a finding carries the step (the detector's and
 /// the remediator's configurations differ): the steps for a person, in the detail.
 pub fn unconfigured(step: &Remediation) -> StepOutcome {
-    outcome(
+    StepOutcome::new(
         step,
         Status::Failed,
         "NOT REVOKED: remediation.sso_admin_role_arn is not set in the remediator's configuration; add the deny to \

@@ -56,12 +56,7 @@ impl Rule for AgentBehaviour {
             title,
             Target { kind: "session".to_owned(), name: ctx.actor.arn.clone(), ..Target::default() },
         );
-        if let Some(agent) = &ctx.actor.agent {
-            verdict.notes.push(format!(
-                "recognised as an agent by {} `{}` (pattern `{}`)",
-                agent.signal, agent.value, agent.pattern
-            ));
-        }
+        verdict.notes.extend(ctx.actor.agent.as_ref().map(crate::event::AgentMatch::note));
         verdict.notes.push(match kind {
             Kind::Services => format!(
                 "{} distinct services read from in the window; the first call to each, as evidence:",

@@ -36,16 +36,9 @@ impl Rule for AgentNewRegion {
             title,
             Target { kind: "region".to_owned(), name: Some(new.region.clone()), ..Target::default() },
         );
-        if let Some(agent) = &ctx.actor.agent {
-            verdict.notes.push(format!(
-                "recognised as an agent by {} `{}` (pattern `{}`)",
-                agent.signal, agent.value, agent.pattern
-            ));
-        }
+        verdict.notes.extend(ctx.actor.agent.as_ref().map(crate::event::AgentMatch::note));
         let first_seen = time::OffsetDateTime::from_unix_timestamp(new.first_seen)
-            .ok()
-            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or_else(|| new.first_seen.to_string());
+            .map_or_else(|_| new.first_seen.to_string(), crate::remediation::revocation::rfc3339);
         verdict.notes.push(format!(
             "Regions used before: {} (identity first seen {first_seen}). Alert only: nothing is revoked.",
             if new.known.is_empty() { "none outside global services".to_owned() } else { new.known.join(", ") }

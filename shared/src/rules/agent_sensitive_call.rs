@@ -136,10 +136,7 @@ impl AgentSensitiveCall {
         let name = NAME_KEYS.iter().find_map(|k| ctx.param(k)).map(str::to_owned);
         let kind = ctx.record.event_source.split('.').next().unwrap_or("resource").to_owned();
         let mut verdict = Verdict::new(severity, title, Target { kind, name, ..Target::default() });
-        verdict.notes.push(format!(
-            "recognised as an agent by {} `{}` (pattern `{}`)",
-            agent.signal, agent.value, agent.pattern
-        ));
+        verdict.notes.push(agent.note());
         verdict.remediation = ctx.contain_actor();
         verdict.notes.extend(ctx.containment_notes());
         verdict
