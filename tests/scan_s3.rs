@@ -200,12 +200,26 @@ async fn throttled_objects_are_retried_and_unreadable_ones_named() {
     let run = trailguard(&env, &["scan", "--format", "jsonl", "s3://trail"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(findings(&run), expected);
-    assert_eq!(proxy.seen("GetObject"), count + 3, "each SlowDown retried once more");
+    // Each object is fetched twice (the first pass reads the agent sessions), and each SlowDown once more.
+    assert_eq!(proxy.seen("GetObject"), 2 * count + 3, "each SlowDown retried once more");
     assert!(proxy.seen("HeadBucket") >= 1, "the bucket's region asked first");
 
-    // An object that is gone by the time it is read: named, everything else scanned.
+    // An object the first pass cannot fetch (and the second can): named, the scan incomplete (exit 2), since
+    // sessions issued there are unknown; every object is still judged.
     proxy.clear();
     proxy.inject("GetObject", Fault::Missing, 1);
+    let run = trailguard(&env, &["scan", "--format", "jsonl", "s3://trail"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let missed: Vec<&str> =
+        run.stderr.lines().filter(|l| l.contains("the first pass (agent sessions) could not read")).collect();
+    assert!(matches!(missed.as_slice(), [line] if line.contains("NoSuchKey")), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("read {count} file(s)")), "{}", run.stderr);
+    assert_eq!(findings(&run), expected);
+
+    // Every fetch of the first pass fails, then the second pass's first: that object is named as skipped, every
+    // other one is scanned.
+    proxy.clear();
+    proxy.inject("GetObject", Fault::Missing, count + 1);
     let run = trailguard(&env, &["scan", "--format", "jsonl", "s3://trail"]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     let skipped: Vec<&str> = run.stderr.lines().filter(|l| l.contains("skipped s3://trail/AWSLogs/")).collect();

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use flate2::write::GzEncoder;
-use trailguard_core::synth::{generate_mix, Mix};
+use trailguard_core::synth::{cloudtrail_json, generate_mix, Mix};
 
 /// Records per log file, about what CloudTrail writes for a busy account every few minutes.
 const PER_FILE: u64 = 1_000;
@@ -52,8 +52,7 @@ pub fn run(
                 }
                 if let Some(lines) = lines.as_mut() {
                     for s in &chunk {
-                        serde_json::to_writer(&mut *lines, &s.record)?;
-                        lines.write_all(b"\n")?;
+                        writeln!(lines, "{}", cloudtrail_json(&s.record))?;
                     }
                 } else {
                     let name = format!(
@@ -62,8 +61,8 @@ pub fn run(
                     );
                     let file = std::fs::File::create(dir.join(name))?;
                     let mut gz = GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::default());
-                    let body: Vec<&serde_json::Value> = chunk.iter().map(|s| &s.record).collect();
-                    serde_json::to_writer(&mut gz, &serde_json::json!({"Records": body}))?;
+                    let body: Vec<String> = chunk.iter().map(|s| cloudtrail_json(&s.record)).collect();
+                    write!(gz, "{{\"Records\":[{}]}}", body.join(","))?;
                     gz.finish()?.flush()?;
                 }
                 n += 1;

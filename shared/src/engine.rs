@@ -322,7 +322,7 @@ impl Engine {
     }
 
     /// Calls `hit` with every rule a call to `source` named `name` triggers.
-    fn call_hits(&self, source: &str, name: &str, mut hit: impl FnMut(usize)) {
+    pub(crate) fn call_hits(&self, source: &str, name: &str, mut hit: impl FnMut(usize)) {
         for source in [source, ""] {
             if let Some(rules) = self.index.exact.get(source).and_then(|names| names.get(name)) {
                 rules.iter().for_each(|r| hit(*r));

@@ -22,14 +22,23 @@
 //! matches a glob (ignoring ASCII case) contains each literal run of the glob; take, for each glob, the longest
 //! run of its last `/`-separated part that holds no wildcard and no character JSON may escape (`"`, `\`, `/`,
 //! control characters). Such a run is written as is in any JSON text of the value without `\u`: every one of
-//! its characters is written literally, side by side. So when the call test passes a text over, it is passed on
-//! anyway if it holds, ignoring ASCII case, any glob's run, `ViaAWSMCP`, or an access key the registry knows; if
-//! some glob has no such run; or if the text is not all ASCII (case-insensitive matching there compares Unicode
+//! its characters is written literally, side by side. The access key recognition compares is the value of
+//! `userIdentity.accessKeyId`; without `\u` its key is written `"accessKeyId"` as is. So when the call test
+//! passes a text over, it is passed on anyway if it holds, ignoring ASCII case, any glob's run or `ViaAWSMCP`;
+//! if some value under an `"accessKeyId"` key is one the registry knows or cannot be read literally; if some glob
+//! has no such run; or if the text is not all ASCII (case-insensitive matching there compares Unicode
 //! characters). The glob runs and `ViaAWSMCP` are searched, lowercased, in an ASCII-lowercased copy of the text,
-//! one vectorised substring search each (the same matches as a case-insensitive search: both fold ASCII letters
-//! only; a case-insensitive automaton over every byte cost about 40% of a scan); the registry's keys with one
-//! automaton. What this costs on a trail with few agents is
+//! all in one search (the same matches as a case-insensitive search: both fold ASCII letters only; a
+//! case-insensitive automaton over every byte cost about 40% of a scan, one search per run 15%); the access keys
+//! are looked up one value at a time, so the registry's size does not matter. What this costs on a trail with few
+//! agents is
 //! measured, not argued (README, "Agents").
+//!
+//! Rules whose verdicts all require some text ([`crate::rules::Rule::required_text`]: `guardrail-tampering` needs
+//! one of trailguard's names, and is triggered by every `AssumeRole`) are judged the same way: a call only such
+//! rules are triggered by is passed on only when its text holds, ignoring ASCII case, a piece of theirs (searched
+//! in the same lowercased copy), or is not all ASCII. Each piece is a literal run without a character JSON may
+//! escape, so the argument above holds for it word for word.
 //!
 //! A record the byte test passes on gets one more cheap look before it is parsed in full
 //! ([`Prefilter::made_by_aws_service`]): the engine never judges what AWS itself did.
@@ -52,6 +61,8 @@ pub struct Prefilter<'e> {
     engine: &'e Engine,
     /// The byte test for the identity-keyed agent trigger, when a rule has one.
     agents: Option<AgentSignals>,
+    /// The text some rules' verdicts require.
+    mentions: Mentions,
     /// Off when some trigger name could be written with an escape other than `\u`.
     sound: bool,
     watches_root: bool,
@@ -71,6 +82,7 @@ impl<'e> Prefilter<'e> {
         Prefilter {
             engine,
             agents,
+            mentions: Mentions::new(engine),
             sound,
             watches_root,
             root: Finder::new(br#""Root""#).into_owned(),
@@ -90,12 +102,25 @@ impl<'e> Prefilter<'e> {
 
     /// `false` only when no record in `json` can trigger a rule (see the module's documentation).
     pub fn may_trigger(&self, json: &[u8]) -> bool {
-        self.must_parse(json) || self.call_may_trigger(json) || self.agent_may_trigger(json)
+        if self.must_parse(json) {
+            return true;
+        }
+        let (signals, mentioned) = self.search(json);
+        let always = self.agents.as_ref().is_some_and(|agents| agents.needles.is_none() || !json.is_ascii());
+        let rules = mentioned.iter().fold(0, |rules, (_, rule)| rules | rule);
+        self.call_may_trigger(json, rules, json.is_ascii()) || always || !signals.is_empty()
     }
 
-    /// Whether `json` may hold an agent's call, for the identity-keyed trigger.
-    fn agent_may_trigger(&self, json: &[u8]) -> bool {
-        self.agents.as_ref().is_some_and(|agents| agents.may_show(json))
+    /// Where the agent signals and the rules' required text ([`Mentions`]) are in `text`, each in order: one
+    /// lowercased copy for both, and none when neither is searched for.
+    fn search(&self, text: &[u8]) -> (Vec<usize>, Vec<(usize, u64)>) {
+        if self.agents.is_none() && self.mentions.searches.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        lowercased(text, |lower| {
+            let signals = self.agents.as_ref().map(|agents| agents.found(text, lower)).unwrap_or_default();
+            (signals, self.mentions.found(lower))
+        })
     }
 
     /// A second look at one record the byte test passed on: whether an AWS service made it (`userIdentity.type`
@@ -107,18 +132,21 @@ impl<'e> Prefilter<'e> {
 
     /// Whether `text` holds what sends every record in it to the parser: a `\u` escape, or the root user's type.
     fn must_parse(&self, text: &[u8]) -> bool {
-        // Backslashes are rare in CloudTrail text: looking for them alone is the fastest search there is.
-        let unicode_escape = memchr::memchr_iter(b'\\', text).any(|at| text.get(at + 1) == Some(&b'u'));
-        !self.sound || unicode_escape || self.watches_root && self.root.find(text).is_some()
+        !self.sound || has_unicode_escape(text) || self.watches_root && self.root.find(text).is_some()
     }
 
-    /// The event names and sources in `json`, judged against the triggers.
-    fn call_may_trigger(&self, json: &[u8]) -> bool {
+    /// The event names and sources in `json`, judged against the triggers; `mentioned` are the rules (one bit each)
+    /// whose required text `json` holds, and a text that is not all ASCII is taken to hold every rule's.
+    fn call_may_trigger(&self, json: &[u8], mentioned: u64, ascii: bool) -> bool {
         let mut calls = Calls::default();
         for at in self.event_key.find_iter(json) {
             calls.see(json, at + self.event_key.needle().len());
         }
-        calls.may_trigger(self.engine)
+        match calls.judge(self.engine, &self.mentions.gated) {
+            Judged::Parse => true,
+            Judged::IfMentioned(rules) => rules & mentioned != 0 || !ascii,
+            Judged::PassOver => false,
+        }
     }
 
     /// Calls `visit` with each line of `text` (split at `\n`) and [`Prefilter::may_trigger`] for it. The same
@@ -126,10 +154,13 @@ impl<'e> Prefilter<'e> {
     /// passed over holds at most one record (one `eventName`), so that counting lines counts records.
     pub fn for_each_line<'t>(&self, text: &'t [u8], mut visit: impl FnMut(&'t [u8], bool)) {
         let search_lines = self.must_parse(text);
+        // Checked once for the whole text; only a text with other characters has its lines checked one by one.
+        let ascii = text.is_ascii();
         let mut keys = self.event_key.find_iter(text).peekable();
-        // The agent signals too are searched once over the whole text (a needle holds no line end either).
-        let mut signals =
-            self.agents.as_ref().map(|agents| agents.found(text)).unwrap_or_default().into_iter().peekable();
+        // The agent signals and the rules' text too are searched once over the whole text (a needle holds no line
+        // end either).
+        let (signals, mentioned) = self.search(text);
+        let (mut signals, mut mentioned) = (signals.into_iter().peekable(), mentioned.into_iter().peekable());
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
             let line = text.get(start..end).unwrap_or_default();
@@ -138,12 +169,23 @@ impl<'e> Prefilter<'e> {
             while let Some(at) = keys.next_if(|at| *at < end) {
                 calls.see(line, at - start + self.event_key.needle().len());
             }
-            let pass = search_lines && self.must_parse(line) || calls.may_trigger(self.engine);
+            let mut rules = 0;
+            while let Some((_, rule)) = mentioned.next_if(|(at, _)| *at < end) {
+                rules |= rule;
+            }
+            let called = match calls.judge(self.engine, &self.mentions.gated) {
+                Judged::Parse => true,
+                Judged::IfMentioned(gated) => gated & rules != 0 || !ascii && !line.is_ascii(),
+                Judged::PassOver => false,
+            };
+            let pass = search_lines && self.must_parse(line) || called;
             let mut signal = false;
             while signals.next_if(|at| *at < end).is_some() {
                 signal = true;
             }
-            visit(line, pass || signal || self.agents.as_ref().is_some_and(|agents| agents.always(line)));
+            let always =
+                self.agents.as_ref().is_some_and(|agents| agents.needles.is_none() || !ascii && agents.always(line));
+            visit(line, pass || signal || always);
             start = end + 1;
         }
     }
@@ -157,10 +199,71 @@ struct AgentSignals {
 }
 
 struct Needles {
-    /// Each glob's required piece and the MCP marker, lowercased: searched in a lowercased copy of the text.
-    pieces: Vec<memchr::memmem::Finder<'static>>,
-    /// The registry's access keys (offline), ignoring case; `None` without a registry.
-    keys: Option<aho_corasick::AhoCorasick>,
+    /// Each glob's required piece and the MCP marker, lowercased: one search for all of them (a handful of
+    /// needles is searched many bytes at a time) over a lowercased copy of the text.
+    pieces: aho_corasick::AhoCorasick,
+    /// The registry's access keys (offline); empty without a registry.
+    keys: std::collections::HashSet<String>,
+    /// `"accessKeyId"`: each value under that key is looked up in `keys`, whatever their number.
+    key_name: Finder<'static>,
+}
+
+thread_local! {
+    /// The lowercased copy of the text being searched, kept between searches: a block's worth of memory touched
+    /// once, not allocated and faulted in anew for every block.
+    static LOWERCASED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One search for all of `pieces`, finding where some piece is (not every piece: leftmost-first, which is the
+/// semantics under which a few needles are searched many bytes at a time, "Teddy"); `None` when it cannot be built.
+fn one_search(pieces: &[String]) -> Option<aho_corasick::AhoCorasick> {
+    aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostFirst).build(pieces).ok()
+}
+
+/// Calls `f` with `text` ASCII-lowercased.
+fn lowercased<R>(text: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    LOWERCASED.with_borrow_mut(|lower| {
+        lower.clear();
+        lower.extend_from_slice(text);
+        lower.make_ascii_lowercase();
+        f(lower)
+    })
+}
+
+/// The text some rules' verdicts require ([`crate::rules::Rule::required_text`]), searched ignoring ASCII case: a
+/// call only such rules are triggered by is passed over when its text holds none of theirs. The argument is the
+/// agent signals' (see the module's documentation): each piece is written as is in any JSON text without `\u`.
+struct Mentions {
+    /// For each rule (by index): whether a call it is triggered by is judged by its text (at most 64 rules are).
+    gated: Vec<bool>,
+    /// Each gated rule (as one bit) and one search for its pieces, lowercased.
+    searches: Vec<(u64, aho_corasick::AhoCorasick)>,
+}
+
+impl Mentions {
+    fn new(engine: &Engine) -> Mentions {
+        let mut gated = Vec::new();
+        let mut searches = Vec::new();
+        for (index, rule) in engine.rules().iter().enumerate() {
+            let text = rule.required_text(engine.config()).filter(|text| index < 64 && !text.is_empty());
+            let lowered = text.map(|pieces| pieces.iter().map(|p| p.to_ascii_lowercase()).collect::<Vec<_>>());
+            let search = lowered.and_then(|pieces| one_search(&pieces));
+            gated.push(search.is_some());
+            searches.extend(search.map(|search| (1u64 << index, search)));
+        }
+        Mentions { gated, searches }
+    }
+
+    /// Where some rule's text is in `lower` (a lowercased text), in order, with the rule it is for (one bit).
+    fn found(&self, lower: &[u8]) -> Vec<(usize, u64)> {
+        let mut found: Vec<(usize, u64)> = self
+            .searches
+            .iter()
+            .flat_map(|(rule, search)| search.find_iter(lower).map(move |m| (m.start(), *rule)))
+            .collect();
+        found.sort_unstable();
+        found
+    }
 }
 
 impl AgentSignals {
@@ -168,27 +271,19 @@ impl AgentSignals {
         let globs = [&matchers.source_identity, &matchers.session_name, &matchers.role, &matchers.user_name];
         let pieces: Option<Vec<String>> =
             globs.into_iter().flatten().chain(&matchers.app_id).map(|glob| required_piece(glob)).collect();
-        let needles = pieces.map(|mut pieces| {
+        let needles = pieces.and_then(|mut pieces| {
             if matchers.mcp {
                 pieces.push("ViaAWSMCP".to_owned());
             }
+            let mut pieces: Vec<String> = pieces.iter().map(|piece| piece.to_ascii_lowercase()).collect();
             pieces.sort_unstable();
             pieces.dedup();
-            let pieces = pieces
-                .iter()
-                .map(|piece| memchr::memmem::Finder::new(piece.to_ascii_lowercase().as_bytes()).into_owned())
-                .collect();
-            let keys = (!keys.is_empty())
-                .then(|| aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(keys).ok())
-                .flatten();
-            Needles { pieces, keys }
+            // Failing to build (more needles than memory allows) leaves the filter passing every text.
+            let pieces = one_search(&pieces)?;
+            let keys = keys.iter().map(|k| (*k).to_owned()).collect();
+            Some(Needles { pieces, keys, key_name: Finder::new(br#""accessKeyId""#).into_owned() })
         });
         AgentSignals { needles }
-    }
-
-    /// Whether `text` may show an agent: `false` proves that no value in it recognises one.
-    fn may_show(&self, text: &[u8]) -> bool {
-        self.always(text) || !self.found(text).is_empty()
     }
 
     /// Whether `text` must be taken as showing an agent whatever it holds: some glob has no literal piece, or the
@@ -197,13 +292,15 @@ impl AgentSignals {
         self.needles.is_none() || !text.is_ascii()
     }
 
-    /// Where the needles start in `text`, in order.
-    fn found(&self, text: &[u8]) -> Vec<usize> {
+    /// Where the needles start in `text` (`lower` is its lowercased copy), in order. An access key is found by its key, `"accessKeyId"`, when the
+    /// value there is one the registry knows or cannot be read literally.
+    fn found(&self, text: &[u8], lower: &[u8]) -> Vec<usize> {
         let Some(needles) = &self.needles else { return Vec::new() };
-        let lower = text.to_ascii_lowercase();
-        let mut at: Vec<usize> = needles.pieces.iter().flat_map(|piece| piece.find_iter(&lower)).collect();
-        if let Some(keys) = &needles.keys {
-            at.extend(keys.find_iter(text).map(|m| m.start()));
+        let mut at: Vec<usize> = needles.pieces.find_iter(lower).map(|m| m.start()).collect();
+        if !needles.keys.is_empty() {
+            let length = needles.key_name.needle().len();
+            let known = |at: &usize| string_after(text, at + length).is_none_or(|key| needles.keys.contains(key));
+            at.extend(needles.key_name.find_iter(text).filter(known));
         }
         at.sort_unstable();
         at
@@ -213,7 +310,7 @@ impl AgentSignals {
 /// The literal piece a value matching `glob` must contain, written as is in any JSON text of it without `\u`:
 /// the longest run of the glob's last `/`-separated part (a role ARN glob's role name, which a session ARN holds
 /// too) without a wildcard or a character JSON may escape. `None` when there is none.
-fn required_piece(glob: &str) -> Option<String> {
+pub(crate) fn required_piece(glob: &str) -> Option<String> {
     let tail = glob.rsplit('/').next().unwrap_or(glob);
     let escapable = |c: char| matches!(c, '*' | '?' | '"' | '\\' | '/') || c.is_control();
     tail.split(escapable).max_by_key(|piece| piece.len()).filter(|piece| !piece.is_empty()).map(str::to_owned)
@@ -234,6 +331,16 @@ fn calls(engine: &Engine) -> Vec<(Option<String>, String)> {
             Trigger::RootActor | Trigger::AgentReads => Vec::new(),
         })
         .collect()
+}
+
+/// What the calls in a text ask for.
+enum Judged {
+    /// A rule is triggered (or the text cannot be judged without parsing): parse it.
+    Parse,
+    /// Only rules judged by their text are triggered, these (one bit each): parse it if it holds some of their text.
+    IfMentioned(u64),
+    /// No rule is triggered.
+    PassOver,
 }
 
 /// The `eventName` and `eventSource` values seen in one text. The needle `"event` cannot overlap itself (its `"`
@@ -269,17 +376,35 @@ impl<'t> Calls<'t> {
         }
     }
 
-    fn may_trigger(&self, engine: &Engine) -> bool {
+    /// What the calls seen ask for; `gated` says, by rule index, which rules are judged by their text.
+    fn judge(&self, engine: &Engine, gated: &[bool]) -> Judged {
         let (Some(names), Some(sources)) = (self.names.get(..self.name_count), self.sources.get(..self.source_count))
         else {
-            return true;
+            return Judged::Parse;
         };
         // More than one name: several records (a log file on one line), parsed so that each is counted.
         if self.opaque || names.len() != 1 || sources.is_empty() {
-            return true;
+            return Judged::Parse;
         }
-        names.iter().any(|name| sources.iter().any(|source| engine.call_triggers(source, name)))
+        let (mut parse, mut if_mentioned) = (false, 0u64);
+        for (name, source) in names.iter().flat_map(|name| sources.iter().map(move |source| (name, source))) {
+            engine.call_hits(source, name, |rule| match gated.get(rule) {
+                Some(true) => if_mentioned |= 1 << rule,
+                _ => parse = true,
+            });
+        }
+        match (parse, if_mentioned) {
+            (true, _) => Judged::Parse,
+            (false, 0) => Judged::PassOver,
+            (false, rules) => Judged::IfMentioned(rules),
+        }
     }
+}
+
+/// Whether `text` holds a `\u` escape, the one way to write a name other than literally. Backslashes are rare in
+/// CloudTrail text: looking for them alone is the fastest search there is.
+pub fn has_unicode_escape(text: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', text).any(|at| text.get(at + 1) == Some(&b'u'))
 }
 
 /// [`Prefilter::made_by_aws_service`], which needs no pre-filter: whether one record's text says an AWS service
@@ -352,10 +477,58 @@ mod tests {
         )
     }
 
+    /// Whether a rule is triggered by a record in `json` and, if the rule declares the text its verdicts require,
+    /// the text holds some of it (ignoring ASCII case): what the filter must pass on.
     fn triggers(engine: &Engine, json: &str) -> bool {
+        // The text as decoded: an escaped letter still spells the name.
+        let decoded = serde_json::from_str::<serde_json::Value>(json).map(|v| v.to_string());
+        let lower = decoded.unwrap_or_else(|_| json.to_owned()).to_ascii_lowercase();
+        let holds_text = |id: &str| {
+            let rule = engine.rules().iter().find(|r| r.id() == id);
+            let text = rule.and_then(|r| r.required_text(engine.config()));
+            text.is_none_or(|pieces| pieces.iter().any(|p| lower.contains(&p.to_ascii_lowercase())))
+        };
         read_records(json.as_bytes())
-            .map(|records| records.iter().flatten().any(|r| !engine.triggered_rules(r).is_empty()))
+            .map(|records| records.iter().flatten().any(|r| engine.triggered_rules(r).into_iter().any(holds_text)))
             .unwrap_or(false)
+    }
+
+    #[test]
+    fn a_call_only_a_rule_with_required_text_watches_passes_only_with_that_text() {
+        let engine = Engine::new(Config::default());
+        let filter = Prefilter::new(&engine);
+        let assume = |role: &str| {
+            record("sts.amazonaws.com", "AssumeRole", "AssumedRole").replace(
+                r#""awsRegion""#,
+                &format!(r#""requestParameters":{{"roleArn":"arn:aws:iam::123456789012:role/{role}"}},"awsRegion""#),
+            )
+        };
+        let parsed = |json: &str| read_records(json.as_bytes()).unwrap().into_iter().flatten().collect::<Vec<_>>();
+        let findings =
+            |json: &str| -> usize { parsed(json).iter().map(|r| engine.evaluate_offline(r).findings.len()).sum() };
+        // Role chaining, the common case: triggered (guardrail-tampering watches every AssumeRole), no finding.
+        let chaining = assume("deploy");
+        assert!(!engine.triggered_rules(&parsed(&chaining)[0]).is_empty());
+        assert_eq!(findings(&chaining), 0);
+        assert!(!filter.may_trigger(chaining.as_bytes()), "{chaining}");
+        // trailguard's own role, in any case and any writing, is passed on and found.
+        for role in ["trailguard-remediate", "TrailGuard-Remediate", "TRAILGUARD-detect"] {
+            let own = assume(role);
+            assert!(findings(&own) > 0, "{own}");
+            for writing in [own.clone(), own.replace('/', "\\/"), reencode(&own, &[true, false], &[false])] {
+                assert!(filter.may_trigger(writing.as_bytes()), "dropped {writing}");
+                let mut lines = Vec::new();
+                let text = format!("{chaining}\n{writing}\n{chaining}");
+                filter.for_each_line(text.as_bytes(), |_, pass| lines.push(pass));
+                assert_eq!(lines, [false, true, false], "{writing}");
+            }
+        }
+        // Text that cannot be searched byte by byte (not ASCII) is passed on.
+        let unicode = assume("deploy-\u{212a}");
+        assert!(filter.may_trigger(unicode.as_bytes()), "{unicode}");
+        // A name pattern without a literal piece: the rule's calls are judged by parsing, as before.
+        let any = Engine::new(Config::from_json(r#"{"own_resources": ["*"]}"#).unwrap());
+        assert!(Prefilter::new(&any).may_trigger(chaining.as_bytes()));
     }
 
     /// Re-encodes a JSON text the way another writer might: whitespace around `:` and `,`, and any character
@@ -527,7 +700,8 @@ mod tests {
     fn service_traffic_is_recognised_only_as_the_actor() {
         let engine = Engine::new(Config::default());
         let filter = Prefilter::new(&engine);
-        let service = record("sts.amazonaws.com", "AssumeRole", "AWSService");
+        // A call a rule watches whoever makes it (not `AssumeRole`: passed over unless it names trailguard).
+        let service = record("iam.amazonaws.com", "AttachRolePolicy", "AWSService");
         assert!(filter.may_trigger(service.as_bytes()) && filter.made_by_aws_service(&service));
         assert!(
             triggers(&engine, &service)
@@ -589,11 +763,16 @@ mod tests {
             let engine = Engine::new(Config::default());
             let filter = Prefilter::new(&engine);
             let mut triggered = 0;
-            for synthetic in crate::synth::generate(seed, 300, "123456789012", "us-east-1", "2026-11-01") {
-                let writing = reencode(&synthetic.record.to_string(), &escapes, &spaces);
-                if triggers(&engine, &writing) {
-                    triggered += 1;
-                    prop_assert!(filter.may_trigger(writing.as_bytes()), "dropped {}", writing);
+            let mix = crate::synth::Mix::AssumeRole;
+            for synthetic in crate::synth::generate_mix(seed, 300, "123456789012", "us-east-1", "2026-11-01", mix) {
+                let text = synthetic.record.to_string();
+                // The same call naming one of trailguard's roles, which a rule judged by its text must see.
+                let own = text.replace("role/deploy\"", "role/trailguard-remediate\"");
+                for writing in [reencode(&text, &escapes, &spaces), reencode(&own, &escapes, &spaces)] {
+                    if triggers(&engine, &writing) {
+                        triggered += 1;
+                        prop_assert!(filter.may_trigger(writing.as_bytes()), "dropped {}", writing);
+                    }
                 }
             }
             prop_assert!(triggered > 0, "the day must hold records that trigger rules");

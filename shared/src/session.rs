@@ -39,9 +39,25 @@ pub const ISSUING_EVENTS: &[&str] =
 /// role calls) or `GetFederationToken`, or has a `\u` escape (an event name is written literally unless escaped).
 /// The registry passes read only what passes this, without parsing the rest.
 pub fn may_issue(text: &[u8]) -> bool {
-    memchr::memmem::find(text, b"AssumeRole").is_some()
-        || memchr::memmem::find(text, b"GetFederationToken").is_some()
-        || memchr::memchr_iter(b'\\', text).any(|at| text.get(at + 1) == Some(&b'u'))
+    issuing_names().iter().any(|name| name.find(text).is_some()) || crate::prefilter::has_unicode_escape(text)
+}
+
+/// Where in `text` an issuing call may be written, in order: each place [`may_issue`] looks for (an issuing
+/// event's name, a `\u` escape). A record that holds none of them cannot be an issuing call.
+pub fn issuing_candidates(text: &[u8]) -> Vec<usize> {
+    let names = issuing_names().iter().flat_map(|name| name.find_iter(text));
+    let escapes = memchr::memchr_iter(b'\\', text).filter(|at| text.get(at + 1) == Some(&b'u'));
+    let mut at: Vec<usize> = names.chain(escapes).collect();
+    at.sort_unstable();
+    at
+}
+
+/// The searchers for the names [`may_issue`] looks for, built once (building one costs more than a short search).
+fn issuing_names() -> &'static [memchr::memmem::Finder<'static>; 2] {
+    static NAMES: std::sync::OnceLock<[memchr::memmem::Finder<'static>; 2]> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        [memchr::memmem::Finder::new(b"AssumeRole"), memchr::memmem::Finder::new(b"GetFederationToken")]
+    })
 }
 
 /// The event source of [`ISSUING_EVENTS`].

@@ -54,6 +54,57 @@ pub enum Mix {
     AssumeRole,
 }
 
+/// The order CloudTrail writes a record's fields in, in its log files and in EventBridge's `detail`
+/// (<https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html>);
+/// `serde_json` would sort them, putting `userIdentity` near the end where no real trail has it.
+const RECORD_ORDER: &[&str] = &[
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "requestID",
+    "eventID",
+    "readOnly",
+    "resources",
+    "eventType",
+    "managementEvent",
+    "recipientAccountId",
+    "eventCategory",
+    "tlsDetails",
+];
+
+/// The order of `userIdentity`'s fields, as CloudTrail writes them.
+const IDENTITY_ORDER: &[&str] =
+    &["type", "principalId", "arn", "accountId", "accessKeyId", "userName", "sessionContext", "invokedBy"];
+
+/// A record as CloudTrail writes it: its fields and its actor's in CloudTrail's order (any other field after
+/// them), on one line.
+pub fn cloudtrail_json(record: &Value) -> String {
+    ordered(record, RECORD_ORDER, |key, value| match key {
+        "userIdentity" => ordered(value, IDENTITY_ORDER, |_, v| v.to_string()),
+        _ => value.to_string(),
+    })
+}
+
+/// An object's fields with the `first` ones in that order, each value written by `write`; not an object: as is.
+fn ordered(value: &Value, first: &[&str], write: impl Fn(&str, &Value) -> String) -> String {
+    let Some(object) = value.as_object() else { return value.to_string() };
+    let known = first.iter().filter_map(|key| object.get_key_value(*key));
+    let rest = object.iter().filter(|(key, _)| !first.contains(&key.as_str()));
+    let fields: Vec<String> =
+        known.chain(rest).map(|(key, v)| format!("{}:{}", Value::from(key.as_str()), write(key, v))).collect();
+    format!("{{{}}}", fields.join(","))
+}
+
 /// Generates `count` records for `account` in `region` on `day` (`2026-11-01`), from `seed`.
 pub fn generate(seed: u64, count: u64, account: &str, region: &str, day: &str) -> impl Iterator<Item = Synthetic> {
     generate_mix(seed, count, account, region, day, Mix::Default)
@@ -282,5 +333,16 @@ mod tests {
             .filter(|s| s.record["responseElements"].get("credentials").is_some())
             .count();
         assert_eq!(plain, 0, "the default mix is unchanged");
+    }
+
+    #[test]
+    fn records_are_written_in_cloudtrails_order_and_mean_the_same() {
+        for synthetic in generate(3, 200, "123456789012", "us-east-1", "2026-11-01") {
+            let text = cloudtrail_json(&synthetic.record);
+            assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), synthetic.record, "{text}");
+            assert!(text.starts_with(r#"{"eventVersion":"1.09","userIdentity":{"type":""#), "{text}");
+            let source = text.find(r#""eventSource""#).unwrap();
+            assert!(text.find(r#""eventTime""#).unwrap() < source && source < text.find(r#""eventName""#).unwrap());
+        }
     }
 }

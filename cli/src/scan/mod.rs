@@ -207,7 +207,11 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         .sum::<Option<u64>>();
     let label: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let size = Size { bytes: total, objects: None };
-    scan(engine, &files, size, &label.join(" "), options, |progress, buffers, send| {
+    let readable: Vec<PathBuf> = files.iter().filter(|f| f.as_os_str() != "-").cloned().collect();
+    let first = registry::build(engine, &readable, &size, options.progress, |progress, buffers, send| {
+        source::produce(&readable, progress, buffers, send)
+    });
+    scan(engine, &files, size, &label.join(" "), options, first, |progress, buffers, send| {
         source::produce(&files, progress, buffers, send)
     })
 }
@@ -229,26 +233,31 @@ pub fn run_s3(engine: &Engine, urls: &[String], options: &Options) -> anyhow::Re
     crate::note(format_args!("{objects} object(s), {bytes} byte(s) to read"))?;
     let names = archive.names();
     let size = Size { bytes: Some(bytes), objects: Some(objects) };
-    scan(engine, &names, size, &urls.join(" "), options, |progress, _, send| archive.produce(progress, send))
+    let produce =
+        |progress: &Progress, _: &Buffers, send: &mut dyn FnMut(Work) -> bool| archive.produce(progress, send);
+    let first = registry::build(engine, &names, &size, options.progress, produce);
+    scan(engine, &names, size, &urls.join(" "), options, first, produce)
 }
 
 /// What the inputs hold, for the progress line: bytes (unknown for standard input) and, from S3, objects.
-struct Size {
+pub struct Size {
     bytes: Option<u64>,
     objects: Option<u64>,
 }
 
-/// Runs the pieces `produce` cuts from the inputs named `files` through the engine and reports them.
+/// Runs the pieces `produce` cuts from the inputs named `files` through the engine, with the registry of the first
+/// pass (and what that pass could not read), and reports them.
 fn scan<P>(
     engine: &Engine,
     files: &[PathBuf],
     size: Size,
     label: &str,
     options: &Options,
+    (registry, unread_first): (Registry, registry::Unread),
     produce: P,
 ) -> anyhow::Result<ExitCode>
 where
-    P: FnOnce(&Progress, &Buffers, &mut dyn FnMut(Work) -> bool) + Send,
+    P: Fn(&Progress, &Buffers, &mut dyn FnMut(Work) -> bool) + Sync,
 {
     let total = size.bytes;
     // The action catalogue is parsed on first use; parsed now, it is ready by the first policy the workers meet,
@@ -259,7 +268,6 @@ where
     let progress =
         if options.progress { Progress::shown(total, size.objects) } else { Progress::hidden(total, size.objects) };
     let buffers = Buffers::default();
-    let registry = registry::build(engine, files);
     let counters = trailguard_core::behaviour::Counters::default();
     let scanner = Scanner {
         engine,
@@ -284,39 +292,14 @@ where
         format: options.format,
         out: std::io::BufWriter::new(stdout.lock()),
         lines_before: (usize::MAX, 0),
+        skipped: std::collections::HashSet::new(),
     };
-    // Pieces flow from the reader thread onto the worker pool in order, and each piece's result slot into a queue
-    // that this thread empties in the same order: reading, evaluating and reporting overlap, findings come out in
-    // input order, and the queue's bound is the most pieces (hence blocks of input) in memory at once.
-    let in_flight = 4 * rayon::current_num_threads();
-    let (queue, results) = std::sync::mpsc::sync_channel::<std::sync::mpsc::Receiver<Outcome>>(in_flight);
-    let written = std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (progress, buffers, scanner) = (&progress, &buffers, &scanner);
-        scope.spawn(move || {
-            rayon::in_place_scope_fifo(|pool| {
-                produce(progress, buffers, &mut |work| {
-                    let (slot, result) = std::sync::mpsc::sync_channel(1);
-                    if queue.send(result).is_err() {
-                        return false;
-                    }
-                    pool.spawn_fifo(move |_| {
-                        let _ = slot.send(scanner.process(work));
-                    });
-                    true
-                })
-            })
-        });
-        let result = (|| -> anyhow::Result<()> {
-            for result in results {
-                report.add(result.recv()?)?;
-            }
-            Ok(())
-        })();
-        progress.finish();
-        result
-    });
+    let process = |work: Work| scanner.process(work);
+    let produce = |send: &mut dyn FnMut(Work) -> bool| produce(&progress, &buffers, send);
+    let written = pipeline(&produce, &process, &mut |outcome| report.add(outcome));
+    progress.finish();
     written?;
-    let Report { mut tally, mut out, .. } = report;
+    let Report { mut tally, mut out, skipped, .. } = report;
     match options.format {
         Format::Text => tally.write_text(&mut out)?,
         Format::Html => {
@@ -348,8 +331,54 @@ where
             tally.records
         ))?;
     }
-    let unreadable = tally.unreadable_files + tally.unreadable_records;
+    // An input the first pass could not read but the second did (an object fetched again) may have issued
+    // sessions the registry lacks: the scan is incomplete, as for an unreadable file.
+    let missed: Vec<&(String, String)> = unread_first.iter().filter(|(name, _)| !skipped.contains(name)).collect();
+    for (name, reason) in &missed {
+        crate::note(format_args!(
+            "trailguard: the first pass (agent sessions) could not read {name}: {reason}; sessions issued there are \
+             unknown to this scan"
+        ))?;
+    }
+    let unreadable = tally.unreadable_files + tally.unreadable_records + missed.len();
     Ok(if unreadable > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// Hands one piece of work on; `false` when the consumer has gone.
+type Handing<'a> = &'a mut dyn FnMut(Work) -> bool;
+
+/// Runs the pieces `produce` cuts on the worker pool through `process` and hands each result to `consume`, in
+/// input order, until done or `consume` fails. Pieces flow from a reader thread onto the pool in order, and each
+/// piece's result slot into a queue that this thread empties in the same order: reading, evaluating and
+/// consuming overlap, and the queue's bound is the most pieces (hence blocks of input) in memory at once.
+fn pipeline<T: Send>(
+    produce: &(dyn Fn(Handing<'_>) + Sync),
+    process: &(dyn Fn(Work) -> T + Sync),
+    consume: &mut dyn FnMut(T) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let in_flight = 4 * rayon::current_num_threads();
+    let (queue, results) = std::sync::mpsc::sync_channel::<std::sync::mpsc::Receiver<T>>(in_flight);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            rayon::in_place_scope_fifo(|pool| {
+                produce(&mut |work| {
+                    let (slot, result) = std::sync::mpsc::sync_channel(1);
+                    if queue.send(result).is_err() {
+                        return false;
+                    }
+                    pool.spawn_fifo(move |_| {
+                        let _ = slot.send(process(work));
+                    });
+                    true
+                })
+            })
+        });
+        // Returning early drops `results`: the reader's next send fails and it stops.
+        for result in results {
+            consume(result.recv()?)?;
+        }
+        Ok(())
+    })
 }
 
 /// Where outcomes go, in input order: the tally, standard error, and the findings as JSON lines when asked.
@@ -361,6 +390,8 @@ struct Report<'a, W> {
     out: W,
     /// The input being streamed, and how many of its lines earlier blocks held.
     lines_before: (usize, usize),
+    /// The inputs that could not be read, by name.
+    skipped: std::collections::HashSet<String>,
 }
 
 impl<W: Write> Report<'_, W> {
@@ -380,6 +411,7 @@ impl<W: Write> Report<'_, W> {
             Some(Err(e)) => {
                 self.progress.message(&format!("trailguard: skipped {}: {e}", path()));
                 tally.unreadable_files += 1;
+                self.skipped.insert(path());
             }
             None => {}
         }

@@ -1,58 +1,118 @@
 //! The scan's first pass: the agent-session registry, built from the archive's credential-issuing calls.
 //!
 //! A session known only by its session tags is recognised in its later calls through the registry, so the
-//! registry must be complete before any call is judged: the first pass reads every file for the calls that issue
+//! registry must be complete before any call is judged: the first pass reads every input for the calls that issue
 //! credentials, the engine orders them by issue time ([`Engine::build_registry`]), and only then does the
 //! evaluating pass start. Verdicts therefore do not depend on the order of files or records.
 //!
-//! The pass parses only what may hold an issuing call: a file (or, in JSON lines, a line) whose text contains
-//! none of the issuing event names and no `\u` escape cannot hold one (the prefilter's argument: an event name
-//! is written literally unless escaped with `\u`). Standard input cannot be read twice and is left out.
+//! The pass goes through the same pipeline as the evaluating one (small files whole, large ones in blocks of
+//! lines, in parallel, a few blocks in memory), and parses only what may hold an issuing call: a line or record
+//! whose text holds none of the issuing event names and no `\u` escape cannot hold one (the prefilter's
+//! argument: an event name is written literally unless escaped with `\u`). In a block of lines those places are
+//! searched once over the whole block, and only the lines around them are looked at. Standard input cannot be
+//! read twice and is left out; an archive in S3 is fetched twice.
 
 use std::io::Read;
 use std::path::PathBuf;
 
-use rayon::prelude::*;
 use trailguard_core::engine::Engine;
 use trailguard_core::event::{read_lines, read_records_where, read_records_with, Actor};
 use trailguard_core::prefilter::made_by_aws_service;
-use trailguard_core::session::{may_issue, Issued, Registry};
+use trailguard_core::session::{issuing_candidates, may_issue, Issued, Registry};
 
-/// Reads the issuing calls of every file (not standard input) and builds the registry.
-pub fn build(engine: &Engine, files: &[PathBuf]) -> Registry {
-    let calls: Vec<(Actor, Issued)> = files
-        .par_iter()
-        .filter(|path| path.as_os_str() != "-")
-        .flat_map(|path| {
-            let Some(text) = read_text(path) else { return Vec::new() };
-            if !may_issue(&text) {
-                return Vec::new();
-            }
-            if first_line_is_json(&text) {
-                // One large JSON-lines file is one input: its blocks are read in parallel, or the whole pass
-                // would run on one core before the evaluating pass starts.
-                return blocks(&text).par_iter().flat_map_iter(|block| issuing_lines(engine, block)).collect();
-            }
-            // A log file: only its records that may issue, and were not made by AWS, are parsed.
-            let document =
-                std::str::from_utf8(&text).ok().and_then(|text| read_records_where(text, may_issue_as_caller));
-            let records = document.unwrap_or_else(|| {
-                read_records_with(&text, None).map(|r| r.records.into_iter().flatten().collect()).unwrap_or_default()
-            });
-            records.iter().filter_map(|record| engine.issuing_offline(record)).collect()
-        })
-        .collect();
-    engine.build_registry(calls)
+use super::progress::Progress;
+use super::source::{Buffers, Work};
+use super::Size;
+
+/// Reads the issuing calls of every input `produce` cuts (which must leave standard input out) and builds the
+/// registry; a progress line is drawn when `shown`. Also returns the inputs that could not be read (name, reason):
+/// the registry may lack the sessions issued there.
+pub fn build<P>(engine: &Engine, files: &[PathBuf], size: &Size, shown: bool, produce: P) -> (Registry, Unread)
+where
+    P: Fn(&Progress, &Buffers, &mut dyn FnMut(Work) -> bool) + Sync,
+{
+    let progress =
+        if shown { Progress::shown(size.bytes, size.objects) } else { Progress::hidden(size.bytes, size.objects) };
+    let buffers = Buffers::default();
+    let (mut calls, mut unread) = (Vec::new(), Vec::new());
+    let process = |work: Work| issuing(engine, files, &progress, &buffers, work);
+    let produce = |send: &mut dyn FnMut(Work) -> bool| produce(&progress, &buffers, send);
+    let name = |input: usize| files.get(input).map(|p| p.display().to_string()).unwrap_or_default();
+    // Consuming never fails, so the whole input is read.
+    let _ = super::pipeline(&produce, &process, &mut |(input, found): Found| {
+        match found {
+            Ok(found) => calls.extend(found),
+            Err(e) => unread.push((name(input), e)),
+        }
+        Ok(())
+    });
+    progress.finish();
+    (engine.build_registry(calls), unread)
 }
 
-/// The issuing calls among a block of JSON lines.
-fn issuing_lines<'e>(engine: &'e Engine, block: &'e [u8]) -> impl Iterator<Item = (Actor, Issued)> + 'e {
-    block
-        .split(|b| *b == b'\n')
-        .filter(|line| std::str::from_utf8(line).is_ok_and(may_issue_as_caller))
-        .flat_map(|line| read_lines(line, 1, None).records)
-        .flatten()
-        .filter_map(|record| engine.issuing_offline(&record))
+/// The inputs that could not be read, by name, and why.
+pub type Unread = Vec<(String, String)>;
+
+/// The issuing calls of one piece of work, or why its input could not be read; with the input's index.
+type Found = (usize, Result<Vec<(Actor, Issued)>, String>);
+
+/// The issuing calls in one piece of work.
+fn issuing(engine: &Engine, files: &[PathBuf], progress: &Progress, buffers: &Buffers, work: Work) -> Found {
+    match work {
+        Work::Whole { input, bytes } => {
+            let bytes = match (bytes, files.get(input)) {
+                (Some(bytes), _) => Ok(bytes),
+                (None, Some(path)) => {
+                    std::fs::read(path).inspect(|b| progress.add_bytes(b.len() as u64)).map_err(|e| e.to_string())
+                }
+                (None, None) => Ok(Vec::new()),
+            };
+            (input, bytes.and_then(inflated).map(|text| issuing_whole(engine, &text)))
+        }
+        Work::Lines { input, bytes } => {
+            let calls = issuing_lines(engine, &bytes);
+            buffers.give(bytes);
+            (input, Ok(calls))
+        }
+        Work::End { input, error } => (input, error.map_or(Ok(Vec::new()), Err)),
+    }
+}
+
+/// The issuing calls of a whole input: JSON lines, or a log file (or event) of which only the records that may
+/// issue, and were not made by AWS, are parsed.
+fn issuing_whole(engine: &Engine, text: &[u8]) -> Vec<(Actor, Issued)> {
+    if !may_issue(text) {
+        return Vec::new();
+    }
+    if first_line_is_json(text) {
+        return issuing_lines(engine, text);
+    }
+    let document = std::str::from_utf8(text).ok().and_then(|text| read_records_where(text, may_issue_as_caller));
+    let records = document.unwrap_or_else(|| {
+        read_records_with(text, None).map(|r| r.records.into_iter().flatten().collect()).unwrap_or_default()
+    });
+    records.iter().filter_map(|record| engine.issuing_offline(record)).collect()
+}
+
+/// The issuing calls among a block of JSON lines: only the lines holding a place where one may be written.
+fn issuing_lines(engine: &Engine, block: &[u8]) -> Vec<(Actor, Issued)> {
+    let mut calls = Vec::new();
+    let mut read_to = 0;
+    for at in issuing_candidates(block) {
+        if at < read_to {
+            continue; // in the line just read
+        }
+        let start = block.get(..at).and_then(|before| memchr::memrchr(b'\n', before)).map_or(0, |n| n + 1);
+        let end = block.get(at..).and_then(|after| memchr::memchr(b'\n', after)).map_or(block.len(), |n| at + n);
+        read_to = end;
+        let line = block.get(start..end).unwrap_or_default();
+        if !std::str::from_utf8(line).is_ok_and(may_issue_as_caller) {
+            continue;
+        }
+        let records = read_lines(line, 1, None).records.into_iter().flatten();
+        calls.extend(records.filter_map(|record| engine.issuing_offline(&record)));
+    }
+    calls
 }
 
 /// Whether one record's (or line's) text may hold an issuing call the registry records: it names an issuing
@@ -63,32 +123,15 @@ fn may_issue_as_caller(text: &str) -> bool {
     may_issue(text.as_bytes()) && !made_by_aws_service(text)
 }
 
-/// How much of a JSON-lines file one worker reads at a time.
-const BLOCK: usize = 1 << 20;
-
-/// `text` cut into blocks of about [`BLOCK`] bytes, each ending at a line end (or the text's end).
-fn blocks(text: &[u8]) -> Vec<&[u8]> {
-    let mut blocks = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let cut =
-            rest.get(BLOCK..).and_then(|after| memchr::memchr(b'\n', after)).map_or(rest.len(), |at| BLOCK + at + 1);
-        let (block, tail) = rest.split_at_checked(cut).unwrap_or((rest, &[]));
-        blocks.push(block);
-        rest = tail;
-    }
-    blocks
-}
-
-/// The file's text, inflated if gzipped; `None` when it cannot be read (the evaluating pass reports it).
-fn read_text(path: &PathBuf) -> Option<Vec<u8>> {
-    let bytes = std::fs::read(path).ok()?;
+/// The input's text, inflated if gzipped.
+fn inflated(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut text = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut text).ok()?;
-        return Some(text);
+        let mut decoder = flate2::read::MultiGzDecoder::new(bytes.as_slice());
+        decoder.read_to_end(&mut text).map_err(|e| format!("input is not valid gzip: {e}"))?;
+        return Ok(text);
     }
-    Some(bytes)
+    Ok(bytes)
 }
 
 /// Whether the first line is a JSON value of its own (JSON lines), rather than the start of one document.
@@ -101,21 +144,47 @@ fn first_line_is_json(text: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use trailguard_core::session::ISSUING_EVENTS;
+    use trailguard_core::synth::{cloudtrail_json, generate_mix, Mix};
+    use trailguard_core::{Config, Engine};
+
+    /// Every issuing call of a block, read the slow way: every line parsed.
+    fn every_line(engine: &Engine, block: &[u8]) -> Vec<String> {
+        let records = trailguard_core::event::read_lines(block, 1, None).records.into_iter().flatten();
+        let calls = records.filter_map(|r| engine.issuing_offline(&r)).collect();
+        engine.build_registry(calls).sessions().map(|s| s.access_key_id.clone()).collect()
+    }
+
+    #[test]
+    fn reading_only_the_lines_around_the_names_finds_every_issuing_call() {
+        let engine = Engine::new(Config::default());
+        let mut lines: Vec<String> = generate_mix(5, 3_000, "123456789012", "us-east-1", "2026-11-01", Mix::AssumeRole)
+            .map(|s| cloudtrail_json(&s.record).replace("build-", "agent-"))
+            .collect();
+        let agent = lines
+            .iter()
+            .position(|l| l.contains("\"AssumeRole\"") && l.contains("assumed-role/ci-runner/agent-"))
+            .unwrap();
+        // The same call written with an escape, wrapped as an EventBridge event, and last without a line end.
+        lines.push(lines[agent].replace("ASIA", "ASIB").replace("\"AssumeRole\"", r#""Assume\u0052ole""#));
+        lines.push(format!(
+            r#"{{"detail-type":"AWS API Call via CloudTrail","detail":{}}}"#,
+            lines[agent].replace("ASIA", "ASIC")
+        ));
+        lines.push(String::new());
+        lines.push(lines[agent].replace("ASIA", "ASID"));
+        let block = lines.join("\n");
+        let mut fast: Vec<String> =
+            super::issuing_lines(&engine, block.as_bytes()).into_iter().map(|(_, i)| i.session.access_key_id).collect();
+        let mut slow = every_line(&engine, block.as_bytes());
+        fast.sort();
+        slow.sort();
+        assert!(slow.len() > 400, "the block holds many agent sessions: {}", slow.len());
+        assert!(["ASIB", "ASIC", "ASID"].iter().all(|k| slow.iter().any(|s| s.starts_with(k))), "{slow:?}");
+        assert_eq!(fast, slow);
+    }
 
     #[test]
     fn the_needles_cover_every_issuing_event() {
         assert!(ISSUING_EVENTS.iter().all(|e| e.contains("AssumeRole") || e.contains("GetFederationToken")));
-    }
-
-    #[test]
-    fn blocks_end_at_line_ends_and_cover_the_text() {
-        let line = format!("{{\"eventName\":\"AssumeRole\",\"pad\":\"{}\"}}\n", "x".repeat(1000));
-        let text = line.repeat(3 * super::BLOCK / line.len());
-        let blocks = super::blocks(text.as_bytes());
-        assert!(blocks.len() >= 2, "{}", blocks.len());
-        assert!(blocks.iter().all(|b| b.ends_with(b"\n")));
-        assert_eq!(blocks.concat(), text.as_bytes());
-        assert_eq!(super::blocks(b"one line, no end"), vec![&b"one line, no end"[..]]);
-        assert!(super::blocks(b"").is_empty());
     }
 }

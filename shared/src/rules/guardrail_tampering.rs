@@ -162,6 +162,20 @@ impl Rule for GuardrailTampering {
         false
     }
 
+    /// Every verdict names one of trailguard's resources ([`GuardrailTampering::own_resource_touched`]): a value
+    /// equal to one of its ARNs, or holding a part that one of its name patterns or role names matches. So the
+    /// record holds that ARN, or the pattern's literal piece, or the role's name. Most `AssumeRole` calls (a hot
+    /// trigger: CI and role chaining make many) name none of them.
+    fn required_text(&self, config: &crate::config::Config) -> Option<Vec<String>> {
+        let settings = &config.remediation;
+        let own_roles = config.own_role_arns.iter().chain(&settings.sso_admin_role_arn);
+        let role_names = own_roles.filter_map(|arn| crate::config::role_name_of_arn(arn));
+        let member_roles = [settings.member_role_name.as_str(), settings.member_reader_role_name.as_str()];
+        let arns = config.own_resource_arns.iter().map(String::as_str);
+        let names = config.own_resources.iter().map(String::as_str).chain(role_names).chain(member_roles).chain(arns);
+        names.map(crate::prefilter::required_piece).collect()
+    }
+
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Verdict> {
         // The only exemption: the exact roles that deploy trailguard. Not `invokedBy` CloudFormation (anyone's
         // stack can touch anything) and not a name pattern (anyone who can create a role can choose its name).

@@ -42,6 +42,13 @@ pub trait Rule: Send + Sync {
     fn response(&self) -> &'static str;
     /// The events the rule needs. An event matching none of them never reaches [`Rule::evaluate`].
     fn triggers(&self, config: &Config) -> Vec<Trigger>;
+    /// Text every verdict of the rule requires the record to hold somewhere, ignoring ASCII case (`None`, the
+    /// default: no such text). The byte pre-filter ([`crate::prefilter`]) passes over a call only such rules are
+    /// triggered by when its text holds none of theirs; each piece must be written as is in any JSON text, without
+    /// `\u`, of a value that requires it (no `"`, `\`, `/` or control character).
+    fn required_text(&self, _config: &Config) -> Option<Vec<String>> {
+        None
+    }
     /// Judges one event.
     fn evaluate(&self, ctx: &Context<'_>) -> Vec<Verdict>;
     /// Whether the rule's findings are dropped when another rule flagged the same event (a general rule
