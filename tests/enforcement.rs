@@ -789,6 +789,16 @@ const OWNERS_STATEMENT: &str = r#"{"Sid":"ReadLogs","Effect":"Allow","Action":"l
 
 /// Moto's one Identity Center instance with permission set `AgentAccess` (one hour sessions) holding the owner's
 /// inline statement; returns the instance, the permission set and a client.
+/// A stage with trailguard's sso-admin role and an Identity Center instance: the stage, the id of the agent's role
+/// `SSO_ROLE` (created under `path`), the instance, its permission set and a client.
+async fn staged_with_sso_admin(path: &str) -> (Stage, String, String, String, aws_sdk_ssoadmin::Client) {
+    let stage = Stage::new().await;
+    let role_id = create_role(&stage.iam, SSO_ROLE, path).await;
+    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
+    let (instance, set, sso) = identity_center(&stage).await;
+    (stage, role_id, instance, set, sso)
+}
+
 async fn identity_center(stage: &Stage) -> (String, String, aws_sdk_ssoadmin::Client) {
     let sso = aws_sdk_ssoadmin::Client::new(&stage.moto.sdk());
     let instance = sso.list_instances().send().await.unwrap().instances()[0].instance_arn().unwrap().to_owned();
@@ -828,10 +838,7 @@ async fn provisionings(sso: &aws_sdk_ssoadmin::Client, instance: &str, set: &str
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_identity_center_agent_session_is_denied_in_its_permission_set_once() {
-    let stage = Stage::new().await;
-    let role_id = create_role(&stage.iam, SSO_ROLE, "/aws-reserved/sso.amazonaws.com/").await;
-    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
-    let (instance, set, sso) = identity_center(&stage).await;
+    let (stage, role_id, instance, set, sso) = staged_with_sso_admin("/aws-reserved/sso.amazonaws.com/").await;
     let env = [("SSO_ADMIN_ROLE_ARN", SSO_ADMIN)];
 
     let (_, findings) = stage.detect(vec![agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso1")], &env).await;
@@ -878,11 +885,8 @@ async fn an_identity_center_agent_session_is_denied_in_its_permission_set_once()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_merely_named_like_identity_centers_is_revoked_on_itself_and_its_namesake_set_untouched() {
-    let stage = Stage::new().await;
     // Anyone may name a role so; only Identity Center can put one under /aws-reserved/sso.amazonaws.com/.
-    let role_id = create_role(&stage.iam, SSO_ROLE, "/").await;
-    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
-    let (instance, set, sso) = identity_center(&stage).await;
+    let (stage, role_id, instance, set, sso) = staged_with_sso_admin("/").await;
     let before = set_policy(&sso, &instance, &set).await;
     let env = [("SSO_ADMIN_ROLE_ARN", SSO_ADMIN)];
     let (_, findings) = stage.detect(vec![agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso2")], &env).await;
@@ -917,10 +921,7 @@ async fn without_the_sso_admin_role_the_steps_are_printed_and_identity_center_is
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_sessions_of_one_permission_set_contained_at_once_both_keep_their_deny() {
-    let stage = Stage::new().await;
-    let role_id = create_role(&stage.iam, SSO_ROLE, "/aws-reserved/sso.amazonaws.com/").await;
-    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
-    let (instance, set, sso) = identity_center(&stage).await;
+    let (stage, role_id, instance, set, sso) = staged_with_sso_admin("/aws-reserved/sso.amazonaws.com/").await;
     let env = [("SSO_ADMIN_ROLE_ARN", SSO_ADMIN)];
     let events = vec![
         agent_creates_user(SSO_ROLE, &role_id, "agent-run-1", "sso4"),
@@ -953,10 +954,7 @@ async fn two_sessions_of_one_permission_set_contained_at_once_both_keep_their_de
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_permission_set_without_room_is_left_whole_and_on_call_is_told() {
-    let stage = Stage::new().await;
-    let role_id = create_role(&stage.iam, SSO_ROLE, "/aws-reserved/sso.amazonaws.com/").await;
-    create_role(&stage.iam, "trailguard-sso-admin", "/").await;
-    let (instance, set, sso) = identity_center(&stage).await;
+    let (stage, role_id, instance, set, sso) = staged_with_sso_admin("/aws-reserved/sso.amazonaws.com/").await;
     // The owner's policy takes 10,100 of IAM's 10,240 characters: one more statement cannot fit.
     let resource = format!("arn:aws:s3:::{}", "x".repeat(10_100 - 107));
     let crowded = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Big", "Effect": "Allow",

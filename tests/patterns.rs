@@ -147,32 +147,10 @@ async fn forged_cloudtrail_events_reach_only_the_tripwire() {
     // What anyone with events:PutEvents can send: CloudTrail's detail-type and record under a source that is not
     // AWS's (AWS refuses `aws.*` in PutEvents; moto does not, so the genuine side is the test above).
     let records: Vec<Value> = fixture_records().into_iter().take(30).collect();
-    for chunk in records.chunks(10) {
-        let entries: Vec<PutEventsRequestEntry> = chunk
-            .iter()
-            .map(|r| {
-                PutEventsRequestEntry::builder()
-                    .source("aws-lookalike.iam")
-                    .detail_type(detail_type(r))
-                    .detail(r.to_string())
-                    .build()
-            })
-            .collect();
-        events.put_events().set_entries(Some(entries)).send().await.unwrap();
-    }
+    put(&events, &records, |_| "aws-lookalike.iam".to_owned()).await;
     let mut arrived: BTreeMap<String, usize> = BTreeMap::new();
-    for (name, url) in &queues {
-        loop {
-            let got = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
-            let messages = got.messages.unwrap_or_default();
-            if messages.is_empty() {
-                break;
-            }
-            for m in messages {
-                *arrived.entry(name.clone()).or_default() += 1;
-                sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
-            }
-        }
+    for pattern in drain(&sqs, &queues).await.into_values().flatten() {
+        *arrived.entry(pattern).or_default() += 1;
     }
     assert_eq!(
         arrived,
@@ -235,13 +213,17 @@ async fn arrivals(records: &[Value]) -> BTreeMap<String, Vec<String>> {
 
 /// Puts each record on the bus as `aws.<service>` would deliver it.
 async fn put_as_aws(events: &aws_sdk_eventbridge::Client, records: &[Value]) {
+    put(events, records, |r| format!("aws.{}", r["eventSource"].as_str().unwrap().split('.').next().unwrap())).await;
+}
+
+/// Puts each record on the bus as a CloudTrail event from the source `source` gives it.
+async fn put(events: &aws_sdk_eventbridge::Client, records: &[Value], source: impl Fn(&Value) -> String) {
     for chunk in records.chunks(10) {
         let entries: Vec<PutEventsRequestEntry> = chunk
             .iter()
             .map(|r| {
-                let service = r["eventSource"].as_str().unwrap().split('.').next().unwrap();
                 PutEventsRequestEntry::builder()
-                    .source(format!("aws.{service}"))
+                    .source(source(r))
                     .detail_type(detail_type(r))
                     .detail(r.to_string())
                     .build()

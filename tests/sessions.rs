@@ -16,6 +16,13 @@ use harness::stage::{ok, step_statuses, Stage, REVOCATIONS};
 use serde_json::{json, Value};
 use time::Duration;
 
+/// The state table's items whose partition key starts with `prefix` (`session#`, `count#`, `region#`).
+async fn state_items(stage: &Stage, prefix: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
+    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
+    items.items().iter().filter(|i| i["pk"].as_s().is_ok_and(|pk| pk.starts_with(prefix))).cloned().collect()
+}
+
 fn create_user(identity: Value, user: &str, id: &str) -> Value {
     api_call(
         identity,
@@ -73,14 +80,9 @@ async fn a_session_tagged_agent_and_the_role_it_chains_into_are_recognised_and_t
     assert_eq!(agent["pattern"], "session_tag: trailguard:agent=true");
 
     // The registry: both sessions, and the child under its parent's key.
-    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
-    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
-    let mut keys: Vec<(String, String)> = items
-        .items()
-        .iter()
-        .map(|i| (i["pk"].as_s().unwrap().clone(), i["sk"].as_s().unwrap().clone()))
-        .filter(|(pk, _)| pk.starts_with("session#"))
-        .collect();
+    let items = state_items(&stage, "session#").await;
+    let mut keys: Vec<(String, String)> =
+        items.iter().map(|i| (i["pk"].as_s().unwrap().clone(), i["sk"].as_s().unwrap().clone())).collect();
     keys.sort();
     assert_eq!(
         keys,
@@ -91,7 +93,6 @@ async fn a_session_tagged_agent_and_the_role_it_chains_into_are_recognised_and_t
         ]
     );
     let tagged_item = items
-        .items()
         .iter()
         .find(|i| {
             i["pk"] == AttributeValue::S("session#ASIATAGGED0000000001".into())
@@ -147,10 +148,8 @@ async fn registry_entries_expire_with_the_credentials_and_untagged_sessions_are_
     let outcomes = ok(&run);
     assert_eq!(outcomes.len(), 4, "{}", run.logs);
     assert!(findings.is_empty(), "expired agent session and a non-agent session: {findings:?}");
-    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
-    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
-    let sessions: Vec<&String> =
-        items.items().iter().map(|i| i["pk"].as_s().unwrap()).filter(|pk| pk.starts_with("session#")).collect();
+    let items = state_items(&stage, "session#").await;
+    let sessions: Vec<&String> = items.iter().map(|i| i["pk"].as_s().unwrap()).collect();
     assert_eq!(
         sessions,
         ["session#ASIAEXPIRED000000001"],
@@ -355,10 +354,7 @@ async fn an_agent_reading_across_too_many_services_is_one_finding_that_revokes_a
     let title = findings[0]["detail"]["title"].as_str().unwrap();
     assert!(title.contains("more than 3 services within 60 minutes"), "{title}");
     // The counter is one item with the set of services; nothing was written for the person.
-    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
-    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
-    let counters: Vec<_> =
-        items.items().iter().filter(|i| i["pk"].as_s().is_ok_and(|pk| pk.starts_with("count#"))).collect();
+    let counters = state_items(&stage, "count#").await;
     assert_eq!(counters.len(), 1, "{counters:?}");
     assert!(counters[0]["pk"].as_s().unwrap().starts_with("count#ASIAEXPLORER00000001#services#"));
     assert_eq!(counters[0]["services"].as_ss().unwrap().len(), 4);
@@ -407,10 +403,7 @@ async fn an_agents_first_use_of_a_region_after_learning_pages_once_through_the_s
     assert_eq!(findings[0]["detail"]["remediable"], false, "alert only");
     let notes = findings[0]["detail"]["evidence"]["notes"].to_string();
     assert!(notes.contains("eu-central-1, eu-west-1"), "{notes}");
-    let dynamo = aws_sdk_dynamodb::Client::new(&stage.moto.sdk());
-    let items = dynamo.scan().table_name("trailguard-state").send().await.unwrap();
-    let memory: Vec<_> =
-        items.items().iter().filter(|i| i["pk"].as_s().is_ok_and(|pk| pk.starts_with("region#"))).collect();
+    let memory = state_items(&stage, "region#").await;
     assert_eq!(memory.len(), 1, "one item per identity");
     assert_eq!(memory[0]["pk"].as_s().unwrap(), &format!("region#arn:aws:iam::{HOME_ACCOUNT}:role/agent-ops"));
     assert_eq!(memory[0]["regions"].as_ss().unwrap().len(), 3);

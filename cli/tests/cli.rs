@@ -285,13 +285,16 @@ fn a_large_json_lines_file_is_streamed_with_progress_and_an_html_report() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn scan_recognises_a_session_tagged_agent_whatever_the_order_of_files() {
-    let assume = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z","eventID":"e-assume",
+/// A person's CI session assuming `builder` with the agent session tag: the session `ASIATAGGED` is an agent's,
+/// known only through the registry.
+const TAGGED_ASSUME: &str = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z","eventID":"e-assume",
  "userIdentity":{"type":"AssumedRole","accessKeyId":"ASIAPERSON","accountId":"123456789012","arn":"arn:aws:sts::123456789012:assumed-role/ci/build"},
  "requestParameters":{"roleArn":"arn:aws:iam::123456789012:role/builder","tags":[{"key":"trailguard:agent","value":"true"}]},
  "responseElements":{"credentials":{"accessKeyId":"ASIATAGGED","expiration":"Nov 29, 2026, 11:00:00 AM"},
  "assumedRoleUser":{"assumedRoleId":"AROABUILDER:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}"#;
+
+#[test]
+fn scan_recognises_a_session_tagged_agent_whatever_the_order_of_files() {
     let call = r#"{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","eventTime":"2026-11-29T10:05:00Z","eventID":"e-call",
  "userIdentity":{"type":"AssumedRole","accessKeyId":"ASIATAGGED","accountId":"123456789012","principalId":"AROABUILDER:run-1",
  "arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"},"requestParameters":{"userName":"backdoor"}}"#;
@@ -303,7 +306,7 @@ fn scan_recognises_a_session_tagged_agent_whatever_the_order_of_files() {
         format!("{}\n{}\n", call.replace('\n', ""), call.replace('\n', "").replace("e-call", "e-call-2")),
     )
     .unwrap();
-    std::fs::write(dir.join("b.json"), assume.replace('\n', "")).unwrap();
+    std::fs::write(dir.join("b.json"), TAGGED_ASSUME.replace('\n', "")).unwrap();
     for prefilter in [true, false] {
         let (findings, stderr) = scan_jsonl(&dir, prefilter);
         assert_eq!(findings.len(), 2, "{stderr}");
@@ -327,11 +330,6 @@ fn scan_jsonl(dir: &std::path::Path, prefilter: bool) -> (Vec<serde_json::Value>
 
 #[test]
 fn scan_finds_one_enumeration_whatever_the_order_of_files_and_with_or_without_the_prefilter() {
-    let assume = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z","eventID":"e-assume",
- "userIdentity":{"type":"AssumedRole","accessKeyId":"ASIAPERSON","accountId":"123456789012","arn":"arn:aws:sts::123456789012:assumed-role/ci/build"},
- "requestParameters":{"roleArn":"arn:aws:iam::123456789012:role/builder","tags":[{"key":"trailguard:agent","value":"true"}]},
- "responseElements":{"credentials":{"accessKeyId":"ASIATAGGED","expiration":"Nov 29, 2026, 11:00:00 AM"},
- "assumedRoleUser":{"assumedRoleId":"AROABUILDER:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}"#;
     // A session known only through the registry reads from nine services (the default threshold is eight).
     let services = ["s3", "ec2", "iam", "lambda", "rds", "dynamodb", "kms", "sns", "sqs"];
     let read = |i: usize| {
@@ -341,7 +339,7 @@ fn scan_finds_one_enumeration_whatever_the_order_of_files_and_with_or_without_th
             i % 9
         )
     };
-    let first: Vec<String> = (0..5).map(read).chain([assume.replace('\n', "")]).collect();
+    let first: Vec<String> = (0..5).map(read).chain([TAGGED_ASSUME.replace('\n', "")]).collect();
     let second: Vec<String> = (5..12).map(read).collect();
     let dir = std::env::temp_dir().join(format!("trailguard-enumeration-{}", std::process::id()));
     let mut seen = std::collections::BTreeSet::new();

@@ -106,7 +106,7 @@ impl<'e> Prefilter<'e> {
             return true;
         }
         let (signals, mentioned) = self.search(json);
-        let always = self.agents.as_ref().is_some_and(|agents| agents.needles.is_none() || !json.is_ascii());
+        let always = self.agents.as_ref().is_some_and(|agents| agents.always(json));
         let rules = mentioned.iter().fold(0, |rules, (_, rule)| rules | rule);
         self.call_may_trigger(json, rules, json.is_ascii()) || always || !signals.is_empty()
     }
@@ -142,11 +142,7 @@ impl<'e> Prefilter<'e> {
         for at in self.event_key.find_iter(json) {
             calls.see(json, at + self.event_key.needle().len());
         }
-        match calls.judge(self.engine, &self.mentions.gated) {
-            Judged::Parse => true,
-            Judged::IfMentioned(rules) => rules & mentioned != 0 || !ascii,
-            Judged::PassOver => false,
-        }
+        calls.judge(self.engine, self.mentions.gated).passes(mentioned, || !ascii)
     }
 
     /// Calls `visit` with each line of `text` (split at `\n`) and [`Prefilter::may_trigger`] for it. The same
@@ -173,11 +169,7 @@ impl<'e> Prefilter<'e> {
             while let Some((_, rule)) = mentioned.next_if(|(at, _)| *at < end) {
                 rules |= rule;
             }
-            let called = match calls.judge(self.engine, &self.mentions.gated) {
-                Judged::Parse => true,
-                Judged::IfMentioned(gated) => gated & rules != 0 || !ascii && !line.is_ascii(),
-                Judged::PassOver => false,
-            };
+            let called = calls.judge(self.engine, self.mentions.gated).passes(rules, || !ascii && !line.is_ascii());
             let pass = search_lines && self.must_parse(line) || called;
             let mut signal = false;
             while signals.next_if(|at| *at < end).is_some() {
@@ -234,24 +226,22 @@ fn lowercased<R>(text: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
 /// call only such rules are triggered by is passed over when its text holds none of theirs. The argument is the
 /// agent signals' (see the module's documentation): each piece is written as is in any JSON text without `\u`.
 struct Mentions {
-    /// For each rule (by index): whether a call it is triggered by is judged by its text (at most 64 rules are).
-    gated: Vec<bool>,
+    /// The rules (one bit each, by index) whose calls are judged by their text: those with a search below (at most
+    /// the first 64 rules).
+    gated: u64,
     /// Each gated rule (as one bit) and one search for its pieces, lowercased.
     searches: Vec<(u64, aho_corasick::AhoCorasick)>,
 }
 
 impl Mentions {
     fn new(engine: &Engine) -> Mentions {
-        let mut gated = Vec::new();
         let mut searches = Vec::new();
-        for (index, rule) in engine.rules().iter().enumerate() {
-            let text = rule.required_text(engine.config()).filter(|text| index < 64 && !text.is_empty());
+        for (index, rule) in engine.rules().iter().enumerate().take(64) {
+            let text = rule.required_text(engine.config()).filter(|text| !text.is_empty());
             let lowered = text.map(|pieces| pieces.iter().map(|p| p.to_ascii_lowercase()).collect::<Vec<_>>());
-            let search = lowered.and_then(|pieces| one_search(&pieces));
-            gated.push(search.is_some());
-            searches.extend(search.map(|search| (1u64 << index, search)));
+            searches.extend(lowered.and_then(|pieces| one_search(&pieces)).map(|search| (1u64 << index, search)));
         }
-        Mentions { gated, searches }
+        Mentions { gated: searches.iter().fold(0, |gated, (rule, _)| gated | rule), searches }
     }
 
     /// Where some rule's text is in `lower` (a lowercased text), in order, with the rule it is for (one bit).
@@ -292,8 +282,8 @@ impl AgentSignals {
         self.needles.is_none() || !text.is_ascii()
     }
 
-    /// Where the needles start in `text` (`lower` is its lowercased copy), in order. An access key is found by its key, `"accessKeyId"`, when the
-    /// value there is one the registry knows or cannot be read literally.
+    /// Where the needles start in `text` (`lower` is its lowercased copy), in order. An access key is found by its
+    /// key, `"accessKeyId"`, when the value there is one the registry knows or cannot be read literally.
     fn found(&self, text: &[u8], lower: &[u8]) -> Vec<usize> {
         let Some(needles) = &self.needles else { return Vec::new() };
         let mut at: Vec<usize> = needles.pieces.find_iter(lower).map(|m| m.start()).collect();
@@ -343,6 +333,18 @@ enum Judged {
     PassOver,
 }
 
+impl Judged {
+    /// Whether the text goes to the parser: `mentioned` are the rules whose text it holds; `unsearchable` says
+    /// whether it cannot be searched byte by byte (not all ASCII), when it is taken to hold every rule's.
+    fn passes(&self, mentioned: u64, unsearchable: impl FnOnce() -> bool) -> bool {
+        match self {
+            Judged::Parse => true,
+            Judged::IfMentioned(rules) => rules & mentioned != 0 || unsearchable(),
+            Judged::PassOver => false,
+        }
+    }
+}
+
 /// The `eventName` and `eventSource` values seen in one text. The needle `"event` cannot overlap itself (its `"`
 /// is only at its start), so no key is hidden by an earlier match. A record has one of each key; text with more
 /// than a few (an event about events) simply goes to the parser.
@@ -376,8 +378,8 @@ impl<'t> Calls<'t> {
         }
     }
 
-    /// What the calls seen ask for; `gated` says, by rule index, which rules are judged by their text.
-    fn judge(&self, engine: &Engine, gated: &[bool]) -> Judged {
+    /// What the calls seen ask for; `gated` are the rules (one bit each) judged by their text.
+    fn judge(&self, engine: &Engine, gated: u64) -> Judged {
         let (Some(names), Some(sources)) = (self.names.get(..self.name_count), self.sources.get(..self.source_count))
         else {
             return Judged::Parse;
@@ -388,9 +390,9 @@ impl<'t> Calls<'t> {
         }
         let (mut parse, mut if_mentioned) = (false, 0u64);
         for (name, source) in names.iter().flat_map(|name| sources.iter().map(move |source| (name, source))) {
-            engine.call_hits(source, name, |rule| match gated.get(rule) {
-                Some(true) => if_mentioned |= 1 << rule,
-                _ => parse = true,
+            engine.call_hits(source, name, |rule| match 1u64.checked_shl(rule as u32).filter(|bit| gated & bit != 0) {
+                Some(bit) => if_mentioned |= bit,
+                None => parse = true,
             });
         }
         match (parse, if_mentioned) {

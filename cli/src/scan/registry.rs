@@ -12,11 +12,10 @@
 //! searched once over the whole block, and only the lines around them are looked at. Standard input cannot be
 //! read twice and is left out; an archive in S3 is fetched twice.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use trailguard_core::engine::Engine;
-use trailguard_core::event::{read_lines, read_records_where, read_records_with, Actor};
+use trailguard_core::event::{inflate, read_lines, read_records_where, read_records_with, Actor};
 use trailguard_core::prefilter::made_by_aws_service;
 use trailguard_core::session::{issuing_candidates, may_issue, Issued, Registry};
 
@@ -63,11 +62,12 @@ fn issuing(engine: &Engine, files: &[PathBuf], progress: &Progress, buffers: &Bu
             let bytes = match (bytes, files.get(input)) {
                 (Some(bytes), _) => Ok(bytes),
                 (None, Some(path)) => {
-                    std::fs::read(path).inspect(|b| progress.add_bytes(b.len() as u64)).map_err(|e| e.to_string())
+                    crate::read_input(path).inspect(|b| progress.add_bytes(b.len() as u64)).map_err(|e| e.to_string())
                 }
                 (None, None) => Ok(Vec::new()),
             };
-            (input, bytes.and_then(inflated).map(|text| issuing_whole(engine, &text)))
+            let found = bytes.and_then(|bytes| Ok(issuing_whole(engine, &inflate(&bytes).map_err(|e| e.to_string())?)));
+            (input, found)
         }
         Work::Lines { input, bytes } => {
             let calls = issuing_lines(engine, &bytes);
@@ -121,17 +121,6 @@ fn issuing_lines(engine: &Engine, block: &[u8]) -> Vec<(Actor, Issued)> {
 /// than parsing the record.
 fn may_issue_as_caller(text: &str) -> bool {
     may_issue(text.as_bytes()) && !made_by_aws_service(text)
-}
-
-/// The input's text, inflated if gzipped.
-fn inflated(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut text = Vec::new();
-        let mut decoder = flate2::read::MultiGzDecoder::new(bytes.as_slice());
-        decoder.read_to_end(&mut text).map_err(|e| format!("input is not valid gzip: {e}"))?;
-        return Ok(text);
-    }
-    Ok(bytes)
 }
 
 /// Whether the first line is a JSON value of its own (JSON lines), rather than the start of one document.

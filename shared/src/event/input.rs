@@ -47,12 +47,17 @@ pub fn read_records(bytes: &[u8]) -> Result<Vec<RecordResult>, InputError> {
 
 /// [`read_records`], passing over the records `prefilter` proves no rule is triggered by.
 pub fn read_records_with(bytes: &[u8], prefilter: Option<&Prefilter>) -> Result<Reading, InputError> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut text = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text).map_err(|e| InputError::Gzip(e.to_string()))?;
-        return read_plain(&text, prefilter);
+    read_plain(&inflate(bytes)?, prefilter)
+}
+
+/// The text of `bytes`: inflated when gzipped (by its magic number), else as is.
+pub fn inflate(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, InputError> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(std::borrow::Cow::Borrowed(bytes));
     }
-    read_plain(bytes, prefilter)
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut text).map_err(|e| InputError::Gzip(e.to_string()))?;
+    Ok(std::borrow::Cow::Owned(text))
 }
 
 fn read_plain(bytes: &[u8], prefilter: Option<&Prefilter>) -> Result<Reading, InputError> {

@@ -8,6 +8,7 @@ pub mod record;
 pub use actor::{Actor, AgentMatch, AgentMatchers};
 pub use error::{InputError, RecordError};
 pub use input::{
-    parse_record, read_event, read_lines, read_records, read_records_where, read_records_with, Reading, RecordResult,
+    inflate, parse_record, read_event, read_lines, read_records, read_records_where, read_records_with, Reading,
+    RecordResult,
 };
 pub use record::CloudTrailRecord;
