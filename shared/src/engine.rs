@@ -449,12 +449,14 @@ impl Engine {
     /// The offline registry from every issuing call of an archive, in any order: they are taken in the order
     /// they were issued (a parent is always issued before its child), so the result does not depend on the order
     /// of files or records. Role tags are not looked up offline.
-    pub fn build_registry(&self, mut calls: Vec<(Actor, session::Issued)>) -> session::Registry {
-        calls.sort_by(|(_, a), (_, b)| {
-            (a.session.issued, &a.session.access_key_id).cmp(&(b.session.issued, &b.session.access_key_id))
-        });
+    pub fn build_registry(&self, calls: Vec<(Actor, session::Issued)>) -> session::Registry {
+        // The calls are large: their order is sorted, not the calls themselves.
+        let mut order: Vec<usize> = (0..calls.len()).collect();
+        let key = |at: &usize| calls.get(*at).map(|(_, issued)| (issued.session.issued, &issued.session.access_key_id));
+        order.sort_by(|a, b| key(a).cmp(&key(b)));
+        let mut calls: Vec<Option<(Actor, session::Issued)>> = calls.into_iter().map(Some).collect();
         let mut registry = session::Registry::new();
-        for (actor, issued) in calls {
+        for (actor, issued) in order.into_iter().filter_map(|at| calls.get_mut(at).and_then(Option::take)) {
             let mut session = issued.session;
             let parent = actor.access_key_id.as_deref().and_then(|k| registry.get(k, session.issued));
             let caller = self.config.agents.recognise(&actor, None, parent);

@@ -69,6 +69,10 @@ pub struct Prefilter<'e> {
     root: Finder<'static>,
     /// `"event`: the start of both keys the triggers compare, `"eventName"` and `"eventSource"`.
     event_key: Finder<'static>,
+    /// `"eventName"`, looked for first: a record has one, and most names trigger no rule under any source.
+    name_key: Finder<'static>,
+    /// Every name some rule is triggered by, under any source.
+    names: TriggerNames,
 }
 
 impl<'e> Prefilter<'e> {
@@ -87,6 +91,8 @@ impl<'e> Prefilter<'e> {
             watches_root,
             root: Finder::new(br#""Root""#).into_owned(),
             event_key: Finder::new(br#""event"#).into_owned(),
+            name_key: Finder::new(br#""eventName""#).into_owned(),
+            names: TriggerNames::new(engine),
         }
     }
 
@@ -138,11 +144,28 @@ impl<'e> Prefilter<'e> {
     /// The event names and sources in `json`, judged against the triggers; `mentioned` are the rules (one bit each)
     /// whose required text `json` holds, and a text that is not all ASCII is taken to hold every rule's.
     fn call_may_trigger(&self, json: &[u8], mentioned: u64, ascii: bool) -> bool {
+        let mut names = self.name_key.find_iter(json);
+        let only = names.next().filter(|_| names.next().is_none());
+        self.judge(json, only).passes(mentioned, || !ascii)
+    }
+
+    /// What the calls in `json` ask for; `only_name` is where its one `"eventName"` key is, if it has just one.
+    /// That name is read first: when no rule is triggered by it under any source, no pair in the text can
+    /// trigger one (the text's sources are then only looked for, not read). Otherwise every `eventName` and
+    /// `eventSource` value in the text is read and each pair judged.
+    fn judge(&self, json: &[u8], only_name: Option<usize>) -> Judged {
+        let quiet = only_name.is_some_and(|at| {
+            string_after(json, at + self.name_key.needle().len()).is_some_and(|name| !self.names.may_trigger(name))
+                && has_source(json, at)
+        });
+        if quiet {
+            return Judged::PassOver;
+        }
         let mut calls = Calls::default();
         for at in self.event_key.find_iter(json) {
             calls.see(json, at + self.event_key.needle().len());
         }
-        calls.judge(self.engine, self.mentions.gated).passes(mentioned, || !ascii)
+        calls.judge(self.engine, self.mentions.gated)
     }
 
     /// Calls `visit` with each line of `text` (split at `\n`) and [`Prefilter::may_trigger`] for it. The same
@@ -152,7 +175,7 @@ impl<'e> Prefilter<'e> {
         let search_lines = self.must_parse(text);
         // Checked once for the whole text; only a text with other characters has its lines checked one by one.
         let ascii = text.is_ascii();
-        let mut keys = self.event_key.find_iter(text).peekable();
+        let mut names = self.name_key.find_iter(text).peekable();
         // The agent signals and the rules' text too are searched once over the whole text (a needle holds no line
         // end either).
         let (signals, mentioned) = self.search(text);
@@ -160,16 +183,18 @@ impl<'e> Prefilter<'e> {
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
             let line = text.get(start..end).unwrap_or_default();
-            let mut calls = Calls::default();
             // A match never spans lines: the needle holds no line end.
-            while let Some(at) = keys.next_if(|at| *at < end) {
-                calls.see(line, at - start + self.event_key.needle().len());
+            let (mut only, mut count) = (None, 0);
+            while let Some(at) = names.next_if(|at| *at < end) {
+                only = Some(at - start);
+                count += 1;
             }
             let mut rules = 0;
             while let Some((_, rule)) = mentioned.next_if(|(at, _)| *at < end) {
                 rules |= rule;
             }
-            let called = calls.judge(self.engine, self.mentions.gated).passes(rules, || !ascii && !line.is_ascii());
+            let judged = self.judge(line, only.filter(|_| count == 1));
+            let called = judged.passes(rules, || !ascii && !line.is_ascii());
             let pass = search_lines && self.must_parse(line) || called;
             let mut signal = false;
             while signals.next_if(|at| *at < end).is_some() {
@@ -208,8 +233,18 @@ thread_local! {
 
 /// One search for all of `pieces`, finding where some piece is (not every piece: leftmost-first, which is the
 /// semantics under which a few needles are searched many bytes at a time, "Teddy"); `None` when it cannot be built.
+/// A piece holding another is left out: wherever it is, the other is too. What remains is often one piece (all of
+/// trailguard's names hold `trailguard`), searched as one string rather than by its rarest byte.
 fn one_search(pieces: &[String]) -> Option<aho_corasick::AhoCorasick> {
-    aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostFirst).build(pieces).ok()
+    let mut shortest_first: Vec<&String> = pieces.iter().collect();
+    shortest_first.sort_by_key(|piece| piece.len());
+    let mut kept: Vec<&String> = Vec::new();
+    for piece in shortest_first {
+        if !kept.iter().any(|shorter| piece.contains(shorter.as_str())) {
+            kept.push(piece);
+        }
+    }
+    aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostFirst).build(kept).ok()
 }
 
 /// Calls `f` with `text` ASCII-lowercased.
@@ -323,6 +358,58 @@ fn calls(engine: &Engine) -> Vec<(Option<String>, String)> {
         .collect()
 }
 
+/// Every name some rule is triggered by, under any source: a name outside them triggers nothing.
+struct TriggerNames {
+    exact: std::collections::HashSet<String>,
+    /// The prefixes by their first byte: most names share it with none of them.
+    prefixes: Vec<Vec<String>>,
+}
+
+impl TriggerNames {
+    fn new(engine: &Engine) -> TriggerNames {
+        let mut names = TriggerNames { exact: Default::default(), prefixes: vec![Vec::new(); 256] };
+        for trigger in engine.rules().iter().flat_map(|rule| rule.triggers(engine.config())) {
+            let Trigger::Calls { names: called, .. } = trigger else { continue };
+            for name in called {
+                match name {
+                    Name::Exact(name) => names.exact.insert(name),
+                    // The empty prefix (`s3:*`) is every name's: kept under every first byte.
+                    Name::Prefix(prefix) => match prefix.bytes().next() {
+                        Some(first) => names.prefixes.get_mut(usize::from(first)).is_some_and(|same_first| {
+                            same_first.push(prefix);
+                            true
+                        }),
+                        None => {
+                            names.prefixes.iter_mut().for_each(|same_first| same_first.push(String::new()));
+                            true
+                        }
+                    },
+                };
+            }
+        }
+        names
+    }
+
+    fn may_trigger(&self, name: &str) -> bool {
+        let first = name.bytes().next().map_or(0, usize::from);
+        let same_first = self.prefixes.get(first).map(Vec::as_slice).unwrap_or_default();
+        self.exact.contains(name) || same_first.iter().any(|prefix| name.starts_with(prefix.as_str()))
+    }
+}
+
+/// Whether `json` has an `eventSource` key with a value written literally, as a record must; its name key starts
+/// at `name_at`. CloudTrail writes `"eventSource":"<value>",` just before the name, which is checked first.
+fn has_source(json: &[u8], name_at: usize) -> bool {
+    let value = json.get(..name_at).and_then(|before| before.strip_suffix(b"\",")).and_then(|before| {
+        let open = memchr::memrchr(b'"', before)?;
+        let value = before.get(open + 1..)?;
+        before.get(..open)?.ends_with(br#""eventSource":"#).then_some(value)
+    });
+    let key = br#""eventSource""#;
+    value.is_some_and(|value| !value.contains(&b'\\'))
+        || memchr::memmem::find_iter(json, key).any(|at| string_after(json, at + key.len()).is_some())
+}
+
 /// What the calls in a text ask for.
 enum Judged {
     /// A rule is triggered (or the text cannot be judged without parsing): parse it.
@@ -412,8 +499,8 @@ pub fn has_unicode_escape(text: &[u8]) -> bool {
 /// [`Prefilter::made_by_aws_service`], which needs no pre-filter: whether one record's text says an AWS service
 /// made it (`userIdentity.type` `AWSService`), read without parsing the record.
 pub fn made_by_aws_service(record: &str) -> bool {
-    if written_as_service_record(record.as_bytes()) {
-        return true;
+    if let Some(kind) = written_actor_type(record.as_bytes()) {
+        return kind == b"AWSService";
     }
     serde_json::from_str::<ActorType>(record)
         .ok()
@@ -422,18 +509,22 @@ pub fn made_by_aws_service(record: &str) -> bool {
         .is_some_and(|kind| kind == "AWSService")
 }
 
-/// Whether the record starts the way CloudTrail writes a service's record, `{"eventVersion":"1.08","userIdentity":
-/// {"type":"AWSService",`: then its actor's type is `AWSService` without reading further (a second `userIdentity`
-/// or `type` later would make the record unreadable, not someone else's).
-fn written_as_service_record(json: &[u8]) -> bool {
+/// The actor's type when the record starts the way CloudTrail writes one, `{"eventVersion":"1.08","userIdentity":
+/// {"type":"AWSService",` (the type written without escapes). Reading further could only find a second
+/// `userIdentity` or `type`, which makes the record unreadable rather than someone else's: for a type other than
+/// `AWSService` the parse's answer is "not a service" either way, and for `AWSService` the record is AWS's or
+/// unreadable.
+fn written_actor_type(json: &[u8]) -> Option<&[u8]> {
     let rest = match json.strip_prefix(br#"{"eventVersion":""#) {
         Some(version) => {
             let end = memchr::memchr2(b'"', b'\\', version).filter(|at| version.get(*at) == Some(&b'"'));
-            end.and_then(|at| version.get(at + 1..)).and_then(|rest| rest.strip_prefix(b","))
+            end.and_then(|at| version.get(at + 1..)).and_then(|rest| rest.strip_prefix(b","))?
         }
-        None => json.strip_prefix(b"{"),
+        None => json.strip_prefix(b"{")?,
     };
-    rest.is_some_and(|rest| rest.starts_with(br#""userIdentity":{"type":"AWSService""#))
+    let value = rest.strip_prefix(br#""userIdentity":{"type":""#)?;
+    let end = memchr::memchr2(b'"', b'\\', value).filter(|at| value.get(*at) == Some(&b'"'))?;
+    value.get(..end)
 }
 
 /// Just the actor's type of a record; everything else is skipped unread.
@@ -690,11 +781,31 @@ mod tests {
             let decoy = json.replace(r#""awsRegion""#, r#""note":"AttachRolePolicy","awsRegion""#);
             assert!(!filter.may_trigger(decoy.as_bytes()), "{decoy}");
         }
-        // Text the filter cannot see through is passed on to the parser.
-        for opaque in
-            [r#"{"eventSource":"s3.amazonaws.com"}"#, r#"{"eventName":3,"eventSource":"s3.amazonaws.com"}"#, "[1,"]
-        {
+        // A name no rule watches under any source is passed over wherever the source is written; a name some
+        // rule watches under another source is judged with the source the text holds.
+        let watched_elsewhere = record("s3.amazonaws.com", "AttachRolePolicy", "AssumedRole");
+        let source_after =
+            r#"{"eventName":"GetObject","userIdentity":{"type":"AssumedRole"},"eventSource":"s3.amazonaws.com"}"#;
+        for json in [watched_elsewhere.as_str(), source_after] {
+            assert!(!triggers(&engine, json) && !filter.may_trigger(json.as_bytes()), "{json}");
+        }
+        let reads = |json: &str| {
+            let mut passed = Vec::new();
+            filter.for_each_line(json.as_bytes(), |_, pass| passed.push(pass));
+            passed
+        };
+        assert_eq!(reads(&format!("{watched_elsewhere}\n{source_after}")), [false, false]);
+        // Text the filter cannot see through is passed on to the parser: no source, a source written with an
+        // escape, a name that is not a string, not an object.
+        for opaque in [
+            r#"{"eventSource":"s3.amazonaws.com"}"#,
+            r#"{"eventName":"GetObject"}"#,
+            r#"{"eventSource":"s3.amazonaws\/com","eventName":"GetObject"}"#,
+            r#"{"eventName":3,"eventSource":"s3.amazonaws.com"}"#,
+            "[1,",
+        ] {
             assert!(filter.may_trigger(opaque.as_bytes()), "{opaque}");
+            assert_eq!(reads(opaque), [true], "{opaque}");
         }
     }
 
@@ -722,16 +833,40 @@ mod tests {
         ] {
             assert!(!filter.made_by_aws_service(&not_service), "{not_service}");
         }
-        // The way CloudTrail writes service records is recognised without parsing; other writings are parsed.
-        assert!(written_as_service_record(
-            br#"{"eventVersion":"1.08","userIdentity":{"type":"AWSService","invokedBy":"x"}}"#
-        ));
-        assert!(written_as_service_record(br#"{"userIdentity":{"type":"AWSService"}}"#));
-        assert!(!written_as_service_record(
-            br#"{"eventVersion":"1.08","detail":{"userIdentity":{"type":"AWSService"}}}"#
-        ));
-        assert!(!written_as_service_record(br#"{"requestParameters":{"userIdentity":{"type":"AWSService"}}}"#));
-        assert!(!written_as_service_record(br#"{"eventVersion":"1.\"08","userIdentity":{"type":"AWSService"}}"#));
+        // The way CloudTrail writes an actor's type is read without parsing; other writings are parsed.
+        let written = |json: &str| written_actor_type(json.as_bytes()).map(|t| String::from_utf8_lossy(t).into_owned());
+        let service_type = Some("AWSService".to_owned());
+        assert_eq!(
+            written(r#"{"eventVersion":"1.08","userIdentity":{"type":"AWSService","invokedBy":"x"}}"#),
+            service_type
+        );
+        assert_eq!(written(r#"{"userIdentity":{"type":"AWSService"}}"#), service_type);
+        assert_eq!(
+            written(r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","x":1}}"#),
+            Some("AssumedRole".to_owned())
+        );
+        assert_eq!(written(r#"{"eventVersion":"1.08","detail":{"userIdentity":{"type":"AWSService"}}}"#), None);
+        assert_eq!(written(r#"{"requestParameters":{"userIdentity":{"type":"AWSService"}}}"#), None);
+        assert_eq!(written(r#"{"eventVersion":"1.\"08","userIdentity":{"type":"AWSService"}}"#), None);
+        assert_eq!(written(r#"{"eventVersion":"1.08","userIdentity":{"type":"AWS\u0053ervice"}}"#), None);
+        // Whatever follows the written type, the answer is the parse's (a duplicate key makes the parse fail: not
+        // a service's).
+        let parsed = |json: &str| {
+            serde_json::from_str::<ActorType>(json)
+                .ok()
+                .and_then(|r| r.identity)
+                .and_then(|i| i.kind)
+                .is_some_and(|k| k == "AWSService")
+        };
+        for json in [
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","type":"AWSService"}}"#,
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"IAMUser"},"userIdentity":{"type":"AWSService"}}"#,
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"AWS\u0053ervice"}}"#,
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"AssumedRole","arn":"x"},"eventName":"AssumeRole"}"#,
+            r#"{"eventVersion":"1.08","userIdentity":{"type":"AWSService","invokedBy":"lambda.amazonaws.com"}}"#,
+        ] {
+            assert_eq!(filter.made_by_aws_service(json), parsed(json), "{json}");
+        }
         assert!(!filter.made_by_aws_service(r#"{"eventVersion":"1.08","userIdentity":{"type":"AWSServiceX"}}"#));
         assert!(filter.made_by_aws_service(
             r#"{ "eventTime": "x", "userIdentity": { "invokedBy": "a", "type": "AWSService" } }"#
