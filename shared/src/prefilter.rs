@@ -11,7 +11,9 @@
 //! decodes to such a name, source or prefix is written literally: the key `"eventName"` appears as is, and so does
 //! its value. The filter therefore passes any text that contains `\u`, contains `"Root"` (when a rule watches the
 //! root user), lacks an `"eventName"` or `"eventSource"` key it can read, or has any pair of literal values under
-//! those keys that the engine's trigger index matches. The real pair is always among the pairs it tries.
+//! those keys that the engine's trigger index matches. The real pair is always among the pairs it tries. A text
+//! with one `"eventName"` key whose value no rule is triggered by under any source has no such pair, whatever
+//! its sources: it is passed over once some `eventSource` is seen written literally, without reading the others.
 //!
 //! Identity-keyed triggers need their own argument. [`Trigger::AgentReads`] is triggered by a read-only call whose
 //! actor the signals the record shows recognise as an agent, or (offline) whose access key the registry knows.
