@@ -83,7 +83,7 @@ impl<'e> Prefilter<'e> {
         let triggers = calls(engine);
         let watches_root = engine.rules().iter().any(|r| r.triggers(engine.config()).contains(&Trigger::RootActor));
         let plain = |text: &str| !text.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20);
-        let sound = triggers.iter().all(|(source, name)| source.as_deref().is_none_or(plain) && plain(name));
+        let sound = triggers.iter().all(|(source, name)| source.as_deref().is_none_or(plain) && plain(name.text()));
         let agents = engine.reads_agents().then(|| AgentSignals::new(&engine.config().agents, &[]));
         Prefilter {
             engine,
@@ -94,7 +94,7 @@ impl<'e> Prefilter<'e> {
             root: Finder::new(br#""Root""#).into_owned(),
             event_key: Finder::new(br#""event"#).into_owned(),
             name_key: Finder::new(br#""eventName""#).into_owned(),
-            names: TriggerNames::new(engine),
+            names: TriggerNames::new(&triggers),
         }
     }
 
@@ -302,9 +302,7 @@ impl AgentSignals {
             if matchers.mcp {
                 pieces.push("ViaAWSMCP".to_owned());
             }
-            let mut pieces: Vec<String> = pieces.iter().map(|piece| piece.to_ascii_lowercase()).collect();
-            pieces.sort_unstable();
-            pieces.dedup();
+            let pieces: Vec<String> = pieces.iter().map(|piece| piece.to_ascii_lowercase()).collect();
             // Failing to build (more needles than memory allows) leaves the filter passing every text.
             let pieces = one_search(&pieces)?;
             let keys = keys.iter().map(|k| (*k).to_owned()).collect();
@@ -345,16 +343,11 @@ pub(crate) fn required_piece(glob: &str) -> Option<String> {
 
 /// Every (event source, event name or name prefix) the engine's rules are triggered by (`None`: any source), from
 /// the rules themselves, as the engine's index is built.
-fn calls(engine: &Engine) -> Vec<(Option<String>, String)> {
+fn calls(engine: &Engine) -> Vec<(Option<String>, Name)> {
     let triggers = engine.rules().iter().flat_map(|rule| rule.triggers(engine.config()));
     triggers
         .flat_map(|trigger| match trigger {
-            Trigger::Calls { source, names, .. } => names
-                .into_iter()
-                .map(|name| match name {
-                    Name::Exact(name) | Name::Prefix(name) => (source.clone(), name),
-                })
-                .collect(),
+            Trigger::Calls { source, names, .. } => names.into_iter().map(|name| (source.clone(), name)).collect(),
             Trigger::RootActor | Trigger::AgentReads => Vec::new(),
         })
         .collect()
@@ -365,37 +358,34 @@ struct TriggerNames {
     exact: std::collections::HashSet<String>,
     /// The prefixes by their first byte: most names share it with none of them.
     prefixes: Vec<Vec<String>>,
+    /// Some rule is triggered by every name (the empty prefix, as `s3:*` gives).
+    every: bool,
 }
 
 impl TriggerNames {
-    fn new(engine: &Engine) -> TriggerNames {
-        let mut names = TriggerNames { exact: Default::default(), prefixes: vec![Vec::new(); 256] };
-        for trigger in engine.rules().iter().flat_map(|rule| rule.triggers(engine.config())) {
-            let Trigger::Calls { names: called, .. } = trigger else { continue };
-            for name in called {
-                match name {
-                    Name::Exact(name) => names.exact.insert(name),
-                    // The empty prefix (`s3:*`) is every name's: kept under every first byte.
-                    Name::Prefix(prefix) => match prefix.bytes().next() {
-                        Some(first) => names.prefixes.get_mut(usize::from(first)).is_some_and(|same_first| {
-                            same_first.push(prefix);
-                            true
-                        }),
-                        None => {
-                            names.prefixes.iter_mut().for_each(|same_first| same_first.push(String::new()));
-                            true
-                        }
-                    },
-                };
+    fn new(calls: &[(Option<String>, Name)]) -> TriggerNames {
+        let mut names = TriggerNames { exact: Default::default(), prefixes: vec![Vec::new(); 256], every: false };
+        for (_, name) in calls {
+            match name {
+                Name::Exact(name) => {
+                    names.exact.insert(name.clone());
+                }
+                Name::Prefix(prefix) => {
+                    match prefix.bytes().next().and_then(|b| names.prefixes.get_mut(usize::from(b))) {
+                        Some(same_first) => same_first.push(prefix.clone()),
+                        None => names.every = true,
+                    }
+                }
             }
         }
         names
     }
 
     fn may_trigger(&self, name: &str) -> bool {
-        let first = name.bytes().next().map_or(0, usize::from);
-        let same_first = self.prefixes.get(first).map(Vec::as_slice).unwrap_or_default();
-        self.exact.contains(name) || same_first.iter().any(|prefix| name.starts_with(prefix.as_str()))
+        let same_first = name.bytes().next().and_then(|b| self.prefixes.get(usize::from(b)));
+        self.every
+            || self.exact.contains(name)
+            || same_first.is_some_and(|prefixes| prefixes.iter().any(|prefix| name.starts_with(prefix.as_str())))
     }
 }
 
@@ -668,8 +658,9 @@ mod tests {
         assert!(filter.sound, "trigger names must be plain for the filter to be on");
         let mut cases = vec![record("signin.amazonaws.com", "ConsoleLogin", "Root")];
         for (source, name) in calls(&engine) {
+            let name = name.text();
             cases.push(record(source.as_deref().unwrap_or("ec2.amazonaws.com"), &format!("{name}Suffix"), "IAMUser"));
-            cases.push(record(source.as_deref().unwrap_or("s3.amazonaws.com"), &name, "AssumedRole"));
+            cases.push(record(source.as_deref().unwrap_or("s3.amazonaws.com"), name, "AssumedRole"));
         }
         for case in &cases {
             for writing in [case.clone(), reencode(case, &[false], &[true]), reencode(case, &[true, false], &[false])] {

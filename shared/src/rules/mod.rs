@@ -106,6 +106,15 @@ pub enum Name {
     Prefix(String),
 }
 
+impl Name {
+    /// The name, or the prefix.
+    pub fn text(&self) -> &str {
+        match self {
+            Name::Exact(text) | Name::Prefix(text) => text,
+        }
+    }
+}
+
 impl Trigger {
     /// Calls to `source` with exactly these names.
     pub fn exact(source: &str, names: &[&str]) -> Trigger {
