@@ -802,6 +802,35 @@ mod tests {
         }
     }
 
+    /// An agent session in a member account writes request values, not the record's keys: a key it forges inside
+    /// `requestParameters` (a tag key, a key whose name ends in an escaped quote) adds a name or a source the
+    /// filter sees, never hides the record's own.
+    #[test]
+    fn forged_event_keys_send_the_line_to_the_parser_or_change_nothing() {
+        let engine = Engine::new(Config::default());
+        let filter = Prefilter::new(&engine);
+        let watched = record("iam.amazonaws.com", "AttachRolePolicy", "AssumedRole");
+        let unwatched = record("s3.amazonaws.com", "GetObject", "AssumedRole");
+        let forge = |json: &str, member: &str| {
+            json.replace(r#""awsRegion""#, &format!(r#""requestParameters":{{{member}}},"awsRegion""#))
+        };
+        let cases = [
+            // A second name: a watched one forged beside an unwatched call, an unwatched one beside a watched call.
+            (forge(&unwatched, r#""eventName":"AttachRolePolicy""#), true),
+            (forge(&watched, r#""eventName":"GetObject""#), true),
+            (forge(&unwatched, r#""x"eventName":"AttachRolePolicy""#), true),
+            // A forged source beside the real one: the watched call is still judged with its own.
+            (forge(&watched, r#""eventSource":"s3.amazonaws.com""#), true),
+            // Beside an unwatched call, a forged source changes nothing: no rule watches the name anywhere.
+            (forge(&unwatched, r#""eventSource":"iam.amazonaws.com""#), false),
+        ];
+        for (json, parsed) in cases {
+            let mut passed = Vec::new();
+            filter.for_each_line(json.as_bytes(), |_, pass| passed.push(pass));
+            assert_eq!((filter.may_trigger(json.as_bytes()), passed), (parsed, vec![parsed]), "{json}");
+        }
+    }
+
     #[test]
     fn service_traffic_is_recognised_only_as_the_actor() {
         let engine = Engine::new(Config::default());
