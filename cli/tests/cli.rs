@@ -373,3 +373,37 @@ fn scan_finds_one_enumeration_whatever_the_order_of_files_and_with_or_without_th
     want.sort();
     assert_eq!(evidence, want);
 }
+
+#[test]
+fn scan_answers_behaviour_in_input_order_whatever_the_workers_timing() {
+    // Eight files of three refused calls each by one person's session, all in one five-minute window (the default
+    // threshold is ten): the eleventh in input order crosses, on any number of threads, every time.
+    let refused = |file: usize, n: usize| {
+        format!(
+            r#"{{"eventSource":"iam.amazonaws.com","eventName":"CreateUser","eventTime":"2026-11-29T10:0{n}:0{file}Z","eventID":"e-{file}-{n}","errorCode":"AccessDenied","userIdentity":{{"type":"AssumedRole","accessKeyId":"ASIAPERSON","accountId":"123456789012","principalId":"AROAOPS:alice","arn":"arn:aws:sts::123456789012:assumed-role/ops/alice"}},"requestParameters":{{"userName":"u{file}{n}"}}}}"#
+        )
+    };
+    let dir = std::env::temp_dir().join(format!("trailguard-in-order-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in 0..8 {
+        let lines: Vec<String> = (0..3).map(|n| refused(file, n)).collect();
+        std::fs::write(dir.join(format!("{file}.jsonl")), lines.join("\n") + "\n").unwrap();
+    }
+    let mut runs = std::collections::BTreeSet::new();
+    // Before answering in input order, about one run in twelve on four threads named another event.
+    for threads in ["1", "4", "4", "4", "4", "4", "4", "4", "4", "4", "4", "4", "4"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trailguard"))
+            .args(["scan", "--format", "jsonl", dir.to_str().unwrap()])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        let findings: Vec<serde_json::Value> =
+            text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let behaviour: Vec<&serde_json::Value> = findings.iter().filter(|f| f["rule"] == "agent-behaviour").collect();
+        assert_eq!(behaviour.len(), 1, "{findings:?}");
+        assert_eq!(behaviour[0]["event_id"], "e-3-1", "{:?}", behaviour[0]);
+        runs.insert(text(&out.stdout));
+    }
+    assert_eq!(runs.len(), 1, "every run gives the same findings: {runs:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -477,7 +477,7 @@ impl Engine {
         registry: &session::Registry,
         counters: &crate::behaviour::Counters,
     ) -> Evaluation {
-        self.evaluate_remembering(record, registry, |count| counters.count(count), |used| counters.regions.see(used))
+        self.evaluate_answering(record, registry, |count| counters.count(count), |used| counters.regions.see(used))
     }
 
     /// [`Engine::evaluate_registered`] with the behaviour count answered by `count`: the backtest's shards
@@ -490,10 +490,12 @@ impl Engine {
         count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
     ) -> Evaluation {
         // The backtest's shards see a slice of time each: regions are not remembered there (not built).
-        self.evaluate_remembering(record, registry, count, |_| None)
+        self.evaluate_answering(record, registry, count, |_| None)
     }
 
-    fn evaluate_remembering(
+    /// [`Engine::evaluate_registered`] with the behaviour count (at most one per event) answered by `count` and
+    /// the use of a region (at most one) by `region`: `scan` takes both in input order, apart from the evaluation.
+    pub fn evaluate_answering(
         &self,
         record: &CloudTrailRecord,
         registry: &session::Registry,

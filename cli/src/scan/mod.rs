@@ -3,7 +3,9 @@
 //! The inputs are cut into pieces of work ([`source`]): small files whole, large ones in blocks of lines.
 //! Pieces are evaluated in parallel and reported in input order, a bounded number at a time, so that memory holds
 //! a few blocks whatever the archive's size; the [`tally`] keeps counts, findings per hour and the most severe
-//! findings rather than every finding (`--format jsonl` streams every one).
+//! findings rather than every finding (`--format jsonl` streams every one). What depends on earlier records (a
+//! behaviour window's count, an agent's regions) is answered in input order ([`InOrder`]), so that the findings do
+//! not depend on the workers' timing.
 
 mod html;
 mod progress;
@@ -100,7 +102,8 @@ struct Outcome {
     records: usize,
     passed_over: usize,
     unreadable_records: usize,
-    findings: Vec<Finding>,
+    /// The verdicts, in record order.
+    judged: Vec<Judged>,
     warnings: BTreeMap<String, usize>,
     /// Records that could not be read, in order; for a block of lines, numbered from the block's start.
     errors: Vec<RecordError>,
@@ -110,10 +113,54 @@ struct Outcome {
     outside_window: usize,
 }
 
+/// One record's verdict, as a worker gives it.
+enum Judged {
+    /// Final: the findings (filtered).
+    Findings(Vec<Finding>),
+    /// The record counts toward a behaviour window or uses a region, whose answer depends on the records before it:
+    /// taken in input order ([`InOrder`]), so that a scan gives the same findings whatever its workers' timing.
+    Counted(Box<Counted>),
+}
+
+/// A record judged with its behaviour count and its region use answered "nothing", and what to ask in order.
+struct Counted {
+    record: trailguard_core::event::CloudTrailRecord,
+    count: Option<trailguard_core::behaviour::Count>,
+    region: Option<trailguard_core::regions::RegionUse>,
+    /// The findings (filtered) when both answers are "nothing".
+    findings: Vec<Finding>,
+}
+
+/// Answers behaviour counts and region uses in input order, and judges again the few records whose answer is not
+/// "nothing" (a window crossed, a new region).
+struct InOrder<'a> {
+    engine: &'a Engine,
+    registry: &'a Registry,
+    counters: trailguard_core::behaviour::Counters,
+    filters: &'a Filters,
+}
+
+impl InOrder<'_> {
+    /// The findings of one verdict, taken out of it.
+    fn findings(&self, judged: &mut Judged) -> Vec<Finding> {
+        let counted = match judged {
+            Judged::Findings(findings) => return std::mem::take(findings),
+            Judged::Counted(counted) => counted,
+        };
+        let crossing = counted.count.as_ref().and_then(|count| self.counters.count(count));
+        let novelty = counted.region.as_ref().and_then(|used| self.counters.regions.see(used));
+        if crossing.is_none() && novelty.is_none() {
+            return std::mem::take(&mut counted.findings);
+        }
+        let evaluation =
+            self.engine.evaluate_answering(&counted.record, self.registry, |_| crossing.clone(), |_| novelty.clone());
+        evaluation.findings.into_iter().filter(|f| self.filters.keeps(f)).collect()
+    }
+}
+
 struct Scanner<'a> {
     engine: &'a Engine,
     registry: &'a Registry,
-    counters: &'a trailguard_core::behaviour::Counters,
     filters: &'a Filters,
     prefilter: Option<Prefilter<'a>>,
     files: &'a [PathBuf],
@@ -171,14 +218,30 @@ impl Scanner<'_> {
                 outcome.outside_window += 1;
                 continue;
             }
-            let evaluation = self.engine.evaluate_registered(&record, self.registry, self.counters);
+            let (mut count, mut region) = (None, None);
+            let evaluation = self.engine.evaluate_answering(
+                &record,
+                self.registry,
+                |asked| {
+                    count = Some(asked.clone());
+                    None
+                },
+                |used| {
+                    region = Some(used.clone());
+                    None
+                },
+            );
             for warning in evaluation.warnings {
                 *outcome.warnings.entry(warning).or_default() += 1;
             }
-            outcome.findings.extend(evaluation.findings.into_iter().filter(|f| self.filters.keeps(f)));
+            let findings: Vec<Finding> = evaluation.findings.into_iter().filter(|f| self.filters.keeps(f)).collect();
+            outcome.judged.push(match (count, region) {
+                (None, None) => Judged::Findings(findings),
+                (count, region) => Judged::Counted(Box::new(Counted { record, count, region, findings })),
+            });
         }
         let events = outcome.records + outcome.passed_over + outcome.unreadable_records;
-        self.progress.add_events(events as u64, outcome.findings.len() as u64);
+        self.progress.add_events(events as u64, 0);
         outcome
     }
 }
@@ -268,11 +331,9 @@ where
     let progress =
         if options.progress { Progress::shown(total, size.objects) } else { Progress::hidden(total, size.objects) };
     let buffers = Buffers::default();
-    let counters = trailguard_core::behaviour::Counters::default();
     let scanner = Scanner {
         engine,
         registry: &registry,
-        counters: &counters,
         filters: &options.filters,
         prefilter: options.prefilter.then(|| Prefilter::new(engine).with_registry(&registry)),
         files,
@@ -293,6 +354,7 @@ where
         out: std::io::BufWriter::new(stdout.lock()),
         lines_before: (usize::MAX, 0),
         skipped: std::collections::HashSet::new(),
+        in_order: InOrder { engine, registry: &registry, counters: Default::default(), filters: &options.filters },
     };
     let process = |work: Work| scanner.process(work);
     let produce = |send: &mut dyn FnMut(Work) -> bool| produce(&progress, &buffers, send);
@@ -392,6 +454,8 @@ struct Report<'a, W> {
     lines_before: (usize, usize),
     /// The inputs that could not be read, by name.
     skipped: std::collections::HashSet<String>,
+    /// The behaviour counts and region uses, answered in input order.
+    in_order: InOrder<'a>,
 }
 
 impl<W: Write> Report<'_, W> {
@@ -422,7 +486,10 @@ impl<W: Write> Report<'_, W> {
         for (warning, count) in outcome.warnings {
             *tally.warnings.entry(warning).or_default() += count;
         }
-        for finding in outcome.findings {
+        let findings: Vec<Finding> =
+            outcome.judged.into_iter().flat_map(|mut judged| self.in_order.findings(&mut judged)).collect();
+        self.progress.add_events(0, findings.len() as u64);
+        for finding in findings {
             if self.format == Format::Jsonl {
                 // Serialized first: a closed pipe must reach `main` as the `io::Error` it is.
                 let line = serde_json::to_string(&finding)?;
