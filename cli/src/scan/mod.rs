@@ -141,16 +141,16 @@ struct InOrder<'a> {
 }
 
 impl InOrder<'_> {
-    /// The findings of one verdict, taken out of it.
-    fn findings(&self, judged: &mut Judged) -> Vec<Finding> {
+    /// The findings of one verdict.
+    fn findings(&self, judged: Judged) -> Vec<Finding> {
         let counted = match judged {
-            Judged::Findings(findings) => return std::mem::take(findings),
+            Judged::Findings(findings) => return findings,
             Judged::Counted(counted) => counted,
         };
         let crossing = counted.count.as_ref().and_then(|count| self.counters.count(count));
         let novelty = counted.region.as_ref().and_then(|used| self.counters.regions.see(used));
         if crossing.is_none() && novelty.is_none() {
-            return std::mem::take(&mut counted.findings);
+            return counted.findings;
         }
         let evaluation =
             self.engine.evaluate_answering(&counted.record, self.registry, |_| crossing.clone(), |_| novelty.clone());
@@ -487,7 +487,7 @@ impl<W: Write> Report<'_, W> {
             *tally.warnings.entry(warning).or_default() += count;
         }
         let findings: Vec<Finding> =
-            outcome.judged.into_iter().flat_map(|mut judged| self.in_order.findings(&mut judged)).collect();
+            outcome.judged.into_iter().flat_map(|judged| self.in_order.findings(judged)).collect();
         self.progress.add_events(0, findings.len() as u64);
         for finding in findings {
             if self.format == Format::Jsonl {
