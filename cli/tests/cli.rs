@@ -285,6 +285,74 @@ fn a_large_json_lines_file_is_streamed_with_progress_and_an_html_report() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// An `AssumeRole` call in CloudTrail's shape, on one line: `caller` (session `caller_session`) assumes `role` and
+/// gets `issued`; `request` adds to the request's parameters.
+fn assume_line(caller: &str, caller_session: &str, role: &str, issued: &str, minute: u8, request: &str) -> String {
+    format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"AssumedRole","principalId":"AROAC:{caller_session}","arn":"arn:aws:sts::123456789012:assumed-role/ci/{caller_session}","accountId":"123456789012","accessKeyId":"{caller}"}},"eventTime":"2026-11-29T10:{minute:02}:00Z","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventID":"e-assume-{issued}","awsRegion":"us-east-1","requestParameters":{{"roleArn":"arn:aws:iam::123456789012:role/{role}","roleSessionName":"{role}-run"{request}}},"responseElements":{{"credentials":{{"accessKeyId":"{issued}","expiration":"Nov 29, 2026, 11:00:00 AM"}},"assumedRoleUser":{{"assumedRoleId":"AROA{role}:{role}-run","arn":"arn:aws:sts::123456789012:assumed-role/{role}/{role}-run"}}}}}}"#
+    )
+}
+
+/// A call by the session `key` of `role` (`readOnly` when `read`).
+fn call_line(key: &str, role: &str, source: &str, name: &str, minute: u8, id: &str, read: bool) -> String {
+    format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"AssumedRole","principalId":"AROA{role}:{role}-run","arn":"arn:aws:sts::123456789012:assumed-role/{role}/{role}-run","accountId":"123456789012","accessKeyId":"{key}"}},"eventTime":"2026-11-29T10:{minute:02}:00Z","eventSource":"{source}","eventName":"{name}","eventID":"{id}","readOnly":{read},"awsRegion":"us-east-1","requestParameters":{{"userName":"u-{id}"}}}}"#
+    )
+}
+
+/// A large plain JSON-lines file is read once for both passes (the second reads again, by offset, only what it
+/// must): the same findings and counts as the same lines gzipped, which are read twice, for an agent chain whose
+/// calls come before the call that started it and whose reads are spread over the file.
+#[test]
+fn a_large_plain_file_read_once_finds_what_its_gzipped_copy_finds() {
+    let dir = std::env::temp_dir().join(format!("trailguard-once-{}", std::process::id()));
+    let out = trailguard(&["gen", "--out", dir.to_str().unwrap(), "--events", "12000", "--seed", "5", "--jsonl"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = dir.join("events.jsonl");
+    let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(str::to_owned).collect();
+    let tag = r#","tags":[{"key":"trailguard:agent","value":"true"}]"#;
+    // The grandchild's and the child's calls first; the tagged call that makes them agents' near the end.
+    lines.insert(20, assume_line("ASIACHILD", "deployer-run", "auditor", "ASIAGRAND", 2, ""));
+    lines.insert(40, assume_line("ASIATAGGED", "builder-run", "deployer", "ASIACHILD", 1, ""));
+    lines.insert(6_000, call_line("ASIAGRAND", "auditor", "iam.amazonaws.com", "CreateUser", 3, "e-grand", false));
+    let services = ["s3", "ec2", "iam", "lambda", "rds", "dynamodb", "kms", "sns", "sqs"];
+    for (i, service) in services.iter().enumerate() {
+        let read = call_line(
+            "ASIACHILD",
+            "deployer",
+            &format!("{service}.amazonaws.com"),
+            "ListThings",
+            4,
+            &format!("e-read-{i}"),
+            true,
+        );
+        lines.insert(100 + i * 1_200, read);
+    }
+    lines.insert(11_000, assume_line("ASIAPERSON", "build", "builder", "ASIATAGGED", 0, tag));
+    let body = lines.join("\n") + "\n";
+    std::fs::write(&file, &body).unwrap();
+    assert!(body.len() > 8 << 20, "streamed in blocks: {} bytes", body.len());
+    let zipped = dir.join("zipped");
+    std::fs::create_dir_all(&zipped).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, body.as_bytes()).unwrap();
+    std::fs::write(zipped.join("events.jsonl.gz"), gz.finish().unwrap()).unwrap();
+
+    let plain = trailguard(&["scan", "--format", "jsonl", file.to_str().unwrap()], None);
+    let gzipped = trailguard(&["scan", "--format", "jsonl", zipped.to_str().unwrap()], None);
+    assert!(plain.status.success() && gzipped.status.success(), "{}", text(&plain.stderr));
+    assert_eq!(text(&plain.stdout), text(&gzipped.stdout));
+    let summary = |out: &Output| text(&out.stderr).lines().last().unwrap_or_default().to_owned();
+    assert_eq!(summary(&plain), summary(&gzipped));
+    let findings: Vec<serde_json::Value> =
+        text(&plain.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let grand = findings.iter().find(|f| f["event_id"] == "e-grand").expect("the grandchild's call is found");
+    assert_eq!(grand["actor"]["agent"]["signal"], "parent_session", "{grand}");
+    let behaviour = findings.iter().filter(|f| f["rule"] == "agent-behaviour").count();
+    assert!(behaviour >= 1, "the child's reads from nine services: {findings:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A person's CI session assuming `builder` with the agent session tag: the session `ASIATAGGED` is an agent's,
 /// known only through the registry.
 const TAGGED_ASSUME: &str = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z","eventID":"e-assume",

@@ -29,18 +29,30 @@
 //! passes a text over, it is passed on anyway if it holds, ignoring ASCII case, any glob's run or `ViaAWSMCP`;
 //! if some value under an `"accessKeyId"` key is one the registry knows or cannot be read literally; if some glob
 //! has no such run; or if the text is not all ASCII (case-insensitive matching there compares Unicode
-//! characters). The glob runs and `ViaAWSMCP` are searched, lowercased, in an ASCII-lowercased copy of the text,
-//! all in one search (the same matches as a case-insensitive search: both fold ASCII letters only; a
-//! case-insensitive automaton over every byte cost about 40% of a scan, one search per run 15%); the access keys
-//! are looked up one value at a time, so the registry's size does not matter. What this costs on a trail with few
-//! agents is
-//! measured, not argued (README, "Agents").
+//! characters). The access keys are looked up one value at a time, so the registry's size does not matter. What
+//! this costs on a trail with few agents is measured, not argued (README, "Agents").
 //!
 //! Rules whose verdicts all require some text ([`crate::rules::Rule::required_text`]: `guardrail-tampering` needs
 //! one of trailguard's names, and is triggered by every `AssumeRole`) are judged the same way: a call only such
 //! rules are triggered by is passed on only when its text holds, ignoring ASCII case, a piece of theirs (searched
 //! in the same lowercased copy), or is not all ASCII. Each piece is a literal run without a character JSON may
 //! escape, so the argument above holds for it word for word.
+//!
+//! How it searches (`Search`). The keys it reads (`"eventName"`, `"accessKeyId"`, `"Root"`) and the pieces it
+//! looks for (the agent globs' runs and `ViaAWSMCP`, the session-tag keys' runs, the rules' required text) are
+//! found in one search over an ASCII-lowercased copy of the text (the same matches as a case-insensitive search:
+//! both fold ASCII letters only), a chunk at a time, and each key is then checked as written, case and all. On
+//! CloudTrail text every pass over the bytes costs about as much as the next; one search for all of them costs
+//! about as much as a search for the pieces alone plus a tenth (a case-insensitive automaton over every byte cost
+//! about 40% of a scan). Why a match never hides a key or a piece that matters is argued at `Search`.
+//!
+//! Two more answers for the calls that issue credentials ([`Verdict`]), which the scan's first pass reads for the
+//! agent-session registry. `may_issue`: the argument above, for the issuing names instead of the triggers (one
+//! name written literally, and not an issuing one, means the record is not an issuing call). `shows_agent`: a
+//! session is an agent's when its issuing call's own values match an agent glob or a session-tag key that marks an
+//! agent, or when its caller is an agent ([`crate::event::AgentMatchers::recognise_session`]); the glob runs and
+//! the session-tag keys' runs are pieces like the others, so a call whose text holds none of them (and can be
+//! searched) makes an agent's session only through its caller.
 //!
 //! A record the byte test passes on gets one more cheap look before it is parsed in full
 //! ([`Prefilter::made_by_aws_service`]): the engine never judges what AWS itself did.
@@ -49,32 +61,56 @@
 //! read rather than reported as unreadable (`scan --no-prefilter` checks every record).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
+use aho_corasick::{AhoCorasick, Input, MatchKind};
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
 use crate::engine::Engine;
 use crate::event::AgentMatchers;
 use crate::rules::{Name, Trigger};
-use crate::session::Registry;
+use crate::session::{Registry, ISSUING_EVENTS};
 
 /// The pre-filter for one engine's triggers.
 pub struct Prefilter<'e> {
     engine: &'e Engine,
-    /// The byte test for the identity-keyed agent trigger, when a rule has one.
-    agents: Option<AgentSignals>,
-    /// The text some rules' verdicts require.
-    mentions: Mentions,
+    /// One search for everything the filter looks for in a text ([`Search`]); `None` when it could not be built
+    /// (more needles than memory allows), and then every text is passed on.
+    search: Option<Search>,
+    /// Some rule reads agents' calls ([`Trigger::AgentReads`]).
+    reads_agents: bool,
+    /// Some agent glob has no literal piece, and a rule reads agents' calls: every text may show an agent.
+    every_text_an_agent: bool,
+    /// Some agent glob or session-tag key has no literal piece: every issuing call may make an agent's session.
+    every_issuing_an_agent: bool,
+    /// The registry's access keys (offline); empty without a registry.
+    keys: HashSet<Vec<u8>, foldhash::fast::FixedState>,
+    /// The rules (one bit each, by index) whose calls are judged by their text: those with required text (at most
+    /// the first 64 rules).
+    gated: u64,
     /// Off when some trigger name could be written with an escape other than `\u`.
     sound: bool,
-    watches_root: bool,
-    root: Finder<'static>,
     /// `"event`: the start of both keys the triggers compare, `"eventName"` and `"eventSource"`.
     event_key: Finder<'static>,
-    /// `"eventName"`, looked for first: a record has one, and most names trigger no rule under any source.
-    name_key: Finder<'static>,
     /// Every name some rule is triggered by, under any source.
     names: TriggerNames,
+}
+
+/// How one text (a line, or a whole input) is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Some record in it may trigger a rule: it goes to the parser.
+    pub may_trigger: bool,
+    /// Some record in it may be a call that issues credentials ([`ISSUING_EVENTS`]): its one event name is one,
+    /// or its name cannot be told without parsing (no single name written literally, or a `\u` escape).
+    pub may_issue: bool,
+    /// Some value in it may be an agent signal or a session tag that marks an agent ([`AgentMatchers`]): it holds,
+    /// ignoring ASCII case, the literal piece of an agent glob, of a session-tag key or the MCP marker, or it
+    /// cannot be searched (a `\u` escape, not all ASCII). Without one, a call that issues credentials makes an
+    /// agent's session only by inheriting its caller's agency ([`AgentMatchers::recognise_session`]): the
+    /// registry needs it only when its caller's access key is an agent's.
+    pub shows_agent: bool,
 }
 
 impl<'e> Prefilter<'e> {
@@ -84,16 +120,38 @@ impl<'e> Prefilter<'e> {
         let watches_root = engine.rules().iter().any(|r| r.triggers(engine.config()).contains(&Trigger::RootActor));
         let plain = |text: &str| !text.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20);
         let sound = triggers.iter().all(|(source, name)| source.as_deref().is_none_or(plain) && plain(name.text()));
-        let agents = engine.reads_agents().then(|| AgentSignals::new(&engine.config().agents, &[]));
+        let reads_agents = engine.reads_agents();
+        let matchers = &engine.config().agents;
+        let (signals, tags) = (signal_pieces(matchers), tag_pieces(matchers));
+        let mut mentions = Vec::new();
+        for (index, rule) in engine.rules().iter().enumerate().take(64) {
+            let text = rule.required_text(engine.config()).filter(|text| !text.is_empty());
+            mentions.extend(text.map(|pieces| (1u64 << index, pieces)));
+        }
+        let mut keys = vec![Field::EventName];
+        keys.extend(watches_root.then_some(Field::RootType));
+        // Access keys are read only where a registry can pass a text on: agents' calls are read, by their signals.
+        keys.extend((reads_agents && signals.is_some()).then_some(Field::AccessKeyId));
+        let pieces = Pieces {
+            signals: signals.as_deref().unwrap_or_default(),
+            tags: tags.as_deref().unwrap_or_default(),
+            mentions: &mentions,
+        };
+        // Failing to build (more needles than memory allows) leaves the filter passing every text.
+        let (search, sound) = match Search::new(&keys, &pieces) {
+            Some(search) => (Some(search), sound),
+            None => (None, false),
+        };
         Prefilter {
             engine,
-            agents,
-            mentions: Mentions::new(engine),
+            search,
+            reads_agents,
+            every_text_an_agent: reads_agents && signals.is_none(),
+            every_issuing_an_agent: signals.is_none() || tags.is_none(),
+            keys: HashSet::default(),
+            gated: mentions.iter().fold(0, |gated, (rule, _)| gated | rule),
             sound,
-            watches_root,
-            root: Finder::new(br#""Root""#).into_owned(),
             event_key: Finder::new(br#""event"#).into_owned(),
-            name_key: Finder::new(br#""eventName""#).into_owned(),
             names: TriggerNames::new(&triggers),
         }
     }
@@ -101,34 +159,23 @@ impl<'e> Prefilter<'e> {
     /// The pre-filter for [`Engine::prepare_registered`] with `registry`: the registry's agent sessions' access
     /// keys pass too.
     pub fn with_registry(mut self, registry: &Registry) -> Prefilter<'e> {
-        if self.agents.is_some() {
-            let keys: Vec<&str> = registry.sessions().map(|s| s.access_key_id.as_str()).collect();
-            self.agents = Some(AgentSignals::new(&self.engine.config().agents, &keys));
+        if self.reads_access_keys() {
+            self.keys = registry.sessions().map(|s| s.access_key_id.as_bytes().to_vec()).collect();
         }
         self
     }
 
-    /// `false` only when no record in `json` can trigger a rule (see the module's documentation).
-    pub fn may_trigger(&self, json: &[u8]) -> bool {
-        if self.must_parse(json) {
-            return true;
-        }
-        let (signals, mentioned) = self.search(json);
-        let always = self.agents.as_ref().is_some_and(|agents| agents.always(json));
-        let rules = mentioned.iter().fold(0, |rules, (_, rule)| rules | rule);
-        self.call_may_trigger(json, rules, json.is_ascii()) || always || !signals.is_empty()
+    /// Whether a registry can change this filter's verdicts: then [`Line::access_keys`] are read, and they are all
+    /// that a registry looks up ([`Prefilter::with_registry`]). Not when no rule reads agents' calls, or every
+    /// text is passed on already.
+    pub fn reads_access_keys(&self) -> bool {
+        self.search.as_ref().is_some_and(|search| search.reads(Field::AccessKeyId))
     }
 
-    /// Where the agent signals and the rules' required text ([`Mentions`]) are in `text`, each in order: one
-    /// lowercased copy for both, and none when neither is searched for.
-    fn search(&self, text: &[u8]) -> (Vec<usize>, Vec<(usize, u64)>) {
-        if self.agents.is_none() && self.mentions.searches.is_empty() {
-            return (Vec::new(), Vec::new());
-        }
-        lowercased(text, |lower| {
-            let signals = self.agents.as_ref().map(|agents| agents.found(text, lower)).unwrap_or_default();
-            (signals, self.mentions.found(lower))
-        })
+    /// `false` only when no record in `json` can trigger a rule (see the module's documentation).
+    pub fn may_trigger(&self, json: &[u8]) -> bool {
+        let (hits, ascii) = self.find(json);
+        self.judge_text(json, 0, &hits, has_unicode_escape(json), || ascii).may_trigger
     }
 
     /// A second look at one record the byte test passed on: whether an AWS service made it (`userIdentity.type`
@@ -138,93 +185,332 @@ impl<'e> Prefilter<'e> {
         made_by_aws_service(record)
     }
 
-    /// Whether `text` holds what sends every record in it to the parser: a `\u` escape, or the root user's type.
-    fn must_parse(&self, text: &[u8]) -> bool {
-        !self.sound || has_unicode_escape(text) || self.watches_root && self.root.find(text).is_some()
-    }
-
-    /// The event names and sources in `json`, judged against the triggers; `mentioned` are the rules (one bit each)
-    /// whose required text `json` holds, and a text that is not all ASCII is taken to hold every rule's.
-    fn call_may_trigger(&self, json: &[u8], mentioned: u64, ascii: bool) -> bool {
-        let mut names = self.name_key.find_iter(json);
-        let only = names.next().filter(|_| names.next().is_none());
-        self.judge(json, only).passes(mentioned, || !ascii)
-    }
-
-    /// What the calls in `json` ask for; `only_name` is where its one `"eventName"` key is, if it has just one.
-    /// That name is read first: when no rule is triggered by it under any source, no pair in the text can
-    /// trigger one (the text's sources are then only looked for, not read). Otherwise every `eventName` and
-    /// `eventSource` value in the text is read and each pair judged.
-    fn judge(&self, json: &[u8], only_name: Option<usize>) -> Judged {
-        let quiet = only_name.is_some_and(|at| {
-            string_after(json, at + self.name_key.needle().len()).is_some_and(|name| !self.names.may_trigger(name))
-                && has_source(json, at)
-        });
-        if quiet {
-            return Judged::PassOver;
+    /// [`Search::find`], or nothing found when there is no search.
+    fn find(&self, text: &[u8]) -> (Vec<(usize, Hit)>, bool) {
+        match &self.search {
+            Some(search) => search.find(text),
+            None => (Vec::new(), text.is_ascii()),
         }
+    }
+
+    /// Calls `visit` with each line of `text` (split at `\n`) and [`Prefilter::may_trigger`] for it.
+    pub fn for_each_line<'t>(&self, text: &'t [u8], mut visit: impl FnMut(&'t [u8], bool)) {
+        self.lines(text, |line| visit(line.text, line.verdict.may_trigger));
+    }
+
+    /// Calls `visit` with each line of `text` (split at `\n`) judged. The same answers as line by line, found
+    /// faster: the needles are searched once over the whole text (none holds a line end, so no match spans
+    /// lines). A line passed over holds at most one record (one `eventName`), so that counting lines counts
+    /// records.
+    pub fn lines<'t>(&self, text: &'t [u8], mut visit: impl FnMut(Line<'_, 't>)) {
+        let (hits, ascii) = self.find(text);
+        let mut escapes = memchr::memchr_iter(b'\\', text).filter(|at| text.get(at + 1) == Some(&b'u')).peekable();
+        let mut hits = hits.as_slice();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
+            let line = text.get(start..end).unwrap_or_default();
+            let count = hits.iter().take_while(|(at, _)| *at < end).count();
+            let (here, rest) = hits.split_at(count);
+            hits = rest;
+            let mut escaped = false;
+            while escapes.next_if(|at| *at < end).is_some() {
+                escaped = true;
+            }
+            let verdict = self.judge_text(line, start, here, escaped, || ascii || line.is_ascii());
+            visit(Line { text: line, verdict, at: start, hits: here });
+            start = end + 1;
+        }
+    }
+
+    /// Judges `text`, which starts at `at` of the text searched; `hits` are the needles found in it, `escaped`
+    /// whether it holds a `\u` escape and `ascii` whether it is all ASCII.
+    fn judge_text(
+        &self,
+        text: &[u8],
+        at: usize,
+        hits: &[(usize, Hit)],
+        escaped: bool,
+        ascii: impl Fn() -> bool,
+    ) -> Verdict {
+        let must_parse = !self.sound || escaped || hits.iter().any(|(_, hit)| *hit == Hit::Root);
+        let (mut names, mut only, mut rules, mut signal, mut shown) = (0, None, 0, false, false);
+        for (found, hit) in hits {
+            match hit {
+                Hit::Name => {
+                    names += 1;
+                    only = Some(found - at);
+                }
+                Hit::AccessKey => {
+                    let value = ascii_after(text, found - at + Field::AccessKeyId.written().len());
+                    signal |= !self.keys.is_empty() && value.is_none_or(|key| self.keys.contains(key));
+                }
+                Hit::Piece { signal: piece_signal, tag, rules: piece_rules } => {
+                    signal |= *piece_signal && self.reads_agents;
+                    shown |= *piece_signal || *tag;
+                    rules |= *piece_rules;
+                }
+                Hit::Root => {}
+            }
+        }
+        let only = only.filter(|_| names == 1);
+        let name = only.map(|at| ascii_after(text, at + Field::EventName.written().len()));
+        let may_issue =
+            must_parse || !matches!(name, Some(Some(name)) if !ISSUING_EVENTS.iter().any(|e| e.as_bytes() == name));
+        // The one name is read first: when no rule is triggered by it under any source, no pair in the text can
+        // trigger one (the text's sources are then only looked for, not read). Otherwise every `eventName` and
+        // `eventSource` value in the text is read and each pair judged.
+        let quiet = matches!(name, Some(Some(name)) if !self.names.may_trigger(name))
+            && only.is_some_and(|at| has_source(text, at));
+        let judged = if quiet { Judged::PassOver } else { self.pairs(text) };
+        let called = judged.passes(rules, || !ascii());
+        let always = self.every_text_an_agent || self.reads_agents && !ascii();
+        let shows_agent = must_parse || shown || self.every_issuing_an_agent || !ascii();
+        Verdict { may_trigger: must_parse || called || signal || always, may_issue, shows_agent }
+    }
+
+    /// Every `eventName` and `eventSource` value in `json`, each pair judged against the triggers.
+    fn pairs(&self, json: &[u8]) -> Judged {
         let mut calls = Calls::default();
         for at in self.event_key.find_iter(json) {
             calls.see(json, at + self.event_key.needle().len());
         }
-        calls.judge(self.engine, self.mentions.gated)
+        calls.judge(self.engine, self.gated)
     }
+}
 
-    /// Calls `visit` with each line of `text` (split at `\n`) and [`Prefilter::may_trigger`] for it. The same
-    /// answers, found faster: each needle is searched once over the whole text rather than line by line. A line
-    /// passed over holds at most one record (one `eventName`), so that counting lines counts records.
-    pub fn for_each_line<'t>(&self, text: &'t [u8], mut visit: impl FnMut(&'t [u8], bool)) {
-        let search_lines = self.must_parse(text);
-        // Checked once for the whole text; only a text with other characters has its lines checked one by one.
-        let ascii = text.is_ascii();
-        let mut names = self.name_key.find_iter(text).peekable();
-        // The agent signals and the rules' text too are searched once over the whole text (a needle holds no line
-        // end either).
-        let (signals, mentioned) = self.search(text);
-        let (mut signals, mut mentioned) = (signals.into_iter().peekable(), mentioned.into_iter().peekable());
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
-            let line = text.get(start..end).unwrap_or_default();
-            // A match never spans lines: the needle holds no line end.
-            let (mut only, mut count) = (None, 0);
-            while let Some(at) = names.next_if(|at| *at < end) {
-                only = Some(at - start);
-                count += 1;
-            }
-            let mut rules = 0;
-            while let Some((_, rule)) = mentioned.next_if(|(at, _)| *at < end) {
-                rules |= rule;
-            }
-            let judged = self.judge(line, only.filter(|_| count == 1));
-            let called = judged.passes(rules, || !ascii && !line.is_ascii());
-            let pass = search_lines && self.must_parse(line) || called;
-            let mut signal = false;
-            while signals.next_if(|at| *at < end).is_some() {
-                signal = true;
-            }
-            let always =
-                self.agents.as_ref().is_some_and(|agents| agents.needles.is_none() || !ascii && agents.always(line));
-            visit(line, pass || signal || always);
-            start = end + 1;
+/// One line, judged.
+pub struct Line<'h, 't> {
+    /// The line, without its end.
+    pub text: &'t [u8],
+    /// How it is judged.
+    pub verdict: Verdict,
+    /// Where the line starts in the text searched, and the needles found in it.
+    at: usize,
+    hits: &'h [(usize, Hit)],
+}
+
+impl<'t> Line<'_, 't> {
+    /// The value under each `"accessKeyId"` key in the line (`None` for one not written literally in ASCII), when
+    /// the filter reads them ([`Prefilter::reads_access_keys`]).
+    pub fn access_keys(&self) -> impl Iterator<Item = Option<&'t [u8]>> + '_ {
+        let keys = self.hits.iter().filter(|(_, hit)| *hit == Hit::AccessKey);
+        keys.map(|(found, _)| ascii_after(self.text, found - self.at + Field::AccessKeyId.written().len()))
+    }
+}
+
+/// A key the filter reads, found in the lowercased text and checked in the text itself (case and all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// `"eventName"`.
+    EventName,
+    /// `"accessKeyId"`, whose value the registry is asked about.
+    AccessKeyId,
+    /// `"Root"`, the root user's type.
+    RootType,
+}
+
+impl Field {
+    /// The key as CloudTrail writes it.
+    fn written(self) -> &'static [u8] {
+        match self {
+            Field::EventName => br#""eventName""#,
+            Field::AccessKeyId => br#""accessKeyId""#,
+            Field::RootType => br#""Root""#,
         }
     }
 }
 
-/// The agent signals a text may show, for [`Trigger::AgentReads`] (see the module's documentation), ignoring ASCII
-/// case.
-struct AgentSignals {
-    /// What to search for; `None` when some glob has no literal piece (then every text may show an agent).
-    needles: Option<Needles>,
+/// What the search found at a place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hit {
+    Name,
+    AccessKey,
+    Root,
+    /// A piece of an agent signal (`signal`), of a session-tag key that marks an agent (`tag`), or of these rules'
+    /// required text (one bit each); or several of them.
+    Piece {
+        signal: bool,
+        tag: bool,
+        rules: u64,
+    },
 }
 
-struct Needles {
-    /// Each glob's required piece and the MCP marker, lowercased: one search for all of them (a handful of
-    /// needles is searched many bytes at a time) over a lowercased copy of the text.
-    pieces: aho_corasick::AhoCorasick,
-    /// The registry's access keys (offline); empty without a registry.
-    keys: std::collections::HashSet<String>,
-    /// `"accessKeyId"`: each value under that key is looked up in `keys`, whatever their number.
-    key_name: Finder<'static>,
+/// One search, over an ASCII-lowercased copy of the text, for the keys the filter reads and the pieces it looks
+/// for (the agent signals' and the rules' required text), all at once: each pass over the text costs about as
+/// much as the next, and a handful of needles is searched many bytes at a time ("Teddy").
+///
+/// It reports every place where a key or a piece of each kind starts. The search is leftmost-first, and a match
+/// hides what starts inside it; so a piece also stands for every piece it holds (wherever it is, they are too),
+/// the longest piece wins where two start, and after a piece that may end where one of another kind starts the
+/// search goes on from the next byte. A key cannot hide a piece or be hidden by one: pieces hold no `"`, and a
+/// key is a quoted string. A key can hide another key only by sharing its closing quote as the other's opening
+/// quote (`"eventName"accessKeyId"`), and the key a record really has is preceded by `{`, `,` or white space in
+/// any text that parses, so no real key is hidden.
+struct Search {
+    automaton: AhoCorasick,
+    /// What each needle stands for, by its index.
+    hits: Vec<Hit>,
+    /// Whether the search goes on from the next byte after each needle (see above).
+    restart: Vec<bool>,
+    /// Which keys are searched for.
+    keys: Vec<Field>,
+    /// The longest needle's length.
+    longest: usize,
+}
+
+/// How much of a text is lowercased and searched at a time: little enough to stay in the core's own caches
+/// between the two (a whole block is copied out to memory and read back in).
+const CHUNK: usize = 32 << 10;
+
+impl Search {
+    /// The search for `keys` and `pieces`; `None` when it cannot be built.
+    fn new(keys: &[Field], pieces: &Pieces<'_>) -> Option<Search> {
+        let mut found: Vec<(String, Hit)> = Vec::new();
+        let signals = pieces.signals.iter().map(|p| (p, Hit::Piece { signal: true, tag: false, rules: 0 }));
+        let tags = pieces.tags.iter().map(|p| (p, Hit::Piece { signal: false, tag: true, rules: 0 }));
+        let mentions = pieces.mentions.iter().flat_map(|(rule, pieces)| {
+            pieces.iter().map(move |p| (p, Hit::Piece { signal: false, tag: false, rules: *rule }))
+        });
+        for (piece, hit) in signals.chain(tags).chain(mentions) {
+            let piece = piece.to_ascii_lowercase();
+            match found.iter_mut().find(|(p, _)| *p == piece) {
+                Some((_, kinds)) => *kinds = kinds.or(hit),
+                None => found.push((piece, hit)),
+            }
+        }
+        // A piece stands for each piece it holds.
+        let held: Vec<Hit> = found
+            .iter()
+            .map(|(piece, _)| {
+                let inside = found.iter().filter(|(other, _)| piece.contains(other.as_str()));
+                inside.fold(Hit::Piece { signal: false, tag: false, rules: 0 }, |kinds, (_, other)| kinds.or(*other))
+            })
+            .collect();
+        for ((_, kinds), held) in found.iter_mut().zip(held) {
+            *kinds = kinds.or(held);
+        }
+        // A piece that holds another of the same kinds is not searched: wherever it is, the other is too.
+        let redundant: Vec<bool> = found
+            .iter()
+            .map(|(piece, kinds)| {
+                found.iter().any(|(other, of)| other != piece && piece.contains(other.as_str()) && of == kinds)
+            })
+            .collect();
+        let mut redundant = redundant.into_iter();
+        found.retain(|_| !redundant.next().unwrap_or(false));
+        // Longest first: where two start, the one that holds the other wins.
+        found.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        let restart: Vec<bool> = found
+            .iter()
+            .map(|(piece, kinds)| {
+                (1..piece.len()).any(|cut| {
+                    let tail = piece.get(cut..).unwrap_or_default();
+                    let others = found.iter().filter(|(other, _)| other.len() > tail.len() && other.starts_with(tail));
+                    others.into_iter().any(|(_, other)| kinds.or(*other) != *kinds)
+                })
+            })
+            .collect();
+        let mut needles: Vec<Vec<u8>> = keys.iter().map(|key| key.written().to_ascii_lowercase()).collect();
+        let mut hits: Vec<Hit> = keys
+            .iter()
+            .map(|key| match key {
+                Field::EventName => Hit::Name,
+                Field::AccessKeyId => Hit::AccessKey,
+                Field::RootType => Hit::Root,
+            })
+            .collect();
+        let mut restarts = vec![false; keys.len()];
+        for ((piece, kinds), restart) in found.into_iter().zip(restart) {
+            needles.push(piece.into_bytes());
+            hits.push(kinds);
+            restarts.push(restart);
+        }
+        let longest = needles.iter().map(Vec::len).max().unwrap_or(1);
+        let automaton = AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(&needles).ok()?;
+        Some(Search { automaton, hits, restart: restarts, keys: keys.to_vec(), longest })
+    }
+
+    fn reads(&self, key: Field) -> bool {
+        self.keys.contains(&key)
+    }
+
+    /// Where the needles are in `text`, in order (a key only where it is written exactly), and whether `text` is
+    /// all ASCII. The text is lowercased and searched a chunk at a time; a needle that starts in a chunk is
+    /// searched for in it and as far beyond as the needle may reach, so the matches are the whole text's.
+    fn find(&self, text: &[u8]) -> (Vec<(usize, Hit)>, bool) {
+        LOWERCASED.with_borrow_mut(|buffer| {
+            let (mut hits, mut ascii) = (Vec::new(), true);
+            // Where the search goes on, in `text`.
+            let mut at: usize = 0;
+            for chunk in (0..text.len()).step_by(CHUNK) {
+                let end = (chunk + CHUNK).min(text.len());
+                let window = text.get(chunk..(end + self.longest - 1).min(text.len())).unwrap_or_default();
+                let (lower, window_ascii) = lowercase_into(window, buffer);
+                ascii &= window_ascii;
+                let mut from = at.saturating_sub(chunk).min(lower.len());
+                while let Some(found) = self.automaton.find(Input::new(lower).span(from..lower.len())) {
+                    let (start, index) = (chunk + found.start(), found.pattern().as_usize());
+                    if start >= end {
+                        break;
+                    }
+                    let written = |key: Field| text.get(start..chunk + found.end()) == Some(key.written());
+                    let hit = self.hits.get(index).copied().filter(|hit| match hit {
+                        Hit::Name => written(Field::EventName),
+                        Hit::AccessKey => written(Field::AccessKeyId),
+                        Hit::Root => written(Field::RootType),
+                        Hit::Piece { .. } => true,
+                    });
+                    hits.extend(hit.map(|hit| (start, hit)));
+                    from = if self.restart.get(index) == Some(&true) { found.start() + 1 } else { found.end() };
+                }
+                at = chunk + from;
+            }
+            (hits, ascii)
+        })
+    }
+}
+
+/// The pieces [`Search`] looks for besides the keys, not yet lowercased.
+#[derive(Default)]
+struct Pieces<'a> {
+    /// The agent signals' ([`signal_pieces`]).
+    signals: &'a [String],
+    /// The session-tag keys' that mark an agent ([`tag_pieces`]).
+    tags: &'a [String],
+    /// Each gated rule's required text, by its bit.
+    mentions: &'a [(u64, Vec<String>)],
+}
+
+impl Hit {
+    /// A piece's kinds and `other`'s together (keys are never merged: they stand for a place, not a text).
+    fn or(self, other: Hit) -> Hit {
+        match (self, other) {
+            (Hit::Piece { signal, tag, rules }, Hit::Piece { signal: s, tag: t, rules: r }) => {
+                Hit::Piece { signal: signal || s, tag: tag || t, rules: rules | r }
+            }
+            (this, _) => this,
+        }
+    }
+}
+
+/// The pieces of the session-tag keys that mark an agent (`trailguard:agent` of `trailguard:agent=true`), each
+/// written as is in any JSON text of the key without `\u` ([`required_piece`]); `None` when some key has none.
+fn tag_pieces(matchers: &AgentMatchers) -> Option<Vec<String>> {
+    let keys = matchers.session_tags.iter().map(|spec| spec.split_once('=').map_or(spec.as_str(), |(key, _)| key));
+    // Any run of the key is in it (a key is compared whole, not as a glob).
+    keys.map(required_piece).collect()
+}
+
+/// The pieces some agent signal's value must hold ([`required_piece`] of each glob, and the MCP marker); `None`
+/// when some glob has none (then every text may show an agent).
+fn signal_pieces(matchers: &AgentMatchers) -> Option<Vec<String>> {
+    let globs = [&matchers.source_identity, &matchers.session_name, &matchers.role, &matchers.user_name];
+    let mut pieces: Vec<String> =
+        globs.into_iter().flatten().chain(&matchers.app_id).map(|glob| required_piece(glob)).collect::<Option<_>>()?;
+    if matchers.mcp {
+        pieces.push("ViaAWSMCP".to_owned());
+    }
+    Some(pieces)
 }
 
 thread_local! {
@@ -233,103 +519,17 @@ thread_local! {
     static LOWERCASED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// One search for all of `pieces`, finding where some piece is (not every piece: leftmost-first, which is the
-/// semantics under which a few needles are searched many bytes at a time, "Teddy"); `None` when it cannot be built.
-/// A piece holding another is left out: wherever it is, the other is too. What remains is often one piece (all of
-/// trailguard's names hold `trailguard`), searched as one string rather than by its rarest byte.
-fn one_search(pieces: &[String]) -> Option<aho_corasick::AhoCorasick> {
-    let mut shortest_first: Vec<&String> = pieces.iter().collect();
-    shortest_first.sort_by_key(|piece| piece.len());
-    let mut kept: Vec<&String> = Vec::new();
-    for piece in shortest_first {
-        if !kept.iter().any(|shorter| piece.contains(shorter.as_str())) {
-            kept.push(piece);
-        }
+/// `text` ASCII-lowercased, written at the start of `buffer` (grown when too short, never shrunk: growing fills
+/// memory), and whether it is all ASCII.
+fn lowercase_into<'b>(text: &[u8], buffer: &'b mut Vec<u8>) -> (&'b [u8], bool) {
+    if buffer.len() < text.len() {
+        buffer.resize(text.len(), 0);
     }
-    aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostFirst).build(kept).ok()
-}
-
-/// Calls `f` with `text` ASCII-lowercased.
-fn lowercased<R>(text: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    LOWERCASED.with_borrow_mut(|lower| {
-        lower.clear();
-        lower.extend_from_slice(text);
-        lower.make_ascii_lowercase();
-        f(lower)
-    })
-}
-
-/// The text some rules' verdicts require ([`crate::rules::Rule::required_text`]), searched ignoring ASCII case: a
-/// call only such rules are triggered by is passed over when its text holds none of theirs. The argument is the
-/// agent signals' (see the module's documentation): each piece is written as is in any JSON text without `\u`.
-struct Mentions {
-    /// The rules (one bit each, by index) whose calls are judged by their text: those with a search below (at most
-    /// the first 64 rules).
-    gated: u64,
-    /// Each gated rule (as one bit) and one search for its pieces, lowercased.
-    searches: Vec<(u64, aho_corasick::AhoCorasick)>,
-}
-
-impl Mentions {
-    fn new(engine: &Engine) -> Mentions {
-        let mut searches = Vec::new();
-        for (index, rule) in engine.rules().iter().enumerate().take(64) {
-            let text = rule.required_text(engine.config()).filter(|text| !text.is_empty());
-            let lowered = text.map(|pieces| pieces.iter().map(|p| p.to_ascii_lowercase()).collect::<Vec<_>>());
-            searches.extend(lowered.and_then(|pieces| one_search(&pieces)).map(|search| (1u64 << index, search)));
-        }
-        Mentions { gated: searches.iter().fold(0, |gated, (rule, _)| gated | rule), searches }
+    let lower = buffer.get_mut(..text.len()).unwrap_or_default();
+    for (to, from) in lower.iter_mut().zip(text) {
+        *to = from.to_ascii_lowercase();
     }
-
-    /// Where some rule's text is in `lower` (a lowercased text), in order, with the rule it is for (one bit).
-    fn found(&self, lower: &[u8]) -> Vec<(usize, u64)> {
-        let mut found: Vec<(usize, u64)> = self
-            .searches
-            .iter()
-            .flat_map(|(rule, search)| search.find_iter(lower).map(move |m| (m.start(), *rule)))
-            .collect();
-        found.sort_unstable();
-        found
-    }
-}
-
-impl AgentSignals {
-    fn new(matchers: &AgentMatchers, keys: &[&str]) -> AgentSignals {
-        let globs = [&matchers.source_identity, &matchers.session_name, &matchers.role, &matchers.user_name];
-        let pieces: Option<Vec<String>> =
-            globs.into_iter().flatten().chain(&matchers.app_id).map(|glob| required_piece(glob)).collect();
-        let needles = pieces.and_then(|mut pieces| {
-            if matchers.mcp {
-                pieces.push("ViaAWSMCP".to_owned());
-            }
-            let pieces: Vec<String> = pieces.iter().map(|piece| piece.to_ascii_lowercase()).collect();
-            // Failing to build (more needles than memory allows) leaves the filter passing every text.
-            let pieces = one_search(&pieces)?;
-            let keys = keys.iter().map(|k| (*k).to_owned()).collect();
-            Some(Needles { pieces, keys, key_name: Finder::new(br#""accessKeyId""#).into_owned() })
-        });
-        AgentSignals { needles }
-    }
-
-    /// Whether `text` must be taken as showing an agent whatever it holds: some glob has no literal piece, or the
-    /// text is not all ASCII (case-insensitive glob matching there compares characters: the Kelvin sign is a `k`).
-    fn always(&self, text: &[u8]) -> bool {
-        self.needles.is_none() || !text.is_ascii()
-    }
-
-    /// Where the needles start in `text` (`lower` is its lowercased copy), in order. An access key is found by its
-    /// key, `"accessKeyId"`, when the value there is one the registry knows or cannot be read literally.
-    fn found(&self, text: &[u8], lower: &[u8]) -> Vec<usize> {
-        let Some(needles) = &self.needles else { return Vec::new() };
-        let mut at: Vec<usize> = needles.pieces.find_iter(lower).map(|m| m.start()).collect();
-        if !needles.keys.is_empty() {
-            let length = needles.key_name.needle().len();
-            let known = |at: &usize| string_after(text, at + length).is_none_or(|key| needles.keys.contains(key));
-            at.extend(needles.key_name.find_iter(text).filter(known));
-        }
-        at.sort_unstable();
-        at
-    }
+    (lower, text.is_ascii())
 }
 
 /// The literal piece a value matching `glob` must contain, written as is in any JSON text of it without `\u`:
@@ -355,9 +555,9 @@ fn calls(engine: &Engine) -> Vec<(Option<String>, Name)> {
 
 /// Every name some rule is triggered by, under any source: a name outside them triggers nothing.
 struct TriggerNames {
-    exact: std::collections::HashSet<String>,
+    exact: HashSet<Vec<u8>, foldhash::fast::FixedState>,
     /// The prefixes by their first byte: most names share it with none of them.
-    prefixes: Vec<Vec<String>>,
+    prefixes: Vec<Vec<Vec<u8>>>,
     /// Some rule is triggered by every name (the empty prefix, as `s3:*` gives).
     every: bool,
 }
@@ -368,11 +568,11 @@ impl TriggerNames {
         for (_, name) in calls {
             match name {
                 Name::Exact(name) => {
-                    names.exact.insert(name.clone());
+                    names.exact.insert(name.as_bytes().to_vec());
                 }
                 Name::Prefix(prefix) => {
                     match prefix.bytes().next().and_then(|b| names.prefixes.get_mut(usize::from(b))) {
-                        Some(same_first) => same_first.push(prefix.clone()),
+                        Some(same_first) => same_first.push(prefix.as_bytes().to_vec()),
                         None => names.every = true,
                     }
                 }
@@ -381,11 +581,11 @@ impl TriggerNames {
         names
     }
 
-    fn may_trigger(&self, name: &str) -> bool {
-        let same_first = name.bytes().next().and_then(|b| self.prefixes.get(usize::from(b)));
+    fn may_trigger(&self, name: &[u8]) -> bool {
+        let same_first = name.first().and_then(|b| self.prefixes.get(usize::from(*b)));
         self.every
             || self.exact.contains(name)
-            || same_first.is_some_and(|prefixes| prefixes.iter().any(|prefix| name.starts_with(prefix.as_str())))
+            || same_first.is_some_and(|prefixes| prefixes.iter().any(|prefix| name.starts_with(prefix)))
     }
 }
 
@@ -534,6 +734,17 @@ struct IdentityType<'a> {
 
 /// The string value after a key that ends just before `at` (`: "value"`), when it is written without escapes.
 fn string_after(json: &[u8], at: usize) -> Option<&str> {
+    std::str::from_utf8(written_after(json, at)?).ok()
+}
+
+/// [`string_after`] when the value is all ASCII (cheaper to tell than UTF-8, and all that CloudTrail writes in the
+/// keys and names read this way); `None` otherwise.
+fn ascii_after(json: &[u8], at: usize) -> Option<&[u8]> {
+    written_after(json, at).filter(|value| value.is_ascii())
+}
+
+/// The bytes of the string value after a key that ends just before `at`, when it is written without escapes.
+fn written_after(json: &[u8], at: usize) -> Option<&[u8]> {
     let rest = json.get(at..)?;
     let rest = skip_whitespace(rest).strip_prefix(b":")?;
     let rest = skip_whitespace(rest).strip_prefix(b"\"")?;
@@ -541,7 +752,7 @@ fn string_after(json: &[u8], at: usize) -> Option<&str> {
     if rest.get(end) != Some(&b'"') {
         return None;
     }
-    std::str::from_utf8(rest.get(..end)?).ok()
+    rest.get(..end)
 }
 
 fn skip_whitespace(bytes: &[u8]) -> &[u8] {
@@ -800,6 +1011,128 @@ mod tests {
             assert!(filter.may_trigger(opaque.as_bytes()), "{opaque}");
             assert_eq!(reads(opaque), [true], "{opaque}");
         }
+    }
+
+    /// A registry that knows `ASIATAGGED`, a session issued with the agent session tag.
+    fn tagged_registry(engine: &Engine) -> Registry {
+        let issued = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z","userIdentity":{"type":"AssumedRole","accessKeyId":"ASIAPERSON","arn":"arn:aws:sts::123456789012:assumed-role/ci/b"},"requestParameters":{"roleArn":"arn:aws:iam::123456789012:role/builder","tags":[{"key":"trailguard:agent","value":"true"}]},"responseElements":{"credentials":{"accessKeyId":"ASIATAGGED","expiration":"Nov 29, 2026, 11:00:00 AM"},"assumedRoleUser":{"assumedRoleId":"AROAB:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}"#;
+        let issued = crate::event::parse_record(issued).unwrap();
+        engine.build_registry(engine.issuing_offline(&issued).into_iter().collect())
+    }
+
+    /// A block is searched once, a chunk at a time: each line gets the verdict and the access keys it gets alone,
+    /// wherever the chunks' edges fall in it.
+    #[test]
+    fn lines_are_judged_as_alone_wherever_the_chunks_edges_fall() {
+        let engine = Engine::new(Config::default());
+        let filter = Prefilter::new(&engine).with_registry(&tagged_registry(&engine));
+        let identity = |key: &str, session: &str| {
+            format!(
+                r#"{{"type":"AssumedRole","accessKeyId":"{key}","arn":"arn:aws:sts::123456789012:assumed-role/dev/{session}"}}"#
+            )
+        };
+        let call = |source: &str, name: &str, identity: &str, rest: &str| {
+            format!(
+                r#"{{"eventVersion":"1.08","userIdentity":{identity},"eventSource":"{source}","eventName":"{name}"{rest},"awsRegion":"us-east-1"}}"#
+            )
+        };
+        let person = identity("ASIAALICE", "alice");
+        let kinds = [
+            call("iam.amazonaws.com", "AttachRolePolicy", &person, ""),
+            call("s3.amazonaws.com", "GetObject", &person, ""),
+            call("ec2.amazonaws.com", "DescribeInstances", &identity("ASIAX", "Agent-run-1"), r#","readOnly":true"#),
+            call("ec2.amazonaws.com", "DescribeInstances", &identity("ASIATAGGED", "run-1"), r#","readOnly":true"#),
+            call(
+                "sts.amazonaws.com",
+                "AssumeRole",
+                &person,
+                r#","requestParameters":{"tags":[{"key":"trailguard:agent","value":"true"}]}"#,
+            ),
+            call(
+                "sts.amazonaws.com",
+                "AssumeRole",
+                &person,
+                r#","requestParameters":{"roleArn":"arn:aws:iam::123456789012:role/trailguard-remediate"}"#,
+            ),
+            call(
+                "sts.amazonaws.com",
+                "AssumeRole",
+                &person,
+                r#","responseElements":{"credentials":{"accessKeyId":"ASIANEW"}}"#,
+            ),
+            call("s3.amazonaws.com", "GetObject", r#"{"type":"Root"}"#, ""),
+            call("s3.amazonaws.com", r"Get\u004fbject", &person, ""),
+        ];
+        let judged = |text: &str| {
+            let mut seen = Vec::new();
+            filter.lines(text.as_bytes(), |line| {
+                let keys: Vec<Option<Vec<u8>>> = line.access_keys().map(|k| k.map(<[u8]>::to_vec)).collect();
+                seen.push((line.text.to_vec(), line.verdict, keys));
+            });
+            seen
+        };
+        // Every alignment of the lines against the chunks' edges, for the first few lines past each edge.
+        for shift in 0..48 {
+            let mut lines = vec!["x".repeat(shift)];
+            let mut size = shift + 1;
+            while size < 2 * CHUNK + 4096 {
+                let line = kinds[lines.len() % kinds.len()].clone();
+                size += line.len() + 1;
+                lines.push(line);
+            }
+            let seen = judged(&lines.join("\n"));
+            assert_eq!(seen.len(), lines.len());
+            for ((text, verdict, keys), line) in seen.into_iter().zip(&lines) {
+                assert_eq!(text, line.as_bytes());
+                let alone = judged(line).pop().unwrap();
+                assert_eq!((verdict, &keys), (alone.1, &alone.2), "shift {shift}: {line}");
+                assert_eq!(filter.may_trigger(line.as_bytes()), verdict.may_trigger, "{line}");
+            }
+        }
+        // And each kind is judged as it should be.
+        let verdicts: Vec<(bool, bool, bool)> = kinds
+            .iter()
+            .map(|line| judged(line).pop().map(|(_, v, _)| (v.may_trigger, v.may_issue, v.shows_agent)).unwrap())
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                (true, false, false),
+                (false, false, false),
+                (true, false, true),
+                (true, false, false),
+                (true, true, true),
+                (true, true, false),
+                (false, true, false),
+                (true, true, true),
+                (true, true, true),
+            ]
+        );
+    }
+
+    /// Pieces of different kinds found in one search: one that ends where another starts, or holds it, hides
+    /// neither; a key is found only as written, in any case of the text around it.
+    #[test]
+    fn one_search_finds_every_kind_of_piece_even_overlapping() {
+        let signals = ["devin".to_owned(), "agent-".to_owned()];
+        let tags = ["trailguard:agent".to_owned()];
+        let mentions = [(1u64, vec!["trailguard".to_owned()])];
+        let search =
+            Search::new(&[Field::EventName], &Pieces { signals: &signals, tags: &tags, mentions: &mentions }).unwrap();
+        let kinds = |text: &str| {
+            search.find(text.as_bytes()).0.into_iter().fold((false, false, 0, 0), |(s, t, r, n), (_, hit)| match hit {
+                Hit::Piece { signal, tag, rules } => (s || signal, t || tag, r | rules, n),
+                Hit::Name => (s, t, r, n + 1),
+                _ => (s, t, r, n),
+            })
+        };
+        // `trailguard` (a rule's text) ends in the `d` that starts `devin` (an agent's).
+        assert_eq!(kinds("x TrailGuarDevin x"), (true, false, 1, 0));
+        assert_eq!(kinds("x trailguardevi x"), (false, false, 1, 0));
+        // The tag key holds the rule's text: both are seen.
+        assert_eq!(kinds("[{\"key\":\"TRAILGUARD:agent\"}]"), (false, true, 1, 0));
+        // A key is the key as written, not in another case.
+        assert_eq!(kinds(r#"{"eventName":"x","EventName":"y","eventname":"z"}"#), (false, false, 0, 1));
     }
 
     /// An agent session in a member account writes request values, not the record's keys: a key it forges inside

@@ -12,6 +12,7 @@ mod progress;
 mod registry;
 #[cfg(feature = "s3")]
 pub mod s3;
+mod sift;
 mod source;
 mod tally;
 
@@ -176,10 +177,27 @@ impl Scanner<'_> {
                 Ok(reading) => Outcome { ended: Some(Ok(())), ..self.evaluate(input, reading) },
                 Err(e) => Outcome { input, ended: Some(Err(e)), ..Outcome::default() },
             },
-            Work::Lines { input, bytes } => {
+            Work::Lines { input, bytes, .. } => {
                 let reading = read_lines(&bytes, 1, prefilter);
                 self.buffers.give(bytes);
                 self.evaluate(input, reading)
+            }
+            Work::Sifted { input, file, sifted, whole } => {
+                let reading = if whole {
+                    let mut bytes = self.buffers.take();
+                    let read = sift::read_block(&file, sifted.at, sifted.len, &mut bytes);
+                    let reading = read.map(|()| read_lines(&bytes, 1, prefilter));
+                    self.buffers.give(bytes);
+                    reading
+                } else {
+                    sifted.read_picked(&file, prefilter)
+                };
+                match reading {
+                    Ok(reading) => self.evaluate(input, reading),
+                    Err(e) => {
+                        Outcome { input, ended: Some(Err(format!("cannot read it again: {e}"))), ..Outcome::default() }
+                    }
+                }
             }
             Work::End { input, error } => {
                 Outcome { input, ended: Some(error.map_or(Ok(()), Err)), ..Outcome::default() }
@@ -271,11 +289,15 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
     let label: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     let size = Size { bytes: total, objects: None };
     let readable: Vec<PathBuf> = files.iter().filter(|f| f.as_os_str() != "-").cloned().collect();
-    let first = registry::build(engine, &readable, &size, options.progress, |progress, buffers, send| {
-        source::produce(&readable, progress, buffers, send)
-    });
-    scan(engine, &files, size, &label.join(" "), options, first, |progress, buffers, send| {
-        source::produce(&files, progress, buffers, send)
+    // The first pass sifts plain JSON-lines files for the second, which then reads only what it must of them.
+    let sifting = options.prefilter.then(|| Prefilter::new(engine));
+    let (registry, unread, sifts) =
+        registry::build(engine, &readable, &size, options.progress, sifting.as_ref(), |progress, buffers, send| {
+            source::produce(&readable, progress, buffers, send)
+        });
+    let registered = sift::RegisteredKeys::new(&registry);
+    scan(engine, &files, size, &label.join(" "), options, (registry, unread), |progress, buffers, send| {
+        source::produce_sifted(&files, &sifts, Some(&registered), progress, buffers, send)
     })
 }
 
@@ -298,8 +320,8 @@ pub fn run_s3(engine: &Engine, urls: &[String], options: &Options) -> anyhow::Re
     let size = Size { bytes: Some(bytes), objects: Some(objects) };
     let produce =
         |progress: &Progress, _: &Buffers, send: &mut dyn FnMut(Work) -> bool| archive.produce(progress, send);
-    let first = registry::build(engine, &names, &size, options.progress, produce);
-    scan(engine, &names, size, &urls.join(" "), options, first, produce)
+    let (registry, unread, _) = registry::build(engine, &names, &size, options.progress, None, produce);
+    scan(engine, &names, size, &urls.join(" "), options, (registry, unread), produce)
 }
 
 /// What the inputs hold, for the progress line: bytes (unknown for standard input) and, from S3, objects.
@@ -471,13 +493,15 @@ impl<W: Write> Report<'_, W> {
         self.lines_before.1 += outcome.lines;
         let tally = &mut self.tally;
         match outcome.ended {
-            Some(Ok(())) => tally.files += 1,
+            // A file read again by pieces may fail in several and still end: it is counted once, as unreadable.
+            Some(Ok(())) if !self.skipped.contains(&path()) => tally.files += 1,
             Some(Err(e)) => {
                 self.progress.message(&format!("trailguard: skipped {}: {e}", path()));
-                tally.unreadable_files += 1;
-                self.skipped.insert(path());
+                if self.skipped.insert(path()) {
+                    tally.unreadable_files += 1;
+                }
             }
-            None => {}
+            _ => {}
         }
         tally.records += outcome.records;
         tally.passed_over += outcome.passed_over;

@@ -5,13 +5,16 @@
 //! blocks cut at line ends, each block a piece, so that the lines of one file are evaluated in parallel and only
 //! a few blocks are ever in memory. A large input that is not JSON lines (one huge log document) is read whole.
 
+use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use flate2::read::MultiGzDecoder;
 
 use super::progress::Progress;
+use super::sift::{RegisteredKeys, Sifted};
 
 /// How much of a large input one piece holds.
 pub const BLOCK: usize = 2 << 20;
@@ -23,8 +26,11 @@ pub enum Work {
     /// A whole input: the worker reads the file (`None`), or here are its bytes.
     Whole { input: usize, bytes: Option<Vec<u8>> },
     /// Consecutive JSON lines of a large input (numbered when reported, in order: counting them here would
-    /// make this thread the bottleneck).
-    Lines { input: usize, bytes: Vec<u8> },
+    /// make this thread the bottleneck); `at` is where they start in a plain file, which can be read again there.
+    Lines { input: usize, bytes: Vec<u8>, at: Option<u64> },
+    /// A block of a plain file the first pass sifted, to be read again from `file`: whole, or only the lines the
+    /// sift passed on ([`Sifted::whole`]).
+    Sifted { input: usize, file: Arc<File>, sifted: Arc<Sifted>, whole: bool },
     /// The end of a streamed input, or why the rest of it could not be read.
     End { input: usize, error: Option<String> },
 }
@@ -35,7 +41,8 @@ pub enum Work {
 pub struct Buffers(Mutex<Vec<Vec<u8>>>);
 
 impl Buffers {
-    fn take(&self) -> Vec<u8> {
+    /// A buffer to fill: one given back, or a new one.
+    pub fn take(&self) -> Vec<u8> {
         let spare = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut buffer = spare.unwrap_or_else(|| Vec::with_capacity(BLOCK));
         buffer.clear();
@@ -48,13 +55,45 @@ impl Buffers {
     }
 }
 
+/// The blocks the first pass sifted, by input: every block of each plain JSON-lines file it read to the end.
+pub type Sifts = BTreeMap<usize, Vec<Arc<Sifted>>>;
+
 /// Cuts `paths` into pieces and hands them to `send` in order, until done or `send` says stop (the consumer has
 /// gone). `send` blocks while enough pieces are in flight: that is what bounds memory.
-pub fn produce(paths: &[PathBuf], progress: &Progress, buffers: &Buffers, mut send: impl FnMut(Work) -> bool) {
+pub fn produce(paths: &[PathBuf], progress: &Progress, buffers: &Buffers, send: impl FnMut(Work) -> bool) {
+    produce_sifted(paths, &Sifts::new(), None, progress, buffers, send)
+}
+
+/// [`produce`], where an input the first pass sifted is handed on as its sifted blocks, to be read again by
+/// offset, rather than streamed; `registered` says which blocks are read again whole.
+pub fn produce_sifted(
+    paths: &[PathBuf],
+    sifts: &Sifts,
+    registered: Option<&RegisteredKeys>,
+    progress: &Progress,
+    buffers: &Buffers,
+    mut send: impl FnMut(Work) -> bool,
+) {
     for (input, path) in paths.iter().enumerate() {
         let size = (path.as_os_str() != "-").then(|| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
-        let going = match size {
-            Some(size) if size <= WHOLE_FILE => send(Work::Whole { input, bytes: None }),
+        let going = match (sifts.get(&input), registered, size) {
+            (Some(blocks), Some(registered), _) => match File::open(path) {
+                Ok(file) => {
+                    let file = Arc::new(file);
+                    let mut going = true;
+                    for sifted in blocks {
+                        progress.add_bytes(sifted.len as u64);
+                        let (file, sifted) = (file.clone(), sifted.clone());
+                        going = send(Work::Sifted { input, file, whole: sifted.whole(registered), sifted });
+                        if !going {
+                            break;
+                        }
+                    }
+                    going && send(Work::End { input, error: None })
+                }
+                Err(e) => send(Work::End { input, error: Some(e.to_string()) }),
+            },
+            (_, _, Some(size)) if size <= WHOLE_FILE => send(Work::Whole { input, bytes: None }),
             _ => match stream(input, path, progress, buffers, &mut send) {
                 Ok(going) => going,
                 Err(e) => send(Work::End { input, error: Some(e) }),
@@ -98,6 +137,8 @@ fn stream(
     };
 
     let mut end = fill(&mut reader, &mut block, BLOCK, counted).map_err(read_error)?;
+    // Where the block starts in the file, for a plain file (read again by offset).
+    let mut at = (!gzipped && path.as_os_str() != "-").then_some(0u64);
     if end || !first_line_is_json(&block) {
         // Small after all (standard input), or one document: read whole, as a small file is.
         let rest = reader.read_to_end(&mut block).map_err(read_error)?;
@@ -117,9 +158,11 @@ fn stream(
         let mut rest = buffers.take();
         rest.extend_from_slice(block.get(cut..).unwrap_or_default());
         block.truncate(cut);
-        if !send(Work::Lines { input, bytes: block }) {
+        let next = at.map(|at| at + cut as u64);
+        if !send(Work::Lines { input, bytes: block, at }) {
             return Ok(false);
         }
+        at = next;
         block = rest;
         if end {
             return Ok(send(Work::End { input, error: None }));
