@@ -45,7 +45,7 @@ fn check(engine: &Engine, path: &Path, filtered: bool) -> BTreeSet<String> {
     // One file is one archive: its registry comes from all its records (as `scan`'s first pass reads them,
     // without the pre-filter), its behaviour counts start at zero.
     let issuing = read_records(&bytes).unwrap().into_iter().flatten().filter_map(|r| engine.issuing_offline(&r));
-    let registry = engine.build_registry(issuing.collect());
+    let registry = engine.build_registry(&issuing.collect::<Vec<_>>());
     let counters = Counters::default();
     let prefilter = filtered.then(|| Prefilter::new(engine).with_registry(&registry));
     for record in read_records_with(&bytes, prefilter.as_ref()).unwrap().records {

@@ -12,6 +12,7 @@ pass and the AssumeRole trigger do real work), against issue 14's goals: <= 3x w
 Then writes a MEMORY_EVENTS corpus (default one million; 0 skips it) and reports the scan's peak resident memory
 over it, in both forms and both output formats, and deletes it. Each goal is printed as met, or missed by how much.
 """
+import os
 import pathlib
 import shutil
 import statistics
@@ -64,6 +65,7 @@ def measure(label, mix, gz_goal):
     jsonl, gz = corpus(work / mix, events, mix)
     gz_files = sorted(str(p) for p in gz.rglob("*.json.gz"))
     size = jsonl.stat().st_size
+    os.sync()  # the corpus just written is on disk: no write-back runs beside the timings
     subprocess.run(["cat", str(jsonl)], stdout=subprocess.DEVNULL, check=True)  # into the page cache
     wc = timed(["wc", "-l", str(jsonl)])
     py = timed([sys.executable, "-c", PY_LOOP, str(jsonl)])

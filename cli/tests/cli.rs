@@ -243,14 +243,22 @@ fn scan_finds_exactly_what_gen_planted_and_filters_narrow_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `gen --jsonl` of 12,000 events (larger than a whole-file read) with `seed`, in a fresh directory named after
+/// `name`: the directory and the file.
+fn generated_jsonl(name: &str, seed: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("trailguard-{name}-{}", std::process::id()));
+    let out =
+        trailguard(&["gen", "--out", dir.to_str().unwrap(), "--events", "12000", "--seed", seed, "--jsonl"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let file = dir.join("events.jsonl");
+    (dir, file)
+}
+
 /// A JSON-lines file too large to read whole is streamed in blocks and evaluated in parallel: the same findings as
 /// the gzipped archive of the same seed, the line numbers of bad lines right, a progress line only when asked.
 #[test]
 fn a_large_json_lines_file_is_streamed_with_progress_and_an_html_report() {
-    let dir = std::env::temp_dir().join(format!("trailguard-jsonl-{}", std::process::id()));
-    let out = trailguard(&["gen", "--out", dir.to_str().unwrap(), "--events", "12000", "--seed", "3", "--jsonl"], None);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let file = dir.join("events.jsonl");
+    let (dir, file) = generated_jsonl("jsonl", "3");
     let mut lines = std::fs::read_to_string(&file).unwrap();
     assert!(lines.len() > 8 << 20, "larger than a whole-file read: {} bytes", lines.len());
     // Two damaged lines far apart: each is named by its number, the rest is still scanned.
@@ -305,10 +313,7 @@ fn call_line(key: &str, role: &str, source: &str, name: &str, minute: u8, id: &s
 /// calls come before the call that started it and whose reads are spread over the file.
 #[test]
 fn a_large_plain_file_read_once_finds_what_its_gzipped_copy_finds() {
-    let dir = std::env::temp_dir().join(format!("trailguard-once-{}", std::process::id()));
-    let out = trailguard(&["gen", "--out", dir.to_str().unwrap(), "--events", "12000", "--seed", "5", "--jsonl"], None);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let file = dir.join("events.jsonl");
+    let (dir, file) = generated_jsonl("once", "5");
     let mut lines: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(str::to_owned).collect();
     let tag = r#","tags":[{"key":"trailguard:agent","value":"true"}]"#;
     // The grandchild's and the child's calls first; the tagged call that makes them agents' near the end.

@@ -122,12 +122,12 @@ fn bench_assume_role(c: &mut Criterion) {
     });
     // The evaluating pass alone, against the registry the first pass built.
     let registry = engine.build_registry(
-        records
+        &records
             .iter()
             .flat_map(|line| read_lines(line.as_bytes(), 1, None).records)
             .flatten()
             .filter_map(|record| engine.issuing_offline(&record))
-            .collect(),
+            .collect::<Vec<_>>(),
     );
     group.bench_function("trailguard/evaluate", |b| {
         b.iter(|| {
@@ -143,13 +143,13 @@ fn bench_assume_role(c: &mut Criterion) {
     });
     group.bench_function("trailguard/registry-and-evaluate", |b| {
         b.iter(|| {
-            let calls = records
+            let calls: Vec<_> = records
                 .iter()
                 .flat_map(|line| read_lines(line.as_bytes(), 1, None).records)
                 .flatten()
                 .filter_map(|record| engine.issuing_offline(&record))
                 .collect();
-            let registry = engine.build_registry(calls);
+            let registry = engine.build_registry(&calls);
             let counters = Counters::default();
             let mut findings = 0;
             for line in &records {

@@ -449,22 +449,25 @@ impl Engine {
     /// The offline registry from every issuing call of an archive, in any order: they are taken in the order
     /// they were issued (a parent is always issued before its child), so the result does not depend on the order
     /// of files or records. Role tags are not looked up offline.
-    pub fn build_registry(&self, calls: Vec<(Actor, session::Issued)>) -> session::Registry {
-        // The calls are large: their order is sorted, not the calls themselves.
+    pub fn build_registry(&self, calls: &[(Actor, session::Issued)]) -> session::Registry {
+        // The calls are large: their order is sorted, not the calls themselves, and only agents' sessions are
+        // copied into the registry.
         let mut order: Vec<usize> = (0..calls.len()).collect();
         let key = |at: &usize| calls.get(*at).map(|(_, issued)| (issued.session.issued, &issued.session.access_key_id));
         order.sort_by(|a, b| key(a).cmp(&key(b)));
-        let mut calls: Vec<Option<(Actor, session::Issued)>> = calls.into_iter().map(Some).collect();
+        let agents = &self.config.agents;
         let mut registry = session::Registry::new();
-        for (actor, issued) in order.into_iter().filter_map(|at| calls.get_mut(at).and_then(Option::take)) {
-            let mut session = issued.session;
-            let parent = actor.access_key_id.as_deref().and_then(|k| registry.get(k, session.issued));
-            let caller = self.config.agents.recognise(&actor, None, parent);
-            session.parent = caller.as_ref().and(actor.access_key_id.clone());
-            session.agent = self.config.agents.recognise_session(&session, caller.as_ref());
-            if session.agent.is_some() {
-                registry.insert(session);
+        for (actor, issued) in order.into_iter().filter_map(|at| calls.get(at)) {
+            let parent = actor.access_key_id.as_deref().and_then(|k| registry.get(k, issued.session.issued));
+            let caller = agents.recognise(actor, None, parent);
+            // Whether it is an agent's does not depend on its parent's key, only the match's value does.
+            if agents.recognise_session(&issued.session, caller.as_ref()).is_none() {
+                continue;
             }
+            let mut session = issued.session.clone();
+            session.parent = caller.as_ref().and(actor.access_key_id.clone());
+            session.agent = agents.recognise_session(&session, caller.as_ref());
+            registry.insert(session);
         }
         registry
     }

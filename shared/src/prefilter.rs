@@ -900,7 +900,7 @@ mod tests {
             "assumedRoleUser":{"assumedRoleId":"AROAB:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}"#;
         let issued = crate::event::parse_record(issued).unwrap();
         let (actor, session) = engine.issuing_offline(&issued).unwrap();
-        registry = engine.build_registry(vec![(actor, session)]).sessions().cloned().fold(registry, |mut r, s| {
+        registry = engine.build_registry(&[(actor, session)]).sessions().cloned().fold(registry, |mut r, s| {
             r.insert(s);
             r
         });
@@ -1017,7 +1017,7 @@ mod tests {
     fn tagged_registry(engine: &Engine) -> Registry {
         let issued = r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","eventTime":"2026-11-29T10:00:00Z","userIdentity":{"type":"AssumedRole","accessKeyId":"ASIAPERSON","arn":"arn:aws:sts::123456789012:assumed-role/ci/b"},"requestParameters":{"roleArn":"arn:aws:iam::123456789012:role/builder","tags":[{"key":"trailguard:agent","value":"true"}]},"responseElements":{"credentials":{"accessKeyId":"ASIATAGGED","expiration":"Nov 29, 2026, 11:00:00 AM"},"assumedRoleUser":{"assumedRoleId":"AROAB:run-1","arn":"arn:aws:sts::123456789012:assumed-role/builder/run-1"}}}"#;
         let issued = crate::event::parse_record(issued).unwrap();
-        engine.build_registry(engine.issuing_offline(&issued).into_iter().collect())
+        engine.build_registry(&engine.issuing_offline(&issued).into_iter().collect::<Vec<_>>())
     }
 
     /// A block is searched once, a chunk at a time: each line gets the verdict and the access keys it gets alone,

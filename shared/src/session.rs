@@ -629,8 +629,8 @@ mod tests {
             line("ASIACHILD", "CreateUser", r#"{"userName":"late"}"#, "null", "2026-11-29T12:00:00Z"),
         ];
         let verdicts = |order: &[usize]| {
-            let calls = order.iter().filter_map(|i| engine.issuing_offline(&records[*i])).collect();
-            let registry = engine.build_registry(calls);
+            let calls: Vec<_> = order.iter().filter_map(|i| engine.issuing_offline(&records[*i])).collect();
+            let registry = engine.build_registry(&calls);
             order
                 .iter()
                 .map(|i| {
@@ -649,8 +649,8 @@ mod tests {
         assert_eq!(forward, verdicts(&[2, 0, 3, 1]));
         assert_eq!(forward[&2], 1, "the chained child's call is an agent's");
         assert_eq!(forward[&3], 0, "after the credentials expired, the key is no agent's");
-        let calls = records.iter().filter_map(|r| engine.issuing_offline(r)).collect();
-        let registry = engine.build_registry(calls);
+        let calls: Vec<_> = records.iter().filter_map(|r| engine.issuing_offline(r)).collect();
+        let registry = engine.build_registry(&calls);
         assert_eq!(registry.entry("ASIACHILD").unwrap().parent.as_deref(), Some("ASIATAGGED"));
         assert_eq!(registry.entry("ASIATAGGED").unwrap().parent, None, "a person's session is no parent");
         assert_eq!(engine.evaluate_offline(&records[2]).findings.len(), 0, "without the registry, no agent");

@@ -81,10 +81,10 @@ fn registry_with_deferred(
 ) -> Registry {
     let mut opened = std::collections::HashMap::new();
     loop {
+        let registry = engine.build_registry(&calls);
         if deferred.is_empty() {
-            return engine.build_registry(calls);
+            return registry;
         }
-        let registry = engine.build_registry(calls.clone());
         let registered = RegisteredKeys::new(&registry);
         let (named, rest): (Vec<_>, Vec<_>) = deferred.into_iter().partition(|(_, line)| registered.named_in(line));
         if named.is_empty() {
@@ -216,8 +216,8 @@ mod tests {
     /// Every issuing call of a block, read the slow way: every line parsed.
     fn every_line(engine: &Engine, block: &[u8]) -> Vec<String> {
         let records = trailguard_core::event::read_lines(block, 1, None).records.into_iter().flatten();
-        let calls = records.filter_map(|r| engine.issuing_offline(&r)).collect();
-        engine.build_registry(calls).sessions().map(|s| s.access_key_id.clone()).collect()
+        let calls: Vec<_> = records.filter_map(|r| engine.issuing_offline(&r)).collect();
+        engine.build_registry(&calls).sessions().map(|s| s.access_key_id.clone()).collect()
     }
 
     #[test]
@@ -287,12 +287,12 @@ mod tests {
             all
         };
         let every = engine.build_registry(
-            trailguard_core::event::read_lines(block.as_bytes(), 1, None)
+            &trailguard_core::event::read_lines(block.as_bytes(), 1, None)
                 .records
                 .into_iter()
                 .flatten()
                 .filter_map(|r| engine.issuing_offline(&r))
-                .collect(),
+                .collect::<Vec<_>>(),
         );
         assert_eq!(sessions(&registry), sessions(&every));
         let grand = registry.entry("ASIAGRAND").expect("the grandchild is an agent's");

@@ -297,7 +297,7 @@ impl Backtest {
                 .map_err(|e| Failure { temporary: false, what: format!("{key} line {}: {e}", n + 1) })?;
             calls.push((call.actor, Issued { session: call.session }));
         }
-        let registry = Arc::new(self.engine.build_registry(calls));
+        let registry = Arc::new(self.engine.build_registry(&calls));
         tracing::info!(registry = %id, agent_sessions = registry.len(), "registry built");
         *self.registry.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, Arc::clone(&registry)));
         Ok(registry)
