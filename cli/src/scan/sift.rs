@@ -9,6 +9,9 @@
 //! passed on with the registry as without it, and only those are read again, by offset; any other block (a
 //! registered or unreadable key, or too many lines passed on) is read again whole and judged as before.
 //! A file changed between the passes is read as it is then: its lines may fail to parse, and are reported so.
+//!
+//! The sift also keeps, rather than parses, the issuing calls that show no agent signal ([`Deferred`]): the
+//! registry pass reads them only if a key they name turns out to be an agent session's.
 
 use std::collections::HashSet;
 use std::os::unix::fs::FileExt;
@@ -46,9 +49,9 @@ struct Picked {
     number: usize,
 }
 
-/// A line that may issue credentials but shows no agent signal ([`trailguard_core::prefilter::Verdict::shows_agent`]): its session is an
-/// agent's only if its caller is, so it is read (again, by offset) only if one of the access keys it names is
-/// an agent session's.
+/// A line that may issue credentials but shows no agent signal
+/// ([`trailguard_core::prefilter::Verdict::shows_agent`]): its session is an agent's only if its caller is, so it is
+/// read (again, by offset) only if one of the access keys it names is an agent session's.
 #[derive(Debug)]
 pub struct Deferred {
     /// Where the line is in its file, and its length.
@@ -59,8 +62,8 @@ pub struct Deferred {
 }
 
 /// Sifts one block that starts at `at` in its file. `issuing` is called with each line that may issue credentials
-/// ([`trailguard_core::prefilter::Verdict::may_issue`]) and shows an agent signal (or whose keys cannot all be read); the others are
-/// returned, deferred.
+/// ([`trailguard_core::prefilter::Verdict::may_issue`]) and shows an agent signal (or whose keys cannot all be
+/// read); the others are returned, deferred.
 pub fn sift<'t>(
     prefilter: &Prefilter,
     block: &'t [u8],
