@@ -232,15 +232,15 @@ impl<'e> Prefilter<'e> {
         escaped: bool,
         ascii: impl Fn() -> bool,
     ) -> Verdict {
-        let must_parse = !self.sound || escaped || hits.iter().any(|(_, hit)| *hit == Hit::Root);
+        let must_parse = !self.sound || escaped || hits.iter().any(|(_, hit)| *hit == Hit::Key(Field::RootType));
         let (mut names, mut only, mut rules, mut signal, mut shown) = (0, None, 0, false, false);
         for (found, hit) in hits {
             match hit {
-                Hit::Name => {
+                Hit::Key(Field::EventName) => {
                     names += 1;
                     only = Some(found - at);
                 }
-                Hit::AccessKey => {
+                Hit::Key(Field::AccessKeyId) => {
                     let value = ascii_after(text, found - at + Field::AccessKeyId.written().len());
                     signal |= !self.keys.is_empty() && value.is_none_or(|key| self.keys.contains(key));
                 }
@@ -249,7 +249,7 @@ impl<'e> Prefilter<'e> {
                     shown |= *piece_signal || *tag;
                     rules |= *piece_rules;
                 }
-                Hit::Root => {}
+                Hit::Key(Field::RootType) => {}
             }
         }
         let only = only.filter(|_| names == 1);
@@ -293,7 +293,7 @@ impl<'t> Line<'_, 't> {
     /// The value under each `"accessKeyId"` key in the line (`None` for one not written literally in ASCII), when
     /// the filter reads them ([`Prefilter::reads_access_keys`]).
     pub fn access_keys(&self) -> impl Iterator<Item = Option<&'t [u8]>> + '_ {
-        let keys = self.hits.iter().filter(|(_, hit)| *hit == Hit::AccessKey);
+        let keys = self.hits.iter().filter(|(_, hit)| *hit == Hit::Key(Field::AccessKeyId));
         keys.map(|(found, _)| ascii_after(self.text, found - self.at + Field::AccessKeyId.written().len()))
     }
 }
@@ -323,16 +323,11 @@ impl Field {
 /// What the search found at a place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hit {
-    Name,
-    AccessKey,
-    Root,
+    /// A key, where it is written exactly.
+    Key(Field),
     /// A piece of an agent signal (`signal`), of a session-tag key that marks an agent (`tag`), or of these rules'
     /// required text (one bit each); or several of them.
-    Piece {
-        signal: bool,
-        tag: bool,
-        rules: u64,
-    },
+    Piece { signal: bool, tag: bool, rules: u64 },
 }
 
 /// One search, over an ASCII-lowercased copy of the text, for the keys the filter reads and the pieces it looks
@@ -411,14 +406,7 @@ impl Search {
             })
             .collect();
         let mut needles: Vec<Vec<u8>> = keys.iter().map(|key| key.written().to_ascii_lowercase()).collect();
-        let mut hits: Vec<Hit> = keys
-            .iter()
-            .map(|key| match key {
-                Field::EventName => Hit::Name,
-                Field::AccessKeyId => Hit::AccessKey,
-                Field::RootType => Hit::Root,
-            })
-            .collect();
+        let mut hits: Vec<Hit> = keys.iter().copied().map(Hit::Key).collect();
         let mut restarts = vec![false; keys.len()];
         for ((piece, kinds), restart) in found.into_iter().zip(restart) {
             needles.push(piece.into_bytes());
@@ -453,11 +441,8 @@ impl Search {
                     if start >= end {
                         break;
                     }
-                    let written = |key: Field| text.get(start..chunk + found.end()) == Some(key.written());
                     let hit = self.hits.get(index).copied().filter(|hit| match hit {
-                        Hit::Name => written(Field::EventName),
-                        Hit::AccessKey => written(Field::AccessKeyId),
-                        Hit::Root => written(Field::RootType),
+                        Hit::Key(key) => text.get(start..chunk + found.end()) == Some(key.written()),
                         Hit::Piece { .. } => true,
                     });
                     hits.extend(hit.map(|hit| (start, hit)));
@@ -1122,7 +1107,7 @@ mod tests {
         let kinds = |text: &str| {
             search.find(text.as_bytes()).0.into_iter().fold((false, false, 0, 0), |(s, t, r, n), (_, hit)| match hit {
                 Hit::Piece { signal, tag, rules } => (s || signal, t || tag, r | rules, n),
-                Hit::Name => (s, t, r, n + 1),
+                Hit::Key(Field::EventName) => (s, t, r, n + 1),
                 _ => (s, t, r, n),
             })
         };

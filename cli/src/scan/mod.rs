@@ -183,15 +183,9 @@ impl Scanner<'_> {
                 self.evaluate(input, reading)
             }
             Work::Sifted { input, file, sifted, whole } => {
-                let reading = if whole {
-                    let mut bytes = self.buffers.take();
-                    let read = sift::read_block(&file, sifted.at, sifted.len, &mut bytes);
-                    let reading = read.map(|()| read_lines(&bytes, 1, prefilter));
-                    self.buffers.give(bytes);
-                    reading
-                } else {
-                    sifted.read_picked(&file, prefilter)
-                };
+                let mut buffer = self.buffers.take();
+                let reading = sifted.read_again(&file, whole, &mut buffer, prefilter);
+                self.buffers.give(buffer);
                 match reading {
                     Ok(reading) => self.evaluate(input, reading),
                     Err(e) => {

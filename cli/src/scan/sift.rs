@@ -136,8 +136,8 @@ impl RegisteredKeys {
 
 /// Reads one deferred line again from `file`.
 pub fn read_deferred(file: &std::fs::File, deferred: &Deferred) -> std::io::Result<Vec<u8>> {
-    let mut line = vec![0; deferred.len];
-    file.read_exact_at(&mut line, deferred.at)?;
+    let mut line = Vec::new();
+    read_at(file, deferred.at, deferred.len, &mut line)?;
     Ok(line)
 }
 
@@ -150,15 +150,24 @@ impl Sifted {
         self.picked.is_none() || registry_matters
     }
 
-    /// Reads the lines passed on again from `file` and reads their records with `prefilter` (the registry's): the
-    /// same reading as the whole block's, since no other line can be passed on.
-    pub fn read_picked(&self, file: &std::fs::File, prefilter: Option<&Prefilter>) -> std::io::Result<Reading> {
+    /// Reads the block again from `file` (into `buffer`), `whole` or only the lines passed on, and reads its records
+    /// with `prefilter` (the registry's). The lines passed on alone give the same reading as the whole block,
+    /// when no other line can be passed on ([`Sifted::whole`] is `false`).
+    pub fn read_again(
+        &self,
+        file: &std::fs::File,
+        whole: bool,
+        buffer: &mut Vec<u8>,
+        prefilter: Option<&Prefilter>,
+    ) -> std::io::Result<Reading> {
+        if whole {
+            read_at(file, self.at, self.len, buffer)?;
+            return Ok(read_lines(buffer, 1, prefilter));
+        }
         let mut reading = Reading { passed_over: self.passed_over, lines: self.lines, ..Reading::default() };
-        let mut line = Vec::new();
         for picked in self.picked.iter().flatten() {
-            line.resize(picked.len, 0);
-            file.read_exact_at(&mut line, self.at + picked.offset as u64)?;
-            let read = read_lines(&line, picked.number, prefilter);
+            read_at(file, self.at + picked.offset as u64, picked.len, buffer)?;
+            let read = read_lines(buffer, picked.number, prefilter);
             reading.records.extend(read.records);
             reading.passed_over += read.passed_over;
         }
@@ -167,7 +176,7 @@ impl Sifted {
 }
 
 /// Reads `len` bytes at `at` of `file` into `buffer`.
-pub fn read_block(file: &std::fs::File, at: u64, len: usize, buffer: &mut Vec<u8>) -> std::io::Result<()> {
+fn read_at(file: &std::fs::File, at: u64, len: usize, buffer: &mut Vec<u8>) -> std::io::Result<()> {
     buffer.clear();
     buffer.resize(len, 0);
     file.read_exact_at(buffer, at)
