@@ -355,6 +355,12 @@ fn a_large_plain_file_read_once_finds_what_its_gzipped_copy_finds() {
     assert_eq!(grand["actor"]["agent"]["signal"], "parent_session", "{grand}");
     let behaviour = findings.iter().filter(|f| f["rule"] == "agent-behaviour").count();
     assert!(behaviour >= 1, "the child's reads from nine services: {findings:?}");
+    // Standard input before it is read too: the first pass leaves standard input out, and numbers the file first.
+    let stdin = call_line("ASIAGRAND", "auditor", "iam.amazonaws.com", "CreateUser", 5, "e-stdin", false) + "\n";
+    let both = trailguard(&["scan", "--format", "jsonl", "-", file.to_str().unwrap()], Some(stdin.as_bytes()));
+    assert!(both.status.success(), "{}", text(&both.stderr));
+    assert!(summary(&both).contains("read 2 file(s)") && summary(&both).contains("skipped 0 unreadable file(s)"));
+    assert!(text(&both.stdout).contains("e-stdin") && text(&both.stdout).contains(text(&plain.stdout).trim_end()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

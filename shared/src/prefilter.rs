@@ -63,7 +63,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use aho_corasick::{AhoCorasick, Input, MatchKind};
+use aho_corasick::{packed, AhoCorasick, Input, MatchKind, Span};
 use memchr::memmem::Finder;
 use serde::Deserialize;
 
@@ -174,8 +174,8 @@ impl<'e> Prefilter<'e> {
 
     /// `false` only when no record in `json` can trigger a rule (see the module's documentation).
     pub fn may_trigger(&self, json: &[u8]) -> bool {
-        let (hits, ascii) = self.find(json);
-        self.judge_text(json, 0, &hits, has_unicode_escape(json), || ascii).may_trigger
+        let scanned = self.scan(json);
+        self.judge_text(json, 0, &scanned.hits, !scanned.escapes.is_empty(), || scanned.ascii).may_trigger
     }
 
     /// A second look at one record the byte test passed on: whether an AWS service made it (`userIdentity.type`
@@ -185,11 +185,15 @@ impl<'e> Prefilter<'e> {
         made_by_aws_service(record)
     }
 
-    /// [`Search::find`], or nothing found when there is no search.
-    fn find(&self, text: &[u8]) -> (Vec<(usize, Hit)>, bool) {
+    /// [`Search::find`], or no needle found when there is no search.
+    fn scan(&self, text: &[u8]) -> Scanned {
         match &self.search {
             Some(search) => search.find(text),
-            None => (Vec::new(), text.is_ascii()),
+            None => {
+                let mut scanned = Scanned { ascii: text.is_ascii(), ..Scanned::default() };
+                scanned.see_ends(text, 0, text);
+                scanned
+            }
         }
     }
 
@@ -203,17 +207,18 @@ impl<'e> Prefilter<'e> {
     /// lines). A line passed over holds at most one record (one `eventName`), so that counting lines counts
     /// records.
     pub fn lines<'t>(&self, text: &'t [u8], mut visit: impl FnMut(Line<'_, 't>)) {
-        let (hits, ascii) = self.find(text);
-        let mut escapes = memchr::memchr_iter(b'\\', text).filter(|at| text.get(at + 1) == Some(&b'u')).peekable();
-        let mut hits = hits.as_slice();
+        let scanned = self.scan(text);
+        let ascii = scanned.ascii;
+        let mut escapes = scanned.escapes.iter().peekable();
+        let mut hits = scanned.hits.as_slice();
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', text).chain([text.len()]) {
+        for end in scanned.ends.iter().copied().chain([text.len()]) {
             let line = text.get(start..end).unwrap_or_default();
             let count = hits.iter().take_while(|(at, _)| *at < end).count();
             let (here, rest) = hits.split_at(count);
             hits = rest;
             let mut escaped = false;
-            while escapes.next_if(|at| *at < end).is_some() {
+            while escapes.next_if(|at| **at < end).is_some() {
                 escaped = true;
             }
             let verdict = self.judge_text(line, start, here, escaped, || ascii || line.is_ascii());
@@ -232,24 +237,22 @@ impl<'e> Prefilter<'e> {
         escaped: bool,
         ascii: impl Fn() -> bool,
     ) -> Verdict {
-        let must_parse = !self.sound || escaped || hits.iter().any(|(_, hit)| *hit == Hit::Key(Field::RootType));
+        let must_parse = !self.sound || escaped || hits.iter().any(|(_, hit)| hit.key == Some(Field::RootType));
         let (mut names, mut only, mut rules, mut signal, mut shown) = (0, None, 0, false, false);
         for (found, hit) in hits {
-            match hit {
-                Hit::Key(Field::EventName) => {
+            signal |= hit.kinds.signal && self.reads_agents;
+            shown |= hit.kinds.signal || hit.kinds.tag;
+            rules |= hit.kinds.rules;
+            match hit.key {
+                Some(Field::EventName) => {
                     names += 1;
                     only = Some(found - at);
                 }
-                Hit::Key(Field::AccessKeyId) => {
+                Some(Field::AccessKeyId) => {
                     let value = ascii_after(text, found - at + Field::AccessKeyId.written().len());
                     signal |= !self.keys.is_empty() && value.is_none_or(|key| self.keys.contains(key));
                 }
-                Hit::Piece { signal: piece_signal, tag, rules: piece_rules } => {
-                    signal |= *piece_signal && self.reads_agents;
-                    shown |= *piece_signal || *tag;
-                    rules |= *piece_rules;
-                }
-                Hit::Key(Field::RootType) => {}
+                Some(Field::RootType) | None => {}
             }
         }
         let only = only.filter(|_| names == 1);
@@ -293,7 +296,7 @@ impl<'t> Line<'_, 't> {
     /// The value under each `"accessKeyId"` key in the line (`None` for one not written literally in ASCII), when
     /// the filter reads them ([`Prefilter::reads_access_keys`]).
     pub fn access_keys(&self) -> impl Iterator<Item = Option<&'t [u8]>> + '_ {
-        let keys = self.hits.iter().filter(|(_, hit)| *hit == Hit::Key(Field::AccessKeyId));
+        let keys = self.hits.iter().filter(|(_, hit)| hit.key == Some(Field::AccessKeyId));
         keys.map(|(found, _)| ascii_after(self.text, found - self.at + Field::AccessKeyId.written().len()))
     }
 }
@@ -318,33 +321,71 @@ impl Field {
             Field::RootType => br#""Root""#,
         }
     }
+
+    /// Where in the key the search looks for it from. The search stops wherever a needle's first bytes are, and
+    /// CloudTrail writes `"event` seven times a record, `"acc` three times and `tName"` in every `bucketName`:
+    /// from `entName"` and `ssKeyId"`, the needle starts where little else does.
+    fn searched_from(self) -> usize {
+        match self {
+            Field::EventName => 3,
+            Field::AccessKeyId => 5,
+            Field::RootType => 0,
+        }
+    }
 }
 
-/// What the search found at a place.
+/// The pieces a needle holds: of an agent signal (`signal`), of a session-tag key that marks an agent (`tag`),
+/// of these rules' required text (one bit each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Kinds {
+    signal: bool,
+    tag: bool,
+    rules: u64,
+}
+
+impl Kinds {
+    fn or(self, other: Kinds) -> Kinds {
+        Kinds { signal: self.signal || other.signal, tag: self.tag || other.tag, rules: self.rules | other.rules }
+    }
+
+    fn covers(self, other: Kinds) -> bool {
+        self.or(other) == self
+    }
+
+    fn is_empty(self) -> bool {
+        self == Kinds::default()
+    }
+}
+
+/// What the search found at a place: a key where it is written exactly (the place is the key's first byte), and
+/// the pieces that are there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hit {
-    /// A key, where it is written exactly.
-    Key(Field),
-    /// A piece of an agent signal (`signal`), of a session-tag key that marks an agent (`tag`), or of these rules'
-    /// required text (one bit each); or several of them.
-    Piece { signal: bool, tag: bool, rules: u64 },
+struct Hit {
+    key: Option<Field>,
+    kinds: Kinds,
+}
+
+/// One needle of the search: its lowercased text, the key it is part of (and where in the key it starts), and
+/// the pieces it holds.
+struct Needle {
+    text: Vec<u8>,
+    key: Option<Field>,
+    kinds: Kinds,
 }
 
 /// One search, over an ASCII-lowercased copy of the text, for the keys the filter reads and the pieces it looks
 /// for (the agent signals' and the rules' required text), all at once: each pass over the text costs about as
 /// much as the next, and a handful of needles is searched many bytes at a time ("Teddy").
 ///
-/// It reports every place where a key or a piece of each kind starts. The search is leftmost-first, and a match
-/// hides what starts inside it; so a piece also stands for every piece it holds (wherever it is, they are too),
-/// the longest piece wins where two start, and after a piece that may end where one of another kind starts the
-/// search goes on from the next byte. A key cannot hide a piece or be hidden by one: pieces hold no `"`, and a
-/// key is a quoted string. A key can hide another key only by sharing its closing quote as the other's opening
-/// quote (`"eventName"accessKeyId"`), and the key a record really has is preceded by `{`, `,` or white space in
-/// any text that parses, so no real key is hidden.
+/// It reports every place where a key or a piece of each kind is. The search is leftmost-first, and a match hides
+/// what starts inside it. So a needle also stands for every piece it holds (wherever it is, they are too); the
+/// longest needle wins where two start (it holds the other); and after a needle that may end where another starts
+/// (one that is a key, or holds a piece this one does not), the search goes on from the next byte. The keys'
+/// needles hold a `"` and pieces hold none, so no piece holds a key's needle.
 struct Search {
-    automaton: AhoCorasick,
-    /// What each needle stands for, by its index.
-    hits: Vec<Hit>,
+    matcher: Matcher,
+    /// Each needle, by its index.
+    needles: Vec<Needle>,
     /// Whether the search goes on from the next byte after each needle (see above).
     restart: Vec<bool>,
     /// Which keys are searched for.
@@ -360,99 +401,169 @@ const CHUNK: usize = 32 << 10;
 impl Search {
     /// The search for `keys` and `pieces`; `None` when it cannot be built.
     fn new(keys: &[Field], pieces: &Pieces<'_>) -> Option<Search> {
-        let mut found: Vec<(String, Hit)> = Vec::new();
-        let signals = pieces.signals.iter().map(|p| (p, Hit::Piece { signal: true, tag: false, rules: 0 }));
-        let tags = pieces.tags.iter().map(|p| (p, Hit::Piece { signal: false, tag: true, rules: 0 }));
-        let mentions = pieces.mentions.iter().flat_map(|(rule, pieces)| {
-            pieces.iter().map(move |p| (p, Hit::Piece { signal: false, tag: false, rules: *rule }))
-        });
-        for (piece, hit) in signals.chain(tags).chain(mentions) {
-            let piece = piece.to_ascii_lowercase();
-            match found.iter_mut().find(|(p, _)| *p == piece) {
-                Some((_, kinds)) => *kinds = kinds.or(hit),
-                None => found.push((piece, hit)),
-            }
-        }
-        // A piece stands for each piece it holds.
-        let held: Vec<Hit> = found
+        let mut needles: Vec<Needle> = keys
             .iter()
-            .map(|(piece, _)| {
-                let inside = found.iter().filter(|(other, _)| piece.contains(other.as_str()));
-                inside.fold(Hit::Piece { signal: false, tag: false, rules: 0 }, |kinds, (_, other)| kinds.or(*other))
+            .map(|key| {
+                let text = key.written().get(key.searched_from()..).unwrap_or_default().to_ascii_lowercase();
+                Needle { text, key: Some(*key), kinds: Kinds::default() }
             })
             .collect();
-        for ((_, kinds), held) in found.iter_mut().zip(held) {
-            *kinds = kinds.or(held);
+        let signals = pieces.signals.iter().map(|p| (p, Kinds { signal: true, ..Kinds::default() }));
+        let tags = pieces.tags.iter().map(|p| (p, Kinds { tag: true, ..Kinds::default() }));
+        let mentions = pieces
+            .mentions
+            .iter()
+            .flat_map(|(rule, pieces)| pieces.iter().map(move |p| (p, Kinds { rules: *rule, ..Kinds::default() })));
+        for (piece, kinds) in signals.chain(tags).chain(mentions) {
+            let text = piece.to_ascii_lowercase().into_bytes();
+            match needles.iter_mut().find(|needle| needle.key.is_none() && needle.text == text) {
+                Some(same) => same.kinds = same.kinds.or(kinds),
+                None => needles.push(Needle { text, key: None, kinds }),
+            }
+        }
+        // A needle stands for each piece it holds.
+        let held: Vec<Kinds> = needles
+            .iter()
+            .map(|needle| {
+                let inside = needles.iter().filter(|other| other.key.is_none() && contains(&needle.text, &other.text));
+                inside.fold(needle.kinds, |kinds, other| kinds.or(other.kinds))
+            })
+            .collect();
+        for (needle, held) in needles.iter_mut().zip(held) {
+            needle.kinds = held;
         }
         // A piece that holds another of the same kinds is not searched: wherever it is, the other is too.
-        let redundant: Vec<bool> = found
+        let redundant: Vec<bool> = needles
             .iter()
-            .map(|(piece, kinds)| {
-                found.iter().any(|(other, of)| other != piece && piece.contains(other.as_str()) && of == kinds)
+            .map(|needle| {
+                needle.key.is_none()
+                    && needles.iter().any(|other| {
+                        other.text != needle.text && contains(&needle.text, &other.text) && other.kinds == needle.kinds
+                    })
             })
             .collect();
         let mut redundant = redundant.into_iter();
-        found.retain(|_| !redundant.next().unwrap_or(false));
+        needles.retain(|_| !redundant.next().unwrap_or(false));
         // Longest first: where two start, the one that holds the other wins.
-        found.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
-        let restart: Vec<bool> = found
+        needles.sort_by(|a, b| b.text.len().cmp(&a.text.len()).then_with(|| a.text.cmp(&b.text)));
+        let restart: Vec<bool> = needles
             .iter()
-            .map(|(piece, kinds)| {
-                (1..piece.len()).any(|cut| {
-                    let tail = piece.get(cut..).unwrap_or_default();
-                    let others = found.iter().filter(|(other, _)| other.len() > tail.len() && other.starts_with(tail));
-                    others.into_iter().any(|(_, other)| kinds.or(*other) != *kinds)
+            .map(|needle| {
+                (1..needle.text.len()).any(|cut| {
+                    let tail = needle.text.get(cut..).unwrap_or_default();
+                    let starting =
+                        needles.iter().filter(|other| other.text.starts_with(tail) || tail.starts_with(&other.text));
+                    starting.into_iter().any(|other| other.key.is_some() || !needle.kinds.covers(other.kinds))
                 })
             })
             .collect();
-        let mut needles: Vec<Vec<u8>> = keys.iter().map(|key| key.written().to_ascii_lowercase()).collect();
-        let mut hits: Vec<Hit> = keys.iter().copied().map(Hit::Key).collect();
-        let mut restarts = vec![false; keys.len()];
-        for ((piece, kinds), restart) in found.into_iter().zip(restart) {
-            needles.push(piece.into_bytes());
-            hits.push(kinds);
-            restarts.push(restart);
-        }
-        let longest = needles.iter().map(Vec::len).max().unwrap_or(1);
-        let automaton = AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(&needles).ok()?;
-        Some(Search { automaton, hits, restart: restarts, keys: keys.to_vec(), longest })
+        let longest = needles.iter().map(|needle| needle.text.len()).max().unwrap_or(1);
+        let matcher = Matcher::new(&needles)?;
+        Some(Search { matcher, needles, restart, keys: keys.to_vec(), longest })
     }
 
     fn reads(&self, key: Field) -> bool {
         self.keys.contains(&key)
     }
 
-    /// Where the needles are in `text`, in order (a key only where it is written exactly), and whether `text` is
-    /// all ASCII. The text is lowercased and searched a chunk at a time; a needle that starts in a chunk is
-    /// searched for in it and as far beyond as the needle may reach, so the matches are the whole text's.
-    fn find(&self, text: &[u8]) -> (Vec<(usize, Hit)>, bool) {
+    /// Where the keys and pieces are in `text` and whether it is all ASCII. A key is reported only where it is
+    /// written exactly, at its first byte; a piece at its needle's. The places ascend from line to line (a key's
+    /// first byte is at most a few bytes, its own, before its needle). The text is lowercased and searched a chunk
+    /// at a time; a needle that starts in a chunk is searched for in it and as far beyond as the needle may
+    /// reach, so the matches are the whole text's.
+    fn find(&self, text: &[u8]) -> Scanned {
         LOWERCASED.with_borrow_mut(|buffer| {
-            let (mut hits, mut ascii) = (Vec::new(), true);
+            let mut scanned = Scanned { ascii: true, ..Scanned::default() };
             // Where the search goes on, in `text`.
             let mut at: usize = 0;
             for chunk in (0..text.len()).step_by(CHUNK) {
                 let end = (chunk + CHUNK).min(text.len());
                 let window = text.get(chunk..(end + self.longest - 1).min(text.len())).unwrap_or_default();
                 let (lower, window_ascii) = lowercase_into(window, buffer);
-                ascii &= window_ascii;
+                scanned.ascii &= window_ascii;
+                // The line ends and escapes too, while the chunk is in the core's cache.
+                scanned.see_ends(lower.get(..end - chunk).unwrap_or_default(), chunk, text);
                 let mut from = at.saturating_sub(chunk).min(lower.len());
-                while let Some(found) = self.automaton.find(Input::new(lower).span(from..lower.len())) {
+                while let Some(found) = self.matcher.find(lower, from) {
                     let (start, index) = (chunk + found.start(), found.pattern().as_usize());
                     if start >= end {
                         break;
                     }
-                    let hit = self.hits.get(index).copied().filter(|hit| match hit {
-                        Hit::Key(key) => text.get(start..chunk + found.end()) == Some(key.written()),
-                        Hit::Piece { .. } => true,
-                    });
-                    hits.extend(hit.map(|hit| (start, hit)));
+                    if let Some(needle) = self.needles.get(index) {
+                        let key = needle.key.and_then(|key| {
+                            let first = start.checked_sub(key.searched_from())?;
+                            let written = text.get(first..first + key.written().len())? == key.written();
+                            written.then_some((first, key))
+                        });
+                        let place = key.map_or(start, |(first, _)| first);
+                        let hit = Hit { key: key.map(|(_, key)| key), kinds: needle.kinds };
+                        if hit.key.is_some() || !hit.kinds.is_empty() {
+                            scanned.hits.push((place, hit));
+                        }
+                    }
                     from = if self.restart.get(index) == Some(&true) { found.start() + 1 } else { found.end() };
                 }
                 at = chunk + from;
             }
-            (hits, ascii)
+            scanned
         })
     }
+}
+
+/// The leftmost-first search itself: Teddy alone where the processor has it (each place it finds is a match), or
+/// the automaton that uses it as a pre-filter (with many needles, or without the vector instructions).
+enum Matcher {
+    Packed(packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Matcher {
+    fn new(needles: &[Needle]) -> Option<Matcher> {
+        let mut packed = packed::Config::new().match_kind(packed::MatchKind::LeftmostFirst).builder();
+        packed.extend(needles.iter().map(|needle| &needle.text));
+        packed.build().map(Matcher::Packed).or_else(|| Matcher::automaton(needles))
+    }
+
+    fn automaton(needles: &[Needle]) -> Option<Matcher> {
+        let texts = needles.iter().map(|needle| &needle.text);
+        AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(texts).ok().map(Matcher::Automaton)
+    }
+
+    /// The leftmost-first match in `text` from `from` on (at most its length).
+    fn find(&self, text: &[u8], from: usize) -> Option<aho_corasick::Match> {
+        match self {
+            Matcher::Packed(searcher) => searcher.find_in(text, Span::from(from..text.len())),
+            Matcher::Automaton(automaton) => automaton.find(Input::new(text).span(from..text.len())),
+        }
+    }
+}
+
+/// What one pass over a text found.
+#[derive(Default)]
+struct Scanned {
+    /// The keys and pieces, where they are ([`Search::find`]).
+    hits: Vec<(usize, Hit)>,
+    /// Whether the text is all ASCII.
+    ascii: bool,
+    /// Where each `\n` is.
+    ends: Vec<usize>,
+    /// Where each `\u` escape starts.
+    escapes: Vec<usize>,
+}
+
+impl Scanned {
+    /// Notes the line ends and escapes in `part`, a copy of `text` from `at` on (lowercased or not: neither byte
+    /// has a case), reading `text` itself for the `u` of an escape.
+    fn see_ends(&mut self, part: &[u8], at: usize, text: &[u8]) {
+        self.ends.extend(memchr::memchr_iter(b'\n', part).map(|end| at + end));
+        let escapes = memchr::memchr_iter(b'\\', part).map(|slash| at + slash);
+        self.escapes.extend(escapes.filter(|slash| text.get(slash + 1) == Some(&b'u')));
+    }
+}
+
+/// Whether `text` holds `part` anywhere.
+fn contains(text: &[u8], part: &[u8]) -> bool {
+    part.is_empty() || text.windows(part.len()).any(|window| window == part)
 }
 
 /// The pieces [`Search`] looks for besides the keys, not yet lowercased.
@@ -464,18 +575,6 @@ struct Pieces<'a> {
     tags: &'a [String],
     /// Each gated rule's required text, by its bit.
     mentions: &'a [(u64, Vec<String>)],
-}
-
-impl Hit {
-    /// A piece's kinds and `other`'s together (keys are never merged: they stand for a place, not a text).
-    fn or(self, other: Hit) -> Hit {
-        match (self, other) {
-            (Hit::Piece { signal, tag, rules }, Hit::Piece { signal: s, tag: t, rules: r }) => {
-                Hit::Piece { signal: signal || s, tag: tag || t, rules: rules | r }
-            }
-            (this, _) => this,
-        }
-    }
 }
 
 /// The pieces of the session-tag keys that mark an agent (`trailguard:agent` of `trailguard:agent=true`), each
@@ -511,10 +610,12 @@ fn lowercase_into<'b>(text: &[u8], buffer: &'b mut Vec<u8>) -> (&'b [u8], bool) 
         buffer.resize(text.len(), 0);
     }
     let lower = buffer.get_mut(..text.len()).unwrap_or_default();
+    let mut high = 0;
     for (to, from) in lower.iter_mut().zip(text) {
         *to = from.to_ascii_lowercase();
+        high |= from;
     }
-    (lower, text.is_ascii())
+    (lower, high.is_ascii())
 }
 
 /// The literal piece a value matching `glob` must contain, written as is in any JSON text of it without `\u`:
@@ -1099,25 +1200,46 @@ mod tests {
     /// neither; a key is found only as written, in any case of the text around it.
     #[test]
     fn one_search_finds_every_kind_of_piece_even_overlapping() {
-        let signals = ["devin".to_owned(), "agent-".to_owned()];
-        let tags = ["trailguard:agent".to_owned()];
-        let mentions = [(1u64, vec!["trailguard".to_owned()])];
-        let search =
-            Search::new(&[Field::EventName], &Pieces { signals: &signals, tags: &tags, mentions: &mentions }).unwrap();
-        let kinds = |text: &str| {
-            search.find(text.as_bytes()).0.into_iter().fold((false, false, 0, 0), |(s, t, r, n), (_, hit)| match hit {
-                Hit::Piece { signal, tag, rules } => (s || signal, t || tag, r | rules, n),
-                Hit::Key(Field::EventName) => (s, t, r, n + 1),
-                _ => (s, t, r, n),
-            })
+        // Teddy alone, and the automaton (many needles, or a processor without Teddy's instructions).
+        let built = |keys: &[Field], pieces: &Pieces<'_>, automaton: bool| {
+            let mut search = Search::new(keys, pieces).unwrap();
+            if automaton {
+                search.matcher = Matcher::automaton(&search.needles).unwrap();
+            }
+            search
         };
-        // `trailguard` (a rule's text) ends in the `d` that starts `devin` (an agent's).
-        assert_eq!(kinds("x TrailGuarDevin x"), (true, false, 1, 0));
-        assert_eq!(kinds("x trailguardevi x"), (false, false, 1, 0));
-        // The tag key holds the rule's text: both are seen.
-        assert_eq!(kinds("[{\"key\":\"TRAILGUARD:agent\"}]"), (false, true, 1, 0));
-        // A key is the key as written, not in another case.
-        assert_eq!(kinds(r#"{"eventName":"x","EventName":"y","eventname":"z"}"#), (false, false, 0, 1));
+        for automaton in [false, true] {
+            let signals = ["devin".to_owned(), "agent-".to_owned()];
+            let tags = ["trailguard:agent".to_owned()];
+            let mentions = [(1u64, vec!["trailguard".to_owned()])];
+            let pieces = Pieces { signals: &signals, tags: &tags, mentions: &mentions };
+            let search = built(&[Field::EventName], &pieces, automaton);
+            let kinds = |text: &str| {
+                let hits = search.find(text.as_bytes()).hits.into_iter();
+                hits.fold((false, false, 0, 0), |(s, t, r, n), (_, hit)| {
+                    let Kinds { signal, tag, rules } = hit.kinds;
+                    (s || signal, t || tag, r | rules, n + usize::from(hit.key == Some(Field::EventName)))
+                })
+            };
+            // `trailguard` (a rule's text) ends in the `d` that starts `devin` (an agent's).
+            assert_eq!(kinds("x TrailGuarDevin x"), (true, false, 1, 0));
+            assert_eq!(kinds("x trailguardevi x"), (false, false, 1, 0));
+            // The tag key holds the rule's text: both are seen.
+            assert_eq!(kinds("[{\"key\":\"TRAILGUARD:agent\"}]"), (false, true, 1, 0));
+            // A key is the key as written, not in another case.
+            assert_eq!(kinds(r#"{"eventName":"x","EventName":"y","eventname":"z"}"#), (false, false, 0, 1));
+            // The key's needle (`entname"`) against pieces: one ending where it starts hides neither, one it holds
+            // is seen even where the key is not written.
+            let signals = ["even".to_owned(), "tname".to_owned()];
+            let search = built(&[Field::EventName], &Pieces { signals: &signals, ..Pieces::default() }, automaton);
+            let found = |text: &str| search.find(text.as_bytes()).hits;
+            let signal = Kinds { signal: true, ..Kinds::default() };
+            assert_eq!(
+                found(r#"{"eventName":"x"}"#),
+                [(2, Hit { key: None, kinds: signal }), (1, Hit { key: Some(Field::EventName), kinds: signal })]
+            );
+            assert_eq!(found(r#"x ENTNAME" x"#), [(2, Hit { key: None, kinds: signal })]);
+        }
     }
 
     /// An agent session in a member account writes request values, not the record's keys: a key it forges inside

@@ -31,7 +31,7 @@ use trailguard_core::{Engine, Finding};
 
 use crate::{read_input, Format};
 use progress::Progress;
-use source::{Buffers, Work};
+use source::{with_lines_at, Buffers, Work};
 use tally::Tally;
 
 /// In a directory, the file names `scan` reads (a path named on the command line is read whatever its name).
@@ -182,6 +182,12 @@ impl Scanner<'_> {
                 self.buffers.give(bytes);
                 self.evaluate(input, reading)
             }
+            Work::Range { input, file, at, len } => {
+                match with_lines_at(&file, at, len, |_, lines| read_lines(lines, 1, prefilter)) {
+                    Ok(reading) => self.evaluate(input, reading),
+                    Err(e) => Outcome { input, ended: Some(Err(e.to_string())), ..Outcome::default() },
+                }
+            }
             Work::Sifted { input, file, sifted, whole } => {
                 let mut buffer = self.buffers.take();
                 let reading = sifted.read_again(&file, whole, &mut buffer, prefilter);
@@ -289,6 +295,10 @@ pub fn run(engine: &Engine, paths: &[PathBuf], options: &Options) -> anyhow::Res
         registry::build(engine, &readable, &size, options.progress, sifting.as_ref(), |progress, buffers, send| {
             source::produce(&readable, progress, buffers, send)
         });
+    // The first pass numbered only the readable inputs; the second numbers them all.
+    let numbers: Vec<usize> =
+        (0..files.len()).filter(|i| files.get(*i).is_some_and(|f| f.as_os_str() != "-")).collect();
+    let sifts = sifts.into_iter().filter_map(|(input, blocks)| Some((*numbers.get(input)?, blocks))).collect();
     let registered = sift::RegisteredKeys::new(&registry);
     scan(engine, &files, size, &label.join(" "), options, (registry, unread), |progress, buffers, send| {
         source::produce_sifted(&files, &sifts, Some(&registered), progress, buffers, send)

@@ -22,7 +22,7 @@ use trailguard_core::session::{issuing_candidates, may_issue, Issued, Registry};
 
 use super::progress::Progress;
 use super::sift::{read_deferred, sift, Deferred, RegisteredKeys, Sifted};
-use super::source::{Buffers, Sifts, Work};
+use super::source::{with_lines_at, Buffers, Sifts, Work};
 use super::Size;
 
 /// Reads the issuing calls of every input `produce` cuts (which must leave standard input out) and builds the
@@ -44,6 +44,7 @@ where
         if shown { Progress::shown(size.bytes, size.objects) } else { Progress::hidden(size.bytes, size.objects) };
     let buffers = Buffers::default();
     let (mut calls, mut unread, mut sifts, mut deferred) = (Vec::new(), Vec::new(), Sifts::new(), Vec::new());
+    let mut failed = std::collections::HashSet::new();
     let process = |work: Work| issuing(engine, files, &progress, &buffers, prefilter, work);
     let produce = |send: &mut dyn FnMut(Work) -> bool| produce(&progress, &buffers, send);
     let name = |input: usize| files.get(input).map(|p| p.display().to_string()).unwrap_or_default();
@@ -52,7 +53,8 @@ where
         match found {
             Ok((found, sifted)) => {
                 calls.extend(found);
-                if let Some((sifted, later)) = sifted {
+                // An input with a block that could not be read is streamed again whole, not read by its sifts.
+                if let Some((sifted, later)) = sifted.filter(|_| !failed.contains(&input)) {
                     sifts.entry(input).or_insert_with(Vec::new).push(Arc::new(sifted));
                     deferred.extend(later.into_iter().map(|line| (input, line)));
                 }
@@ -61,6 +63,7 @@ where
                 unread.push((name(input), e));
                 // Streamed again, to meet the same error where it is.
                 sifts.remove(&input);
+                failed.insert(input);
             }
         }
         Ok(())
@@ -105,9 +108,11 @@ fn registry_with_deferred(
 /// The inputs that could not be read, by name, and why.
 pub type Unread = Vec<(String, String)>;
 
-/// The issuing calls of one piece of work and, for a block of a plain file, its sift and the lines it deferred; or
-/// why its input could not be read; with the input's index.
-type Found = (usize, Result<(Vec<(Actor, Issued)>, Option<(Sifted, Vec<Deferred>)>), String>);
+/// What one piece of work gave ([`InBlock`]), or why its input could not be read; with the input's index.
+type Found = (usize, Result<InBlock, String>);
+
+/// The issuing calls of one piece of work and, for a block of a plain file, its sift and the lines it deferred.
+type InBlock = (Vec<(Actor, Issued)>, Option<(Sifted, Vec<Deferred>)>);
 
 /// The issuing calls in one piece of work.
 fn issuing(
@@ -131,20 +136,30 @@ fn issuing(
             (input, found.map(|calls| (calls, None)))
         }
         Work::Lines { input, bytes, at } => {
-            let (calls, sifted) = match prefilter.zip(at) {
-                Some((prefilter, at)) => {
-                    let mut calls = Vec::new();
-                    let sifted = sift(prefilter, &bytes, at, |line| calls.extend(issuing_line(engine, line)));
-                    (calls, Some(sifted))
-                }
-                None => (issuing_lines(engine, &bytes), None),
-            };
+            let found = issuing_block(engine, prefilter, &bytes, at);
             buffers.give(bytes);
-            (input, Ok((calls, sifted)))
+            (input, Ok(found))
+        }
+        Work::Range { input, file, at, len } => {
+            let found = with_lines_at(&file, at, len, |at, lines| issuing_block(engine, prefilter, lines, Some(at)));
+            (input, found.map_err(|e| e.to_string()))
         }
         // The first pass sifts; it is never handed sifted blocks.
         Work::Sifted { input, .. } => (input, Ok((Vec::new(), None))),
         Work::End { input, error } => (input, error.map_or(Ok((Vec::new(), None)), Err)),
+    }
+}
+
+/// The issuing calls in a block of JSON lines and, with a `prefilter` and where the block starts in a plain file
+/// (`at`), its sift.
+fn issuing_block(engine: &Engine, prefilter: Option<&Prefilter>, block: &[u8], at: Option<u64>) -> InBlock {
+    match prefilter.zip(at) {
+        Some((prefilter, at)) => {
+            let mut calls = Vec::new();
+            let sifted = sift(prefilter, block, at, |line| calls.extend(issuing_line(engine, line)));
+            (calls, Some(sifted))
+        }
+        None => (issuing_lines(engine, block), None),
     }
 }
 

@@ -3,11 +3,16 @@
 //! A file small enough to hold (every CloudTrail log file) is one piece, read and decompressed by a worker, so
 //! that many files inflate in parallel. A large file or standard input is streamed: read (and inflated) here in
 //! blocks cut at line ends, each block a piece, so that the lines of one file are evaluated in parallel and only
-//! a few blocks are ever in memory. A large input that is not JSON lines (one huge log document) is read whole.
+//! a few blocks are ever in memory. A large plain JSON-lines file is cut into byte ranges after its first block,
+//! and each worker reads its own range ([`with_lines_at`]): the bytes land in the cache of the core that reads
+//! them next, and no thread reads for the others. A large input that is not JSON lines (one huge log document)
+//! is read whole.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +33,8 @@ pub enum Work {
     /// Consecutive JSON lines of a large input (numbered when reported, in order: counting them here would
     /// make this thread the bottleneck); `at` is where they start in a plain file, which can be read again there.
     Lines { input: usize, bytes: Vec<u8>, at: Option<u64> },
+    /// The JSON lines of a plain file that start in `at..at + len`, for the worker to read ([`with_lines_at`]).
+    Range { input: usize, file: Arc<File>, at: u64, len: u64 },
     /// A block of a plain file the first pass sifted, to be read again from `file`: whole, or only the lines the
     /// sift passed on ([`Sifted::whole`]).
     Sifted { input: usize, file: Arc<File>, sifted: Arc<Sifted>, whole: bool },
@@ -113,10 +120,13 @@ fn stream(
     buffers: &Buffers,
     send: &mut impl FnMut(Work) -> bool,
 ) -> Result<bool, String> {
-    let mut file: Box<dyn Read> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(std::fs::File::open(path).map_err(|e| e.to_string())?)
+    let opened = match path.as_os_str() == "-" {
+        true => None,
+        false => Some(Arc::new(File::open(path).map_err(|e| e.to_string())?)),
+    };
+    let mut file: Box<dyn Read> = match &opened {
+        Some(opened) => Box::new(Shared(opened.clone())),
+        None => Box::new(std::io::stdin()),
     };
     let mut magic = Vec::with_capacity(2);
     file.by_ref().take(2).read_to_end(&mut magic).map_err(|e| e.to_string())?;
@@ -162,6 +172,12 @@ fn stream(
         if !send(Work::Lines { input, bytes: block, at }) {
             return Ok(false);
         }
+        if let Some((next, opened)) = next.zip(opened.as_ref()).filter(|_| !gzipped && !end) {
+            // The bytes read past the cut were counted already.
+            let counted = rest.len() as u64;
+            buffers.give(rest);
+            return ranges(input, opened, next, counted, progress, send);
+        }
         at = next;
         block = rest;
         if end {
@@ -171,6 +187,112 @@ fn stream(
         if end && block.is_empty() {
             return Ok(send(Work::End { input, error: None }));
         }
+    }
+}
+
+/// Hands the rest of a plain file, from `from`, to the workers as ranges of a block each, up to the size it has now
+/// (and the line that crosses it); `counted` of its bytes are counted as read already.
+fn ranges(
+    input: usize,
+    file: &Arc<File>,
+    from: u64,
+    mut counted: u64,
+    progress: &Progress,
+    send: &mut impl FnMut(Work) -> bool,
+) -> Result<bool, String> {
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut at = from;
+    while at < size {
+        let len = (BLOCK as u64).min(size - at);
+        progress.add_bytes(len.saturating_sub(counted));
+        counted = counted.saturating_sub(len);
+        if !send(Work::Range { input, file: file.clone(), at, len }) {
+            return Ok(false);
+        }
+        at += len;
+    }
+    Ok(send(Work::End { input, error: None }))
+}
+
+thread_local! {
+    /// A worker's buffer for the ranges it reads: grown when too short, never cleared, so that memory once
+    /// touched is neither given back nor zeroed again.
+    static RANGE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How much is read at a time to find where a line starts or ends.
+const PROBE: usize = 4 << 10;
+
+/// Calls `read` with the lines of `file` that start in `at..at + len`, the last one to its end (or the file's),
+/// and where the first starts. Every line of a file is in exactly one of its ranges: a line starts at 0 or just
+/// after a `\n`. A line that starts before the range and ends after it leaves the range empty.
+pub fn with_lines_at<R>(file: &File, at: u64, len: u64, read: impl FnOnce(u64, &[u8]) -> R) -> std::io::Result<R> {
+    RANGE.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => lines_at(file, at, len, &mut buffer).map(|(start, lines)| read(start, lines)),
+        // Not reached (`read` does not read ranges); a fresh buffer if it ever is.
+        Err(_) => lines_at(file, at, len, &mut Vec::new()).map(|(start, lines)| read(start, lines)),
+    })
+}
+
+/// [`with_lines_at`]'s lines, read into `buffer`.
+fn lines_at<'b>(file: &File, at: u64, len: u64, buffer: &'b mut Vec<u8>) -> std::io::Result<(u64, &'b [u8])> {
+    let end = at.saturating_add(len);
+    // The first line starts after the first `\n` from the byte before the range on.
+    let mut start = at;
+    if at > 0 {
+        start = at - 1;
+        loop {
+            let got = fill_at(file, start, buffer, 0, PROBE)?;
+            let probe = buffer.get(..got).unwrap_or_default();
+            if let Some(newline) = memchr::memchr(b'\n', probe) {
+                start += newline as u64 + 1;
+                break;
+            }
+            start += got as u64;
+            if got == 0 || start >= end {
+                return Ok((start, &[]));
+            }
+        }
+    }
+    if start >= end {
+        return Ok((start, &[]));
+    }
+    let mut filled = fill_at(file, start, buffer, 0, (end - start) as usize)?;
+    // The last line to its end.
+    while buffer.get(..filled).and_then(|lines| lines.last()).is_some_and(|last| *last != b'\n') {
+        let got = fill_at(file, start + filled as u64, buffer, filled, PROBE)?;
+        let newline = memchr::memchr(b'\n', buffer.get(filled..filled + got).unwrap_or_default());
+        filled += newline.map_or(got, |newline| newline + 1);
+        if got == 0 || newline.is_some() {
+            break;
+        }
+    }
+    Ok((start, buffer.get(..filled).unwrap_or_default()))
+}
+
+/// Reads up to `want` bytes of `file` at `at` into `buffer` from `from` on, until the file ends; how many it read.
+fn fill_at(file: &File, at: u64, buffer: &mut Vec<u8>, from: usize, want: usize) -> std::io::Result<usize> {
+    if buffer.len() < from + want {
+        buffer.resize(from + want, 0);
+    }
+    let mut got = 0;
+    while got < want {
+        match file.read_at(buffer.get_mut(from + got..from + want).unwrap_or_default(), at + got as u64) {
+            Ok(0) => break,
+            Ok(read) => got += read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// A file shared with the workers, read here from its own position (they read by offset).
+struct Shared(Arc<File>);
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.0).read(buf)
     }
 }
 
@@ -226,16 +348,56 @@ mod tests {
         let work = pieces(bytes.as_bytes());
         let mut lines = 0;
         let mut blocks = 0;
+        let mut ranges = 0;
         for piece in &work {
-            if let Work::Lines { bytes, .. } = piece {
+            let mut count_lines = |bytes: &[u8]| {
                 assert!(bytes.ends_with(b"\n") && bytes.starts_with(b"{"), "cut at a line end");
                 lines += bytes.iter().filter(|b| **b == b'\n').count();
                 blocks += 1;
+            };
+            match piece {
+                Work::Lines { bytes, .. } => count_lines(bytes),
+                Work::Range { file, at, len, .. } => {
+                    ranges += 1;
+                    with_lines_at(file, *at, *len, |_, bytes| count_lines(bytes)).unwrap();
+                }
+                _ => {}
             }
         }
         assert_eq!(lines, count, "every line once");
-        assert!(blocks >= 3, "{blocks} blocks");
+        assert!(blocks >= 3 && ranges >= 2, "{blocks} blocks, {ranges} of them ranges the workers read");
         assert!(matches!(work.last(), Some(Work::End { error: None, .. })));
+    }
+
+    /// Ranges cut anywhere, even inside a line longer than a range, hand every line of a file to exactly one
+    /// range, whole, with where it starts; a last line without its end is read to the file's end.
+    #[test]
+    fn ranges_hold_every_line_once_wherever_they_are_cut() {
+        let mut text = Vec::new();
+        for i in 0..400 {
+            let length = [1, 7, 300, 5_000, 40][i % 5] + i;
+            text.extend(format!("{{\"n\":\"{}\"}}\n", "z".repeat(length)).bytes());
+        }
+        text.extend(b"{\"last\":\"without an end\"}");
+        let path = std::env::temp_dir().join(format!("trailguard-ranges-{}", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let file = File::open(&path).unwrap();
+        for width in [3, 9, 333, PROBE - 1, PROBE + 1, 3 * PROBE, 100_000] {
+            let mut read = Vec::new();
+            for at in (0..text.len() as u64).step_by(width) {
+                with_lines_at(&file, at, width as u64, |start, lines| {
+                    if !lines.is_empty() {
+                        assert_eq!(text.get(start as usize..start as usize + lines.len()), Some(lines));
+                        assert!(start == 0 || text.get(start as usize - 1) == Some(&b'\n'), "a line's start");
+                        assert!((at..at + width as u64).contains(&start), "starts in its range");
+                    }
+                    read.extend_from_slice(lines);
+                })
+                .unwrap();
+            }
+            assert!(read == text, "every byte once, in order, with ranges of {width}");
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
