@@ -93,6 +93,8 @@ pub struct Prefilter<'e> {
     sound: bool,
     /// `"event`: the start of both keys the triggers compare, `"eventName"` and `"eventSource"`.
     event_key: Finder<'static>,
+    /// `"eventSource"`, for a text whose one name is known.
+    source_key: Finder<'static>,
     /// Every name some rule is triggered by, under any source.
     names: TriggerNames,
 }
@@ -152,6 +154,7 @@ impl<'e> Prefilter<'e> {
             gated: mentions.iter().fold(0, |gated, (rule, _)| gated | rule),
             sound,
             event_key: Finder::new(br#""event"#).into_owned(),
+            source_key: Finder::new(br#""eventSource""#).into_owned(),
             names: TriggerNames::new(&triggers),
         }
     }
@@ -248,11 +251,11 @@ impl<'e> Prefilter<'e> {
                     names += 1;
                     only = Some(found - at);
                 }
-                Some(Field::AccessKeyId) => {
+                Some(Field::AccessKeyId) if !self.keys.is_empty() => {
                     let value = ascii_after(text, found - at + Field::AccessKeyId.written().len());
-                    signal |= !self.keys.is_empty() && value.is_none_or(|key| self.keys.contains(key));
+                    signal |= value.is_none_or(|key| self.keys.contains(key));
                 }
-                Some(Field::RootType) | None => {}
+                _ => {}
             }
         }
         let only = only.filter(|_| names == 1);
@@ -264,11 +267,32 @@ impl<'e> Prefilter<'e> {
         // `eventSource` value in the text is read and each pair judged.
         let quiet = matches!(name, Some(Some(name)) if !self.names.may_trigger(name))
             && only.is_some_and(|at| has_source(text, at));
-        let judged = if quiet { Judged::PassOver } else { self.pairs(text) };
+        let judged = match name {
+            _ if quiet => Judged::PassOver,
+            // The search found every `"eventName"` key written as is, and there is one: only the sources are read.
+            Some(Some(name)) => self.sources_with(text, name),
+            _ => self.pairs(text),
+        };
         let called = judged.passes(rules, || !ascii());
         let always = self.every_text_an_agent || self.reads_agents && !ascii();
         let shows_agent = must_parse || shown || self.every_issuing_an_agent || !ascii();
         Verdict { may_trigger: must_parse || called || signal || always, may_issue, shows_agent }
+    }
+
+    /// Every `eventSource` value in `json`, each judged with `name`, the text's one `eventName` value. The same
+    /// answer as [`Prefilter::pairs`] when that is the only name: each `"eventSource"` key is looked for from the
+    /// byte after the last (a key may start at the quote that ends another), as `"event` finds them.
+    fn sources_with(&self, json: &[u8], name: &[u8]) -> Judged {
+        let Ok(name) = std::str::from_utf8(name) else { return self.pairs(json) };
+        let mut calls = Calls::default();
+        calls.add(Key::Name, Some(name));
+        let mut from = 0;
+        while let Some(found) = json.get(from..).and_then(|rest| self.source_key.find(rest)) {
+            let after = from + found + self.source_key.needle().len();
+            calls.add(Key::Source, string_after(json, after));
+            from += found + 1;
+        }
+        calls.judge(self.engine, self.gated)
     }
 
     /// Every `eventName` and `eventSource` value in `json`, each pair judged against the triggers.
@@ -688,6 +712,13 @@ fn has_source(json: &[u8], name_at: usize) -> bool {
         || memchr::memmem::find_iter(json, key).any(|at| string_after(json, at + key.len()).is_some())
 }
 
+/// The two keys a call is triggered by.
+#[derive(Clone, Copy)]
+enum Key {
+    Name,
+    Source,
+}
+
 /// What the calls in a text ask for.
 enum Judged {
     /// A rule is triggered (or the text cannot be judged without parsing): parse it.
@@ -727,14 +758,20 @@ impl<'t> Calls<'t> {
     /// Looks at the key starting just after a `"event` that ends at `after`.
     fn see(&mut self, json: &'t [u8], after: usize) {
         let rest = json.get(after..).unwrap_or_default();
-        let (found, count, key) = if rest.starts_with(b"Name\"") {
-            (&mut self.names, &mut self.name_count, "Name\"".len())
+        if rest.starts_with(b"Name\"") {
+            self.add(Key::Name, string_after(rest, "Name\"".len()));
         } else if rest.starts_with(b"Source\"") {
-            (&mut self.sources, &mut self.source_count, "Source\"".len())
-        } else {
-            return;
+            self.add(Key::Source, string_after(rest, "Source\"".len()));
+        }
+    }
+
+    /// One value under `key`, `None` when it could not be read literally.
+    fn add(&mut self, key: Key, value: Option<&'t str>) {
+        let (found, count) = match key {
+            Key::Name => (&mut self.names, &mut self.name_count),
+            Key::Source => (&mut self.sources, &mut self.source_count),
         };
-        match (string_after(rest, key), found.get_mut(*count)) {
+        match (value, found.get_mut(*count)) {
             (Some(value), Some(slot)) => {
                 *slot = value;
                 *count += 1;
