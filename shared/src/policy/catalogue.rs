@@ -31,17 +31,16 @@ pub enum AccessLevel {
 /// All actions, grouped by service prefix, sorted.
 #[derive(Debug)]
 pub struct Catalogue {
-    /// `service:Action` in AWS's spelling.
-    names: Vec<String>,
-    /// The same, lower case, for case-insensitive matching.
-    lower: Vec<String>,
+    /// `service:action`, lower case (action names are compared without regard to case): pieces of one text made
+    /// once per process ([`Catalogue::parse`]).
+    lower: Vec<&'static str>,
     levels: Vec<AccessLevel>,
     /// `(prefix, first index, end index)` for each service, sorted by prefix.
     services: Vec<(String, usize, usize)>,
     /// Every action, kept because `*` and `NotAction` need it often.
     everything: ActionSet,
     /// Lower-case `service:action` to index, for exact names.
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<&'static str, usize, foldhash::fast::FixedState>,
     /// The actions that are neither reads nor lists.
     writable_actions: ActionSet,
     /// Expansions of wildcard patterns already computed: the same patterns (`*:Get*`, `iam:*`) recur in
@@ -76,18 +75,21 @@ impl Catalogue {
 
     fn parse(data: &str) -> Catalogue {
         let mut catalogue = Catalogue {
-            names: Vec::new(),
             lower: Vec::new(),
             levels: Vec::new(),
             services: Vec::new(),
             everything: ActionSet { bits: Vec::new() },
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
             writable_actions: ActionSet { bits: Vec::new() },
             expanded: Mutex::new(HashMap::new()),
         };
+        // Parsed on a Lambda's cold start and on a scan's first evaluation: the names are written into one text,
+        // kept for the process's life (the catalogue is), instead of tens of thousands of small allocations.
+        let mut names = String::with_capacity(2 * data.len());
+        let mut ends = Vec::new();
         for line in data.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
             let Some((prefix, body)) = line.split_once('\t') else { continue };
-            let start = catalogue.names.len();
+            let start = catalogue.levels.len();
             for entry in body.split(' ') {
                 let Some((name, level)) = entry.rsplit_once(':') else { continue };
                 let level = match level {
@@ -97,16 +99,21 @@ impl Catalogue {
                     "T" => AccessLevel::Tagging,
                     _ => AccessLevel::Write,
                 };
-                let full = format!("{prefix}:{name}");
-                catalogue.lower.push(full.to_ascii_lowercase());
-                catalogue.names.push(full);
+                names.push_str(prefix);
+                names.push(':');
+                names.push_str(name);
+                ends.push(names.len());
                 catalogue.levels.push(level);
             }
-            catalogue.services.push((prefix.to_owned(), start, catalogue.names.len()));
+            catalogue.services.push((prefix.to_owned(), start, catalogue.levels.len()));
         }
+        names.make_ascii_lowercase();
+        let names: &'static str = Box::leak(names.into_boxed_str());
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        catalogue.lower = starts.zip(&ends).map(|(start, end)| names.get(start..*end).unwrap_or_default()).collect();
         catalogue.services.sort_by(|a, b| a.0.cmp(&b.0));
         let mut everything = catalogue.empty();
-        for i in 0..catalogue.names.len() {
+        for i in 0..catalogue.lower.len() {
             everything.insert(i);
         }
         catalogue.everything = everything;
@@ -117,23 +124,24 @@ impl Catalogue {
             }
         }
         catalogue.writable_actions = writable;
-        catalogue.by_name = catalogue.lower.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect();
+        catalogue.by_name.reserve(catalogue.lower.len());
+        catalogue.by_name.extend(catalogue.lower.iter().enumerate().map(|(i, name)| (*name, i)));
         catalogue
     }
 
     /// How many actions the catalogue knows.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.lower.len()
     }
 
     /// Whether the catalogue is empty (it never is; for completeness).
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.lower.is_empty()
     }
 
     /// An empty set over this catalogue.
     pub fn empty(&self) -> ActionSet {
-        ActionSet { bits: vec![0; self.names.len().div_ceil(64)] }
+        ActionSet { bits: vec![0; self.lower.len().div_ceil(64)] }
     }
 
     /// The set of every action.
@@ -156,7 +164,7 @@ impl Catalogue {
     /// Adds the actions `pattern` matches to `set`; false when it matched none.
     fn expand_one(&self, pattern: &str, set: &mut ActionSet) -> bool {
         let pattern = pattern.trim().to_ascii_lowercase();
-        if let Some(&index) = self.by_name.get(&pattern) {
+        if let Some(&index) = self.by_name.get(pattern.as_str()) {
             set.insert(index);
             return true;
         }
@@ -222,7 +230,7 @@ impl Catalogue {
 
     /// The index of an exact action name, such as `iam:PassRole` (any case).
     pub fn index_of(&self, action: &str) -> Option<usize> {
-        self.by_name.get(&action.to_ascii_lowercase()).copied()
+        self.by_name.get(action.to_ascii_lowercase().as_str()).copied()
     }
 
     /// Whether a service has actions beyond reading and listing.
