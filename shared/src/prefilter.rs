@@ -64,7 +64,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use aho_corasick::{packed, AhoCorasick, Input, MatchKind, Span};
-use memchr::memmem::Finder;
+use memchr::memmem::{self, Finder};
 use serde::Deserialize;
 
 use crate::engine::Engine;
@@ -389,8 +389,8 @@ struct Hit {
     kinds: Kinds,
 }
 
-/// One needle of the search: its lowercased text, the key it is part of (and where in the key it starts), and
-/// the pieces it holds.
+/// One needle of the search: its lowercased text, the key it is part of (from [`Field::searched_from`]), and the
+/// pieces it holds.
 struct Needle {
     text: Vec<u8>,
     key: Option<Field>,
@@ -412,8 +412,6 @@ struct Search {
     needles: Vec<Needle>,
     /// Whether the search goes on from the next byte after each needle (see above).
     restart: Vec<bool>,
-    /// Which keys are searched for.
-    keys: Vec<Field>,
     /// The longest needle's length.
     longest: usize,
 }
@@ -449,7 +447,9 @@ impl Search {
         let held: Vec<Kinds> = needles
             .iter()
             .map(|needle| {
-                let inside = needles.iter().filter(|other| other.key.is_none() && contains(&needle.text, &other.text));
+                let inside = needles
+                    .iter()
+                    .filter(|other| other.key.is_none() && memmem::find(&needle.text, &other.text).is_some());
                 inside.fold(needle.kinds, |kinds, other| kinds.or(other.kinds))
             })
             .collect();
@@ -462,7 +462,9 @@ impl Search {
             .map(|needle| {
                 needle.key.is_none()
                     && needles.iter().any(|other| {
-                        other.text != needle.text && contains(&needle.text, &other.text) && other.kinds == needle.kinds
+                        other.text != needle.text
+                            && memmem::find(&needle.text, &other.text).is_some()
+                            && other.kinds == needle.kinds
                     })
             })
             .collect();
@@ -483,11 +485,11 @@ impl Search {
             .collect();
         let longest = needles.iter().map(|needle| needle.text.len()).max().unwrap_or(1);
         let matcher = Matcher::new(&needles)?;
-        Some(Search { matcher, needles, restart, keys: keys.to_vec(), longest })
+        Some(Search { matcher, needles, restart, longest })
     }
 
     fn reads(&self, key: Field) -> bool {
-        self.keys.contains(&key)
+        self.needles.iter().any(|needle| needle.key == Some(key))
     }
 
     /// Where the keys and pieces are in `text` and whether it is all ASCII. A key is reported only where it is
@@ -583,11 +585,6 @@ impl Scanned {
         let escapes = memchr::memchr_iter(b'\\', part).map(|slash| at + slash);
         self.escapes.extend(escapes.filter(|slash| text.get(slash + 1) == Some(&b'u')));
     }
-}
-
-/// Whether `text` holds `part` anywhere.
-fn contains(text: &[u8], part: &[u8]) -> bool {
-    part.is_empty() || text.windows(part.len()).any(|window| window == part)
 }
 
 /// The pieces [`Search`] looks for besides the keys, not yet lowercased.

@@ -125,7 +125,8 @@ fn stream(
         false => Some(Arc::new(File::open(path).map_err(|e| e.to_string())?)),
     };
     let mut file: Box<dyn Read> = match &opened {
-        Some(opened) => Box::new(Shared(opened.clone())),
+        // Read here from the file's own position; the workers read by offset.
+        Some(opened) => Box::new(&**opened),
         None => Box::new(std::io::stdin()),
     };
     let mut magic = Vec::with_capacity(2);
@@ -285,15 +286,6 @@ fn fill_at(file: &File, at: u64, buffer: &mut Vec<u8>, from: usize, want: usize)
         }
     }
     Ok(got)
-}
-
-/// A file shared with the workers, read here from its own position (they read by offset).
-struct Shared(Arc<File>);
-
-impl Read for Shared {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        (&*self.0).read(buf)
-    }
 }
 
 /// Reads until `block` holds `more` bytes more or the input ends (`true`), counting what it read when asked.

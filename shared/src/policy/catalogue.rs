@@ -124,8 +124,7 @@ impl Catalogue {
             }
         }
         catalogue.writable_actions = writable;
-        catalogue.by_name.reserve(catalogue.lower.len());
-        catalogue.by_name.extend(catalogue.lower.iter().enumerate().map(|(i, name)| (*name, i)));
+        catalogue.by_name = catalogue.lower.iter().enumerate().map(|(i, name)| (*name, i)).collect();
         catalogue
     }
 
