@@ -281,10 +281,9 @@ impl Config {
         arn.is_some_and(|arn| self.deployment_role_arns.iter().any(|d| same_role_arn(d, arn)))
     }
 
-    /// Whether a resource name or ARN is named like one of trailguard's (the last `/` or `:` part of an ARN is
-    /// compared). Used only to widen tampering detection, never to exempt.
-    pub fn is_own_resource(&self, name_or_arn: &str) -> bool {
-        let name = name_or_arn.rsplit(['/', ':']).next().unwrap_or(name_or_arn);
+    /// Whether a resource name (a whole name, or one `/`- or `:`-separated part of an ARN) is named like one of
+    /// trailguard's. Used only to widen tampering detection, never to exempt.
+    pub fn is_own_resource(&self, name: &str) -> bool {
         self.own_resources.iter().any(|p| wildcard::matches(p, name, true)) || self.is_own_role(None, name)
     }
 

@@ -24,7 +24,7 @@ use crate::config::{Config, Mode};
 use crate::event::{Actor, CloudTrailRecord};
 use crate::finding::{Evidence, Finding, Remediation, SCHEMA_VERSION};
 use crate::policy::{analyze, analyze_trust, managed, PolicyDocument};
-use crate::rules::{registry, Context, GrantView, Name, Rule, Trigger, TrustView};
+use crate::rules::{registry, Context, GrantView, Name, RequiredText, Rule, Trigger, TrustView};
 use crate::session::{self, Session};
 
 /// The behaviour rule, whose count the engine declares as a need.
@@ -164,6 +164,8 @@ pub struct Engine {
     config: Config,
     rules: Vec<&'static dyn Rule>,
     index: TriggerIndex,
+    /// Each rule's required text, searchable (by the rule's position).
+    required: Vec<Option<RequiredText>>,
 }
 
 impl Engine {
@@ -194,7 +196,8 @@ impl Engine {
                 }
             }
         }
-        Engine { config, rules, index }
+        let required = rules.iter().map(|r| r.required_text(&config).and_then(|t| RequiredText::new(&t))).collect();
+        Engine { config, rules, index, required }
     }
 
     /// The configuration in force.
@@ -252,10 +255,11 @@ impl Engine {
         // reads it.
         let wants_params = record.event_source == "iam.amazonaws.com"
             || rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.reads_params()));
-        let (params, params_error) = match record.params() {
-            _ if !wants_params => (None, None),
-            Ok(params) => (params, None),
-            Err(e) => (None, Some(e.to_string())),
+        // (A guard in a `match` on `record.params()` would parse the request before the guard is tested.)
+        let (params, params_error) = match wants_params.then(|| record.params()) {
+            None => (None, None),
+            Some(Ok(params)) => (params, None),
+            Some(Err(e)) => (None, Some(e.to_string())),
         };
         let (grant, trust) = match (&params, record.event_source.as_str()) {
             (Some(p), "iam.amazonaws.com") => (
@@ -390,10 +394,8 @@ impl Engine {
         if recognised {
             return needs;
         }
-        if self.config.agents.needs_session(actor) {
-            if let Some(key) = &actor.access_key_id {
-                needs.push(Need::Session { access_key_id: key.clone(), at: event_seconds(record) });
-            }
+        if let Some(key) = self.session_key(actor, recognised) {
+            needs.push(Need::Session { access_key_id: key.to_owned(), at: event_seconds(record) });
         }
         if self.config.agents.needs_role_tags(actor) {
             if let (Some(role_name), Some(account)) = (&actor.role_name, &actor.account) {
@@ -401,6 +403,12 @@ impl Engine {
             }
         }
         needs
+    }
+
+    /// The access key whose registry entry agent recognition of `actor` needs ([`Need::Session`]), if any.
+    fn session_key<'a>(&self, actor: &'a Actor, recognised: bool) -> Option<&'a str> {
+        let needed = !recognised && self.config.agents.needs_session(actor);
+        actor.access_key_id.as_deref().filter(|_| needed)
     }
 
     /// The actor's agency: without a look-up's answer, the free signals' (recognised once, when prepared).
@@ -506,14 +514,11 @@ impl Engine {
         mut region: impl FnMut(&crate::regions::RegionUse) -> crate::regions::Novelty,
     ) -> Evaluation {
         let Some(prepared) = self.prepare_registered(record, registry) else { return Evaluation::default() };
+        // Of [`Engine::needs`], offline answers only the session's (from memory): policies and role tags are not
+        // looked up.
         let mut resolved = Resolved::default();
-        for need in self.needs(&prepared) {
-            match need {
-                Need::Session { access_key_id, at } => {
-                    resolved.session = Some(Ok(registry.get(&access_key_id, at).cloned()));
-                }
-                Need::Count(_) | Need::Region(_) | Need::Policy { .. } | Need::RoleTags { .. } => {}
-            }
+        if let Some(key) = self.session_key(&prepared.actor, prepared.free_agent.is_some()) {
+            resolved.session = Some(Ok(registry.get(key, event_seconds(record)).cloned()));
         }
         for need in self.later_needs(&prepared, &resolved) {
             match need {
@@ -608,6 +613,7 @@ impl Engine {
                 Some(Ok(Some(new))) => Some(new),
                 _ => None,
             },
+            required: None,
         };
         let account = record.account();
         let mut verdicts = Vec::new();
@@ -616,6 +622,7 @@ impl Engine {
             if self.config.allows(rule.id(), &actor, account) {
                 continue;
             }
+            let ctx = Context { required: self.required.get(i).and_then(Option::as_ref), ..ctx };
             verdicts.extend(rule.evaluate(&ctx).into_iter().map(|v| (*rule, v)));
         }
         // Failed calls: only a call refused for authorization or authentication is an attempt (or any failed call

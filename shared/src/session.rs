@@ -334,11 +334,12 @@ pub(crate) fn tag_list(value: Option<&Value>) -> Vec<(String, String)> {
 /// Reads a time as CloudTrail writes it: RFC 3339 (`eventTime`), or STS's `expiration` form
 /// (`Nov 29, 2026, 5:16:19 PM`, the comma after the year optional). Epoch seconds, UTC.
 pub fn parse_time(text: &str) -> Option<i64> {
-    if let Ok(t) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
-        return Some(t.unix_timestamp());
+    // RFC 3339 starts with the year's digit, STS's form with the month's letter: each parser reads only its own.
+    if !text.trim_start().starts_with(|c: char| c.is_ascii_alphabetic()) {
+        let rfc_3339 = || time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok();
+        return utc_seconds(text).or_else(|| rfc_3339().map(|t| t.unix_timestamp()));
     }
-    let cleaned = text.replace(',', " ");
-    let mut parts = cleaned.split_whitespace();
+    let mut parts = text.split(|c: char| c == ',' || c.is_whitespace()).filter(|part| !part.is_empty());
     let month = match parts.next()?.get(..3)? {
         "Jan" => time::Month::January,
         "Feb" => time::Month::February,
@@ -370,10 +371,37 @@ pub fn parse_time(text: &str) -> Option<i64> {
     Some(at.assume_utc().unix_timestamp())
 }
 
+/// The one shape CloudTrail writes `eventTime` in, `2026-11-29T17:16:19Z`, read without the general RFC 3339
+/// parser (this runs for most records an evaluation reads). `None` for any other shape, valid or not.
+fn utc_seconds(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let shape = b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| {
+        b.get(range).map(|digits| digits.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0')))
+    };
+    let month = time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(i32::from(number(0..4)?), month, u8::try_from(number(8..10)?).ok()?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let at = date.ok()?.with_hms(u8::try_from(hour).ok()?, u8::try_from(minute).ok()?, u8::try_from(second).ok()?);
+    Some(at.ok()?.assume_utc().unix_timestamp())
+}
+
 /// The sessions known offline, by access key id: what the state table holds for the detector.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Registry {
-    sessions: HashMap<String, Session>,
+    /// Hashed with foldhash, seeded per process: the default hasher cost most of each look-up (two per record an
+    /// evaluation reads), and the keys are issued by STS.
+    sessions: HashMap<String, Session, foldhash::fast::RandomState>,
 }
 
 impl Registry {
@@ -594,6 +622,25 @@ mod tests {
         assert_eq!(parse_time("Nov 29, 2026 12:30:00 PM"), parse_time("2026-11-29T12:30:00Z"));
         assert_eq!(parse_time("Nov 29, 2026 12:30:00 AM"), parse_time("2026-11-29T00:30:00Z"));
         assert_eq!(parse_time("yesterday"), None);
+    }
+
+    proptest::proptest! {
+        /// The short path for `eventTime` reads what the RFC 3339 parser reads, and leaves to it what it cannot
+        /// read (a second 60, a 30 February, fractions, offsets, lower case).
+        #[test]
+        fn event_times_read_as_rfc_3339_reads_them(
+            date in "(19|20|99)[0-9]{2}-[01][0-9]-[0-3][0-9]",
+            clock in "[0-2][0-9]:[0-6][0-9]:[0-6][0-9]",
+            tail in "(Z|z|\\.123Z|\\+01:00|)",
+            t in "[Tt ]",
+        ) {
+            let text = format!("{date}{t}{clock}{tail}");
+            let rfc = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok();
+            proptest::prop_assert_eq!(parse_time(&text), rfc.map(|t| t.unix_timestamp()), "{}", text);
+            if let Some(seconds) = utc_seconds(&text) {
+                proptest::prop_assert_eq!(Some(seconds), rfc.map(|t| t.unix_timestamp()), "{}", text);
+            }
+        }
     }
 
     fn line(identity_key: &str, name: &str, params: &str, response: &str, time: &str) -> CloudTrailRecord {

@@ -6,10 +6,30 @@
 /// Whether `text` matches `pattern`, where `*` and `?` in the pattern are wildcards.
 ///
 /// Runs in O(len(pattern) × len(text)) at worst, without recursion, so hostile patterns cannot blow the stack.
+#[inline]
 pub fn matches(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    // Most patterns start with a literal that the text does not start with (agent names, resource names): told
+    // apart where the caller runs, before anything else. Only two ASCII bytes are compared so: a non-ASCII letter
+    // may fold to ASCII.
+    if let (Some(p), Some(t)) = (pattern.as_bytes().first(), text.as_bytes().first()) {
+        let literal = p.is_ascii() && t.is_ascii() && *p != b'*' && *p != b'?';
+        if literal && !(if ignore_case { p.eq_ignore_ascii_case(t) } else { p == t }) {
+            return false;
+        }
+    }
+    matches_all(pattern, text, ignore_case)
+}
+
+/// [`matches`] past its first look.
+fn matches_all(pattern: &str, text: &str, ignore_case: bool) -> bool {
     // Action names and ARNs are ASCII: compare bytes without allocating (this runs for every catalogue action
     // a pattern is expanded against). Anything else is compared by characters.
     if pattern.is_ascii() && text.is_ascii() {
+        // `*name*` (agent names anywhere in an ARN or session name) is a search for the name.
+        let inner = pattern.strip_prefix('*').and_then(|p| p.strip_suffix('*'));
+        if let Some(inner) = inner.filter(|inner| !inner.is_empty() && !has_wildcard(inner)) {
+            return contains_ascii(text.as_bytes(), inner.as_bytes(), ignore_case);
+        }
         let same = |a: &u8, b: &u8| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
         return glob(pattern.as_bytes(), text.as_bytes(), &b'*', &b'?', same);
     }
@@ -23,6 +43,16 @@ pub fn matches(pattern: &str, text: &str, ignore_case: bool) -> bool {
         }
     };
     glob(&p, &t, &'*', &'?', same)
+}
+
+/// Whether ASCII `text` holds `needle`, ignoring case if asked: only where its first byte is are the windows
+/// compared whole. (Names and ARNs are short: a vector search's setup would cost more than this loop.)
+fn contains_ascii(text: &[u8], needle: &[u8], ignore_case: bool) -> bool {
+    let same = |a: &u8, b: &u8| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
+    let Some(first) = needle.first() else { return true };
+    text.windows(needle.len()).any(|window| {
+        window.first().is_some_and(|b| same(b, first)) && window.iter().zip(needle).all(|(a, b)| same(a, b))
+    })
 }
 
 /// The matcher itself, over any symbols: greedy with backtracking to the last `*`.
@@ -42,9 +72,17 @@ fn glob<T: PartialEq>(p: &[T], t: &[T], star_symbol: &T, any: &T, same: impl Fn(
             }
             _ => match star {
                 Some((sp, st)) => {
+                    // The `*` takes one more symbol, and then every symbol the pattern's next literal cannot
+                    // match (`*-agent*` over an ARN: most positions are passed over without the full step).
+                    let mut next = st + 1;
+                    if let Some(literal) = p.get(sp + 1).filter(|c| *c != star_symbol && *c != any) {
+                        while t.get(next).is_some_and(|tc| !same(literal, tc)) {
+                            next += 1;
+                        }
+                    }
                     pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
+                    ti = next;
+                    star = Some((sp, next));
                 }
                 None => return false,
             },
@@ -80,8 +118,52 @@ mod tests {
             ("**?", "", false, false),
             ("ré*", "RÉSUMÉ", true, true),
             ("ré*", "RÉSUMÉ", false, false),
+            // The Kelvin sign folds to `k`: a first letter that differs in bytes may still match.
+            ("k*", "\u{212A}elvin", true, true),
+            ("K*", "kelvin", false, false),
         ] {
             assert_eq!(matches(pattern, text, ignore_case), expected, "{pattern} ~ {text}");
+        }
+    }
+
+    /// The definition itself, by recursion over characters, case folded as Unicode does: slow, but plainly right.
+    fn reference(p: &[char], t: &[char]) -> bool {
+        let same = |a: &char, b: &char| a.to_lowercase().eq(b.to_lowercase());
+        match (p.split_first(), t.split_first()) {
+            (None, _) => t.is_empty(),
+            (Some(('*', rest)), _) => reference(rest, t) || t.split_first().is_some_and(|(_, t)| reference(p, t)),
+            (Some((c, rest)), Some((d, t))) => (*c == '?' || same(c, d)) && reference(rest, t),
+            (Some(_), None) => false,
+        }
+    }
+
+    proptest::proptest! {
+        /// Over a small alphabet, so that literals after a `*` recur in the text and the `*` must give way often;
+        /// `é`/`É` and the Kelvin sign (which folds to `k`) take the non-ASCII path.
+        #[test]
+        fn wildcards_match_as_their_definition(pattern in "[abké*?-]{0,8}", text in "[aAbBkKéÉ\u{212A}-]{0,12}") {
+            let chars = |s: &str| s.chars().collect::<Vec<_>>();
+            proptest::prop_assert_eq!(
+                matches(&pattern, &text, true),
+                reference(&chars(&pattern), &chars(&text)),
+                "{} ~ {}", pattern, text
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// `*name*`, searched for rather than matched, against the definition, in both cases.
+        #[test]
+        fn a_name_anywhere_is_found_as_the_definition_finds_it(
+            inner in "[abkK-]{1,4}", text in "[aAbBkK-]{0,12}", ignore_case: bool
+        ) {
+            let pattern = format!("*{inner}*");
+            let expected = if ignore_case {
+                text.to_ascii_lowercase().contains(&inner.to_ascii_lowercase())
+            } else {
+                text.contains(&inner)
+            };
+            proptest::prop_assert_eq!(matches(&pattern, &text, ignore_case), expected, "{} ~ {}", pattern, text);
         }
     }
 

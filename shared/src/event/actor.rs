@@ -177,7 +177,14 @@ impl AgentMatchers {
             .or_else(|| hit("role", &self.role, actor.role_name.as_deref()))
             .or_else(|| hit("role", &self.role, actor.role_arn.as_deref()))
             .or_else(|| hit("session_name", &self.session_name, actor.session_name.as_deref()))
-            .or_else(|| hit("app_id", &self.app_id, actor.user_agent.as_deref().and_then(app_id)))
+            // The user agent is split only when some application id is configured (none is by default).
+            .or_else(|| {
+                hit(
+                    "app_id",
+                    &self.app_id,
+                    actor.user_agent.as_deref().filter(|_| !self.app_id.is_empty()).and_then(app_id),
+                )
+            })
             .or_else(|| {
                 hit("user_name", &self.user_name, actor.user_name.as_deref().filter(|_| actor.kind == "IAMUser"))
             })

@@ -130,10 +130,12 @@ fn read_line(line: &[u8], number: usize, prefilter: Option<&Prefilter>, reading:
         reading.passed_over += 1;
         return;
     }
-    // Most lines are bare records: one that cannot be a wrapping is parsed once, as the record. Only a record that
-    // parses takes this path, so a bad line is reported as it always was.
-    if cannot_be_wrapping(line) {
-        if let Ok(record) = serde_json::from_str::<CloudTrailRecord>(line) {
+    // Most lines are bare records: parsed once, as the record, unless the object holds a wrapping's key (an
+    // EventBridge event, which starts with its `version`, is not tried as a record). Only a record that parses
+    // takes this path, so a bad line is reported as it always was.
+    if line.starts_with('{') && !line.starts_with("{\"version\"") {
+        let record = serde_json::from_str::<CloudTrailRecord>(line).ok().filter(|record| !record.wrapping_key);
+        if let Some(record) = record {
             reading.records.push(Ok(record));
             return;
         }
@@ -142,16 +144,6 @@ fn read_line(line: &[u8], number: usize, prefilter: Option<&Prefilter>, reading:
         Ok(probe) => unwrap_document(probe, line, number, prefilter, reading),
         Err(e) => reading.records.push(Err(RecordError::new(Some(number), e.to_string()))),
     }
-}
-
-/// Whether a line is an object that names neither wrapping's key (`Records`, `detail`/`detail-type`) and has no
-/// `\u` escape (the only escape that could spell one): read as a [`Probe`], it would be a bare record.
-fn cannot_be_wrapping(line: &str) -> bool {
-    let bytes = line.as_bytes();
-    line.starts_with('{')
-        && memchr::memmem::find(bytes, b"\"Records\"").is_none()
-        && memchr::memmem::find(bytes, b"\"detail").is_none()
-        && !memchr::memchr_iter(b'\\', bytes).any(|at| bytes.get(at + 1) == Some(&b'u'))
 }
 
 /// Whether the pre-filter (if any) leaves one record's text to be parsed.
@@ -243,6 +235,26 @@ mod tests {
                 assert_eq!(r.unwrap().event_name, "ConsoleLogin");
             }
         }
+    }
+
+    #[test]
+    fn a_line_with_a_wrappings_key_is_read_as_the_wrapping_however_it_is_spelt() {
+        let record = RECORD.replace('\n', "");
+        // Each line also has the fields of a record at its top, so it parses as one too.
+        let top = r#""eventSource":"s3.amazonaws.com","eventName":"ListBuckets""#;
+        let lines = [
+            format!(r#"{{{top},"Records":[{record},{record}]}}"#),
+            format!(r#"{{{top},"\u0052ecords":[{record},{record}]}}"#),
+            format!(r#"{{{top},"detail-type":"AWS API Call via CloudTrail","detail":{record}}}"#),
+            format!(r#"{{{top},"\u0064etail-type":"AWS API Call via CloudTrail","detai\u006c":{record}}}"#),
+        ];
+        let reading = read_lines(lines.join("\n").as_bytes(), 1, None);
+        let names: Vec<String> = reading.records.into_iter().map(|r| r.unwrap().event_name).collect();
+        assert_eq!(names, ["ConsoleLogin"; 6]);
+        // A `detail` without `detail-type` wraps nothing: the line is the record.
+        let alone = format!(r#"{{{top},"detail":{record}}}"#);
+        let reading = read_lines(alone.as_bytes(), 1, None);
+        assert_eq!(reading.records.into_iter().map(|r| r.unwrap().event_name).collect::<Vec<_>>(), ["ListBuckets"]);
     }
 
     #[test]

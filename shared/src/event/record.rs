@@ -67,6 +67,23 @@ pub struct CloudTrailRecord {
     /// The connection's TLS details, raw (read only for STS's endpoint: [`CloudTrailRecord::host_header`]).
     #[serde(default)]
     pub tls_details: Option<Box<RawValue>>,
+    /// Whether the object holds a key of the wrappings a JSON line may be instead of a record (`Records` of a log
+    /// file, `detail`/`detail-type` of an EventBridge event), however spelt (serde compares keys unescaped): such
+    /// a line is read again as a possible wrapping. Never written out.
+    #[serde(
+        default,
+        rename = "Records",
+        alias = "detail",
+        alias = "detail-type",
+        deserialize_with = "seen",
+        skip_serializing
+    )]
+    pub(crate) wrapping_key: bool,
+}
+
+/// A key that is present, whatever its value (`null` included).
+fn seen<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 /// One entry of a record's `resources`.

@@ -1,7 +1,5 @@
 //! `guardrail-tampering`: changes to trailguard itself.
 
-use std::borrow::Cow;
-
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -204,6 +202,14 @@ impl GuardrailTampering {
     /// of strings) matching trailguard's resource names.
     fn own_resource_touched(&self, ctx: &Context<'_>) -> Option<(&'static str, String)> {
         let config = ctx.config;
+        // What is read below can name trailguard only where it holds the rule's required text: most calls
+        // (`AssumeRole` of CI and chained roles) are told apart by one search of their request and resources.
+        if let Some(required) = ctx.required {
+            let request = ctx.record.request_parameters.as_deref().map(RawValue::get);
+            if !request.into_iter().chain(ctx.record.resource_arns()).any(|text| required.may_be_in(text)) {
+                return None;
+            }
+        }
         let exact = |arn: &str| config.own_resource_arns.iter().any(|own| own.eq_ignore_ascii_case(arn));
         if let Some(arn) = ctx.record.resource_arns().find(|arn| exact(arn)) {
             return Some(("resources", arn.to_owned()));
@@ -211,19 +217,37 @@ impl GuardrailTampering {
         let raw = ctx.record.request_parameters.as_deref()?;
         let named = serde_json::from_str::<NamedParams>(raw.get()).ok()?;
         NAME_KEYS.iter().zip(&named.0).find_map(|(key, value)| {
-            // Only a name parameter's own value is parsed, and only when the request has one.
-            let value: Value = serde_json::from_str(value.as_ref()?.get()).ok()?;
-            let values: Vec<&str> = match &value {
-                Value::String(s) => vec![s.as_str()],
-                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-                _ => Vec::new(),
+            // Only a name parameter's own value is parsed, and only when the request has one. A name is almost
+            // always one string without escapes, read in place; anything else through the tree.
+            let raw = value.as_ref()?.get();
+            let tree: Value;
+            let values: Vec<&str> = match serde_json::from_str::<&str>(raw) {
+                Ok(name) => vec![name],
+                Err(_) => {
+                    tree = serde_json::from_str(raw).ok()?;
+                    match &tree {
+                        Value::String(s) => vec![s.as_str()],
+                        Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                        _ => Vec::new(),
+                    }
+                }
             };
             values
                 .into_iter()
-                .find(|v| exact(v) || v.split(['/', ':']).any(|part| config.is_own_resource(part)))
+                .find(|v| exact(v) || parts(v).any(|part| config.is_own_resource(part)))
                 .map(|v| (*key, v.to_owned()))
         })
     }
+}
+
+/// The `/`- and `:`-separated parts of a name or ARN, found many bytes at a time.
+fn parts(name: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr2_iter(b'/', b':', name.as_bytes()).chain([name.len()]).map(move |end| {
+        let part = name.get(start..end).unwrap_or_default();
+        start = end + 1;
+        part
+    })
 }
 
 /// The raw values of a request's [`NAME_KEYS`], by position, borrowed from the record: the rule reads these few
@@ -244,8 +268,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for NamedParams<'a> {
 
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut values = [None; NAME_KEYS.len()];
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match NAME_KEYS.iter().position(|k| *k == key).and_then(|at| values.get_mut(at)) {
+                while let Some(NameKey(at)) = map.next_key::<NameKey>()? {
+                    match at.and_then(|at| values.get_mut(at)) {
                         Some(slot) => *slot = Some(map.next_value::<&'de RawValue>()?),
                         None => {
                             map.next_value::<IgnoredAny>()?;
@@ -257,5 +281,92 @@ impl<'de: 'a, 'a> Deserialize<'de> for NamedParams<'a> {
         }
 
         deserializer.deserialize_map(Keys(std::marker::PhantomData))
+    }
+}
+
+/// A request key, read as its position in [`NAME_KEYS`] (`None` for any other key) without copying it.
+struct NameKey(Option<usize>);
+
+impl<'de> Deserialize<'de> for NameKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Position;
+
+        impl Visitor<'_> for Position {
+            type Value = NameKey;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<NameKey, E> {
+                Ok(NameKey(NAME_KEYS.iter().position(|k| *k == key)))
+            }
+        }
+
+        deserializer.deserialize_str(Position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parts;
+    use crate::event::input::parse_record;
+    use crate::{Config, Engine};
+
+    /// Whether `guardrail-tampering` flags a call by a CI session with this request and these resources.
+    fn flags(config: &Config, call: (&str, &str), request: &str, resources: &str) -> bool {
+        let (source, name) = call;
+        let record = parse_record(&format!(
+            r#"{{"eventSource":"{source}","eventName":"{name}","eventTime":"2026-11-30T10:00:00Z",
+               "recipientAccountId":"123456789012","requestParameters":{request},"resources":{resources},
+               "userIdentity":{{"type":"AssumedRole","principalId":"AROAEXAMPLE:build","accountId":"123456789012",
+               "accessKeyId":"ASIAEXAMPLE","arn":"arn:aws:sts::123456789012:assumed-role/ci-runner/build"}}}}"#
+        ))
+        .unwrap();
+        let findings = Engine::new(config.clone()).evaluate_offline(&record).findings;
+        findings.iter().any(|f| f.rule == "guardrail-tampering")
+    }
+
+    #[test]
+    fn the_required_text_search_hides_no_spelling_of_trailguards_names() {
+        let mut config = Config::default();
+        config.own_resources.push("kelvin-*".to_owned());
+        let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        config.own_resource_arns.push(key.to_owned());
+        let function = ("lambda.amazonaws.com", "UpdateFunctionCode20150331v2");
+        let resources = format!(r#"[{{"ARN":"{key}"}}]"#);
+        // KMS names the key in `resources` by ARN, whatever alias the request used.
+        assert!(flags(&config, ("kms.amazonaws.com", "DisableKey"), r#"{"keyId":"alias/orders"}"#, &resources));
+        assert!(!flags(&config, ("kms.amazonaws.com", "DisableKey"), r#"{"keyId":"alias/orders"}"#, "[]"));
+        for (request, resources) in [
+            (r#"{"functionName":"trailguard-detect"}"#, "[]"),
+            (r#"{"functionName":"TRAILGUARD-DETECT"}"#, "[]"),
+            (r#"{"functionName":"arn:aws:lambda:us-east-1:123456789012:function:trailguard-detect"}"#, "[]"),
+            // An escape spells the name: the raw text does not hold it, its value does.
+            (r#"{"functionName":"\u0074railguard-detect"}"#, "[]"),
+            (r#"{"functionName":"arn:aws:lambda:us-east-1:123456789012:function:trailguard\/x"}"#, "[]"),
+            // The Kelvin sign folds to `k` when case is ignored.
+            ("{\"functionName\":\"\u{212A}elvin-x\"}", "[]"),
+            (r#"{"functionName":"orders-api","roleName":"trailguard-member"}"#, "[]"),
+        ] {
+            assert!(flags(&config, function, request, resources), "{request} {resources}");
+        }
+        for (request, resources) in [
+            (r#"{"functionName":"orders-api"}"#, "[]"),
+            (r#"{"functionName":"\u006frders-api"}"#, "[]"),
+            (r#"{"description":"trailguard-detect","functionName":"orders-api"}"#, "[]"),
+            ("{\"functionName\":\"\u{212A}ilo-x\"}", "[]"),
+        ] {
+            assert!(!flags(&config, function, request, resources), "{request} {resources}");
+        }
+    }
+
+    #[test]
+    fn parts_are_what_splitting_at_slashes_and_colons_gives() {
+        for name in ["", "trailguard", "arn:aws:iam::123456789012:role/path/trailguard-x", "/a/", "::", "a:b/c", "é:ü/"]
+        {
+            let expected: Vec<&str> = name.split(['/', ':']).collect();
+            assert_eq!(parts(name).collect::<Vec<_>>(), expected, "{name}");
+        }
     }
 }

@@ -143,7 +143,28 @@ impl Trigger {
     }
 }
 
+/// A rule's [`Rule::required_text`], built once by the engine, for the rule to tell apart cheaply the records that
+/// cannot hold any of it.
+pub struct RequiredText(aho_corasick::AhoCorasick);
+
+impl RequiredText {
+    /// The search for `pieces`, ignoring ASCII case; `None` without pieces.
+    pub(crate) fn new(pieces: &[String]) -> Option<RequiredText> {
+        if pieces.is_empty() {
+            return None;
+        }
+        aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(pieces).ok().map(RequiredText)
+    }
+
+    /// Whether `text` (raw JSON or a value) may hold a piece: it holds one, or it may spell one otherwise (a `\`
+    /// escape, or a non-ASCII letter that folds to an ASCII one, such as the Kelvin sign to `k`).
+    pub fn may_be_in(&self, text: &str) -> bool {
+        !text.is_ascii() || text.contains('\\') || self.0.is_match(text)
+    }
+}
+
 /// What a rule sees of one event.
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     /// The record.
     pub record: &'a CloudTrailRecord,
@@ -161,6 +182,8 @@ pub struct Context<'a> {
     pub crossing: Option<(crate::behaviour::Kind, &'a [crate::behaviour::EvidenceEvent])>,
     /// The region this agent identity used for the first time after learning, when it did.
     pub new_region: Option<&'a crate::regions::NewRegion>,
+    /// The judging rule's [`Rule::required_text`], searchable; `None` when it has none.
+    pub required: Option<&'a RequiredText>,
 }
 
 impl Context<'_> {
