@@ -179,21 +179,28 @@ async fn the_window_lists_its_day_folders_widened_by_a_day_and_filters_by_event_
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn throttled_objects_are_retried_and_unreadable_ones_named() {
-    let dir = temp("faults");
-    let local = archive(&dir, 6_000);
+/// The archive at `local` uploaded to bucket `trail` of a fresh moto, and the environment that reaches it through a
+/// fault proxy; with the S3 client and the number of objects.
+async fn behind_a_proxy(local: &Path) -> (Moto, aws_sdk_s3::Client, usize, FaultProxy, Vec<(String, String)>) {
     let moto = Moto::start();
     let s3 = aws_sdk_s3::Client::new(&moto.sdk());
     s3.create_bucket().bucket("trail").send().await.unwrap();
-    let count = upload(&s3, "trail", &local, str::to_owned).await;
-    let expected = findings(&trailguard(&[], &["scan", "--format", "jsonl", local.to_str().unwrap()]));
+    let count = upload(&s3, "trail", local, str::to_owned).await;
     let proxy = FaultProxy::start(moto.port);
     let env: Vec<(String, String)> = moto
         .env()
         .into_iter()
         .map(|(k, v)| if k == "AWS_ENDPOINT_URL" { (k, proxy.endpoint()) } else { (k, v) })
         .collect();
+    (moto, s3, count, proxy, env)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_objects_are_retried_and_unreadable_ones_named() {
+    let dir = temp("faults");
+    let local = archive(&dir, 6_000);
+    let (_moto, s3, count, proxy, env) = behind_a_proxy(&local).await;
+    let expected = findings(&trailguard(&[], &["scan", "--format", "jsonl", local.to_str().unwrap()]));
 
     proxy.inject("GetObject", Fault::SlowDown, 3);
     proxy.inject("ListObjectsV2", Fault::SlowDown, 1);
@@ -238,5 +245,33 @@ async fn throttled_objects_are_retried_and_unreadable_ones_named() {
     assert!(run.stderr.contains(&format!("read {count} file(s)")), "{}", run.stderr);
     assert!(run.stderr.contains("skipped 1 unreadable file(s)"), "{}", run.stderr);
     assert_eq!(findings(&run), expected);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An object replaced between the two passes (after the first has read it for the agent sessions, before the
+/// second judges it): both passes ask for the version the listing gave (`If-Match`), so the replaced object is
+/// named unread (exit 2) instead of being judged against a registry built from what it held before.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_replaced_between_the_passes_is_named_not_read_in_two_versions() {
+    let dir = temp("replaced");
+    let local = archive(&dir, 3_000);
+    let (moto, _, count, proxy, env) = behind_a_proxy(&local).await;
+    let victim = files(&local)[0].strip_prefix(&local).unwrap().to_str().unwrap().to_owned();
+    let replaced = victim.clone();
+    // Just before its second read (the first pass has read it whole), written straight to moto through the SDK.
+    let sdk = moto.sdk();
+    proxy.before(&format!("/trail/{victim}"), 2, move |_| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(put(&aws_sdk_s3::Client::new(&sdk), "trail", &replaced, gzip(r#"{"Records":[]}"#)));
+    });
+    let run = trailguard(&env, &["scan", "--format", "jsonl", "s3://trail"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let skipped: Vec<&str> = run.stderr.lines().filter(|l| l.contains("skipped s3://trail/")).collect();
+    assert!(
+        matches!(skipped.as_slice(), [line] if line.contains(&victim) && line.contains("replaced after it was listed")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&format!("read {} file(s)", count - 1)), "{}", run.stderr);
     std::fs::remove_dir_all(&dir).unwrap();
 }

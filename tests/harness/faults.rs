@@ -33,11 +33,16 @@ pub enum Fault {
     Missing,
 }
 
+/// A change made upstream just before one request is forwarded (given moto's port).
+type Hook = Box<dyn FnOnce(u16) + Send>;
+
 #[derive(Default)]
 struct State {
     /// action -> (fault, how many more times)
     faults: HashMap<String, (Fault, usize)>,
     seen: HashMap<String, usize>,
+    /// (a piece of the path, how many more matching requests before the hook runs, the hook)
+    hooks: Vec<(String, usize, Option<Hook>)>,
 }
 
 pub struct FaultProxy {
@@ -69,6 +74,12 @@ impl FaultProxy {
         self.state.lock().unwrap().faults.insert(action.to_owned(), (fault, times));
     }
 
+    /// Runs `hook` once, given moto's port, just before the `nth` request (from 1) whose path holds `path` is
+    /// forwarded: the world changes between two reads, exactly there.
+    pub fn before(&self, path: &str, nth: usize, hook: impl FnOnce(u16) + Send + 'static) {
+        self.state.lock().unwrap().hooks.push((path.to_owned(), nth, Some(Box::new(hook))));
+    }
+
     pub fn clear(&self) {
         self.state.lock().unwrap().faults.clear();
     }
@@ -90,6 +101,20 @@ fn serve(stream: TcpStream, upstream: u16, state: &Arc<Mutex<State>>) {
     let mut client = stream;
     while let Some(request) = read_request(&mut reader) {
         let action = request.action();
+        let hook = state.lock().unwrap().hooks.iter_mut().find_map(|(piece, left, hook)| {
+            if !request.path.contains(piece.as_str()) || *left == 0 {
+                return None;
+            }
+            *left -= 1;
+            if *left == 0 {
+                hook.take()
+            } else {
+                None
+            }
+        });
+        if let Some(hook) = hook {
+            hook(upstream);
+        }
         let fault = {
             let mut s = state.lock().unwrap();
             *s.seen.entry(action.clone()).or_default() += 1;

@@ -163,6 +163,8 @@ struct Object {
     bucket: usize,
     key: String,
     size: u64,
+    /// The ETag the listing gave: both passes read exactly this version of the object, or name it unread.
+    etag: Option<String>,
 }
 
 /// The objects of one or more `s3://` locations, listed, with a client per bucket in the bucket's region.
@@ -202,7 +204,7 @@ impl Archive {
                 let keys = discover(&client, location, days.as_deref())
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot list s3://{}/{}: {e}", location.bucket, location.prefix))?;
-                objects.extend(keys.into_iter().map(|(key, size)| Object { bucket: index, key, size }));
+                objects.extend(keys.into_iter().map(|(key, size, etag)| Object { bucket: index, key, size, etag }));
             }
             anyhow::Ok((buckets, objects))
         })?;
@@ -221,7 +223,7 @@ impl Archive {
         self.runtime.block_on(async {
             let client = client_for(&self.sdk, bucket).await?;
             let bucket = bucket.to_owned();
-            Ok(ordered(keys, FETCHES, |key| get(client.clone(), bucket.clone(), key)).await)
+            Ok(ordered(keys, FETCHES, |key| get(client.clone(), bucket.clone(), key, None)).await)
         })
     }
 
@@ -282,7 +284,8 @@ impl Archive {
                 while pending.len() < FETCHES {
                     let Some((input, object)) = next.next() else { break };
                     let Some((bucket, client)) = self.buckets.get(object.bucket) else { break };
-                    pending.push_back((input, tokio::spawn(get(client.clone(), bucket.clone(), object.key.clone()))));
+                    let fetch = get(client.clone(), bucket.clone(), object.key.clone(), object.etag.clone());
+                    pending.push_back((input, tokio::spawn(fetch)));
                 }
                 let Some((input, handle)) = pending.pop_front() else { return };
                 let work = match joined(handle).await {
@@ -330,7 +333,7 @@ async fn client_for(sdk: &SdkConfig, bucket: &str) -> anyhow::Result<Client> {
 
 /// Lists the event logs under a location: the layout's folders walked level by level, then the region (or day)
 /// folders listed whole; sorted by key.
-async fn discover(client: &Client, location: &Location, days: Option<&[String]>) -> Result<Vec<(String, u64)>, String> {
+async fn discover(client: &Client, location: &Location, days: Option<&[String]>) -> Result<Vec<Listed>, String> {
     let mut objects = Vec::new();
     let mut leaves = Vec::new();
     let mut folders = vec![location.prefix.clone()];
@@ -346,26 +349,29 @@ async fn discover(client: &Client, location: &Location, days: Option<&[String]>)
         }
         for listed in ordered(walk, LISTINGS, |p| list(client.clone(), location.bucket.clone(), p, true)).await {
             let (files, below) = listed?;
-            objects.extend(files.into_iter().filter(|(key, _)| is_event_log(key)));
+            objects.extend(files.into_iter().filter(|(key, _, _)| is_event_log(key)));
             folders.extend(below.into_iter().filter(|f| !f.split('/').any(is_other_cloudtrail_folder)));
         }
         depth += 1;
     }
     for listed in ordered(leaves, LISTINGS, |p| list(client.clone(), location.bucket.clone(), p, false)).await {
-        objects.extend(listed?.0.into_iter().filter(|(key, _)| is_event_log(key)));
+        objects.extend(listed?.0.into_iter().filter(|(key, _, _)| is_event_log(key)));
     }
     objects.sort();
-    objects.dedup();
+    objects.dedup_by(|a, b| a.0 == b.0);
     Ok(objects)
 }
 
-/// One prefix listed, every page: the objects (key, size), and with a delimiter the folders below it.
+/// An object as listed: its key, size and ETag.
+type Listed = (String, u64, Option<String>);
+
+/// One prefix listed, every page: the objects, and with a delimiter the folders below it.
 async fn list(
     client: Client,
     bucket: String,
     prefix: String,
     folders: bool,
-) -> Result<(Vec<(String, u64)>, Vec<String>), String> {
+) -> Result<(Vec<Listed>, Vec<String>), String> {
     let mut objects = Vec::new();
     let mut below = Vec::new();
     let mut token = None;
@@ -377,7 +383,8 @@ async fn list(
         let page = request.send().await.map_err(|e| format!("listing `{prefix}`: {}", describe(&e)))?;
         for object in page.contents() {
             if let Some(key) = object.key() {
-                objects.push((key.to_owned(), object.size().unwrap_or(0).max(0) as u64));
+                let etag = object.e_tag().map(str::to_owned);
+                objects.push((key.to_owned(), object.size().unwrap_or(0).max(0) as u64, etag));
             }
         }
         below.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
@@ -388,9 +395,14 @@ async fn list(
     }
 }
 
-/// One object's bytes, as stored (the scanner's workers decompress them).
-async fn get(client: Client, bucket: String, key: String) -> Result<Vec<u8>, String> {
-    let out = client.get_object().bucket(bucket).key(key).send().await.map_err(|e| describe(&e))?;
+/// One object's bytes, as stored (the scanner's workers decompress them); with an `etag`, only that version of it
+/// (S3 answers 412 `PreconditionFailed` to `If-Match` when the object has been replaced since).
+async fn get(client: Client, bucket: String, key: String, etag: Option<String>) -> Result<Vec<u8>, String> {
+    let request = client.get_object().bucket(bucket).key(key).set_if_match(etag);
+    let out = request.send().await.map_err(|e| match e.code() {
+        Some("PreconditionFailed") => format!("replaced after it was listed, so not read ({})", describe(&e)),
+        _ => describe(&e),
+    })?;
     let body = out.body.collect().await.map_err(|e| format!("reading the object: {e}"))?;
     Ok(body.to_vec())
 }
