@@ -227,6 +227,18 @@ async fn the_fan_out_finds_what_scan_finds_on_disk_and_names_what_it_could_not_r
     }
     assert_eq!(found, expected);
     glue_table_reads_a_written_finding(&one.unwrap());
+
+    // A log replaced after the listing (between the two jobs, say): the shard lists the ETag it had, so the task
+    // names it unreadable instead of judging another version than the first job read.
+    let (replaced, etag) = listed[0].split_once('\t').expect("the shard lists each log's ETag");
+    assert!(etag.starts_with('"'), "{etag}");
+    s3.put_object().bucket("archive").key(replaced).body(b"{\"Records\":[]}".to_vec().into()).send().await.unwrap();
+    let again = vec![task_event("job-2", 0, &rows[0].0, &rows[0].1, &arguments)];
+    let run = run_lambda(&binary("backtest"), &moto.env(), again, Duration::from_secs(60));
+    let result = &run.invocations[0].result.as_ref().unwrap()["results"][0];
+    assert_eq!(result["resultCode"], "PermanentFailure", "{result}");
+    let said = result["resultString"].as_str().unwrap();
+    assert!(said.starts_with("2 of 3 log(s) read") && said.contains("replaced after it was listed"), "{said}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use trailguard_core::backtest::{
-    manifest_csv, run_prefix, sessions_key, sessions_part_key, shard_key, shard_text, Arguments, Pass, SCHEMA,
+    manifest_csv, run_prefix, sessions_key, sessions_part_key, shard_key, shard_text, Arguments, Pass, ShardLog, SCHEMA,
 };
 
 use crate::scan::s3::{Archive, Location};
@@ -57,11 +57,11 @@ pub fn run(plan: &Plan) -> anyhow::Result<ExitCode> {
         plan.until.as_ref().map(|u| u.1),
     )?;
     let mut archive_bucket = String::new();
-    let keys: Vec<String> = archive
+    let keys: Vec<ShardLog> = archive
         .keys()
-        .map(|(bucket, key)| {
+        .map(|(bucket, key, etag)| {
             archive_bucket = bucket.to_owned();
-            key.to_owned()
+            ShardLog { key: key.to_owned(), etag: etag.map(str::to_owned) }
         })
         .collect();
     if keys.is_empty() {

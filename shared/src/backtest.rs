@@ -3,7 +3,7 @@
 //!
 //! Batch Operations invokes a function once per manifest row, synchronously. One row per CloudTrail log file
 //! would mean tens of millions of invocations and result objects, so a row names a *shard*: an object listing a
-//! few thousand log keys, one per line ([`shard_text`]). The manifest is a CSV of `bucket,key` rows, keys
+//! few thousand log keys, one per line with the ETag the listing gave ([`shard_text`]). The manifest is a CSV of `bucket,key` rows, keys
 //! URL-encoded as Batch Operations requires ([`manifest_csv`]).
 //!
 //! The job uses invocation schema 2.0, the one that carries user arguments: each task names the shard's
@@ -214,14 +214,33 @@ impl Arguments {
     }
 }
 
-/// The log keys a shard lists, one per line (keys hold no line breaks: CloudTrail names them).
-pub fn shard_text(keys: &[String]) -> String {
-    keys.iter().map(|k| format!("{k}\n")).collect()
+/// One log a shard lists: its key, and the ETag the listing gave (both passes read that version, or name the log
+/// unreadable: the registry and the findings then come from the same bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardLog {
+    /// The log's key in the archive bucket.
+    pub key: String,
+    /// Its ETag as listed (quoted, as S3 gives it).
+    pub etag: Option<String>,
 }
 
-/// The log keys of a shard's text: its non-empty lines.
-pub fn shard_keys(text: &str) -> Vec<String> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+/// The logs a shard lists, one per line: the key, then a tab and the ETag when known (keys hold no line break or
+/// tab: CloudTrail names them).
+pub fn shard_text(logs: &[ShardLog]) -> String {
+    let line = |log: &ShardLog| match &log.etag {
+        Some(etag) => format!("{}\t{etag}\n", log.key),
+        None => format!("{}\n", log.key),
+    };
+    logs.iter().map(line).collect()
+}
+
+/// The logs of a shard's text: its non-empty lines (a line without a tab, as earlier versions wrote, has no ETag).
+pub fn shard_keys(text: &str) -> Vec<ShardLog> {
+    let log = |line: &str| match line.rsplit_once('\t') {
+        Some((key, etag)) => ShardLog { key: key.to_owned(), etag: Some(etag.to_owned()) },
+        None => ShardLog { key: line.to_owned(), etag: None },
+    };
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(log).collect()
 }
 
 /// Characters a manifest key keeps as they are; everything else is percent-encoded (`/` stays readable).
@@ -419,8 +438,15 @@ mod tests {
 
     #[test]
     fn shards_and_the_manifest_round_trip() {
-        let keys = vec!["AWSLogs/1/CloudTrail/us-east-1/2026/11/01/a b+c.json.gz".to_owned(), "x.json.gz".to_owned()];
+        let keys = vec![
+            ShardLog {
+                key: "AWSLogs/1/CloudTrail/us-east-1/2026/11/01/a b+c.json.gz".to_owned(),
+                etag: Some("\"9b2cf535f27731c974343645a3985328\"".to_owned()),
+            },
+            ShardLog { key: "x.json.gz".to_owned(), etag: None },
+        ];
         assert_eq!(shard_keys(&shard_text(&keys)), keys);
+        assert_eq!(shard_keys("a.json.gz\n\n"), [ShardLog { key: "a.json.gz".to_owned(), etag: None }]);
         assert_eq!(manifest_csv("work", &[shard_key("runs/r1/", 7)]), "work,runs/r1/shards/000007.txt\n");
         assert_eq!(manifest_csv("w", &["a b,c.txt".to_owned()]), "w,a%20b%2Cc.txt\n");
         assert_eq!(

@@ -227,11 +227,12 @@ impl Archive {
         })
     }
 
-    /// The objects listed, as (bucket, key), in order.
-    pub fn keys(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.objects
-            .iter()
-            .map(|o| (self.buckets.get(o.bucket).map(|(b, _)| b.as_str()).unwrap_or_default(), o.key.as_str()))
+    /// The objects listed, as (bucket, key, ETag), in order.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &str, Option<&str>)> {
+        self.objects.iter().map(|o| {
+            let bucket = self.buckets.get(o.bucket).map(|(b, _)| b.as_str()).unwrap_or_default();
+            (bucket, o.key.as_str(), o.etag.as_deref())
+        })
     }
 
     /// Writes objects to a bucket, [`FETCHES`] at a time; gives each one's ETag, in order.

@@ -20,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use trailguard_core::backtest::{
     partitions, result_key, run_prefix, sessions_key, sessions_part_key, shard_keys, Arguments, IssuingCall,
-    Observation, Partitioned, Pass, ResultCode, Table, TaskEvent, TaskReply, TaskResult, SCHEMA,
+    Observation, Partitioned, Pass, ResultCode, ShardLog, Table, TaskEvent, TaskReply, TaskResult, SCHEMA,
 };
 use trailguard_core::event::{read_records_with, Actor, CloudTrailRecord, RecordResult};
 use trailguard_core::prefilter::Prefilter;
@@ -123,7 +123,7 @@ impl Backtest {
             Ok(window) => window,
             Err(e) => return (ResultCode::PermanentFailure, e),
         };
-        let text = match get(&self.s3, bucket, shard, version).await {
+        let text = match get(&self.s3, bucket, shard, version, None).await {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(f) => return (code(f.temporary), format!("cannot read the shard {}", f.what)),
         };
@@ -165,7 +165,7 @@ impl Backtest {
         arguments: &Arguments,
         bucket: &str,
         shard: &str,
-        keys: &[String],
+        keys: &[ShardLog],
         counts: &mut Counts,
     ) -> Result<String, Failure> {
         let mut calls = Vec::new();
@@ -208,7 +208,7 @@ impl Backtest {
         arguments: &Arguments,
         job: &str,
         shard: &str,
-        keys: &[String],
+        keys: &[ShardLog],
         window: &Window,
         registry: &Registry,
         counts: &mut Counts,
@@ -289,7 +289,7 @@ impl Backtest {
                 return Ok(Arc::clone(registry));
             }
         }
-        let bytes = get(&self.s3, bucket, &key, None).await.map_err(missing)?;
+        let bytes = get(&self.s3, bucket, &key, None, None).await.map_err(missing)?;
         let text = inflate(&bytes).map_err(|e| Failure { temporary: false, what: format!("{key}: {e}") })?;
         let mut calls = Vec::new();
         for (n, line) in text.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.trim_ascii().is_empty()) {
@@ -308,7 +308,7 @@ impl Backtest {
     async fn each_log(
         &self,
         bucket: &str,
-        keys: &[String],
+        keys: &[ShardLog],
         counts: &mut Counts,
         mut each: impl FnMut(&str, Vec<u8>, &mut Counts),
     ) {
@@ -316,9 +316,10 @@ impl Backtest {
         let mut next = keys.iter();
         loop {
             while pending.len() < FETCHES {
-                let Some(key) = next.next() else { break };
-                let (s3, bucket, owned) = (self.s3.clone(), bucket.to_owned(), key.clone());
-                pending.push_back((key, tokio::spawn(async move { get(&s3, &bucket, &owned, None).await })));
+                let Some(log) = next.next() else { break };
+                let (s3, bucket, owned) = (self.s3.clone(), bucket.to_owned(), log.clone());
+                let fetch = async move { get(&s3, &bucket, &owned.key, None, owned.etag.as_deref()).await };
+                pending.push_back((&log.key, tokio::spawn(fetch)));
             }
             let Some((key, handle)) = pending.pop_front() else { break };
             match handle.await {
@@ -394,15 +395,22 @@ impl Window {
     }
 }
 
-async fn get(s3: &Client, bucket: &str, key: &str, version: Option<&str>) -> Result<Vec<u8>, Failure> {
-    let out = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version.map(str::to_owned))
-        .send()
-        .await
-        .map_err(|e| failure(key, &e))?;
+/// One object, in the `version` asked for, or only while its ETag is still `etag` (`If-Match`: a log replaced since
+/// the listing is unreadable, rather than read in another version than the other pass read).
+async fn get(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    version: Option<&str>,
+    etag: Option<&str>,
+) -> Result<Vec<u8>, Failure> {
+    let request = s3.get_object().bucket(bucket).key(key).set_version_id(version.map(str::to_owned));
+    let out = request.set_if_match(etag.map(str::to_owned)).send().await.map_err(|e| match e.code() {
+        Some("PreconditionFailed") => {
+            Failure { temporary: false, what: format!("{key}: replaced after it was listed, so not read") }
+        }
+        _ => failure(key, &e),
+    })?;
     let body = out.body.collect().await.map_err(|e| Failure { temporary: true, what: format!("{key}: {e}") })?;
     Ok(body.to_vec())
 }
