@@ -148,12 +148,21 @@ impl Trigger {
 pub struct RequiredText(aho_corasick::AhoCorasick);
 
 impl RequiredText {
-    /// The search for `pieces`, ignoring ASCII case; `None` without pieces.
+    /// The search for `pieces`, ignoring ASCII case; `None` without pieces. A piece that holds another is left
+    /// out: a text holding it holds the other. Trailguard's names usually share one piece (`trailguard`), and one
+    /// needle is searched for by its rare bytes, many at a time.
     pub(crate) fn new(pieces: &[String]) -> Option<RequiredText> {
-        if pieces.is_empty() {
+        let lower: Vec<String> = pieces.iter().map(|p| p.to_ascii_lowercase()).collect();
+        let holds_another = |(i, piece): &(usize, &String)| {
+            lower.iter().enumerate().any(|(j, other)| {
+                piece.contains(other.as_str()) && (piece.len() > other.len() || (*piece == other && j < *i))
+            })
+        };
+        let needed: Vec<&String> = lower.iter().enumerate().filter(|p| !holds_another(p)).map(|(_, p)| p).collect();
+        if needed.is_empty() {
             return None;
         }
-        aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(pieces).ok().map(RequiredText)
+        aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(needed).ok().map(RequiredText)
     }
 
     /// Whether `text` (raw JSON or a value) may hold a piece: it holds one, or it may spell one otherwise (a `\`
@@ -414,4 +423,21 @@ pub fn registry() -> Vec<&'static dyn Rule> {
 /// permission set's name may hold underscores; the hash holds none).
 pub fn permission_set_of(role: &str) -> &str {
     role.trim_start_matches("AWSReservedSSO_").rsplit_once('_').map_or(role, |(set, _)| set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequiredText;
+
+    #[test]
+    fn required_text_searches_only_the_pieces_no_other_piece_implies() {
+        let pieces = ["trailguard", "StackSet-trailguard", "TRAILGUARD-member", "trailguard", "orders-key"];
+        let required = RequiredText::new(&pieces.map(str::to_owned)).unwrap();
+        assert_eq!(required.0.patterns_len(), 2, "`trailguard` once, and `orders-key`");
+        for text in [r#"{"stackName":"StackSet-TrailGuard-x"}"#, "trailguard-member", "x/ORDERS-KEY"] {
+            assert!(required.may_be_in(text), "{text}");
+        }
+        assert!(!required.may_be_in(r#"{"roleName":"orders-api"}"#));
+        assert!(RequiredText::new(&[]).is_none());
+    }
 }
