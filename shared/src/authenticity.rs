@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::event::{parse_record, Actor, CloudTrailRecord, RecordError};
-use crate::finding::{Evidence, Finding, Severity, Target, SCHEMA_VERSION};
+use crate::finding::{hex, Evidence, Finding, Severity, Target, SCHEMA_VERSION};
 
 /// The `source` of trailguard's own events on the findings bus.
 pub const FINDING_SOURCE: &str = "trailguard";
@@ -238,10 +238,6 @@ pub fn signing_digest(detail: &Value) -> [u8; 32] {
     Sha256::digest(detail.to_string().as_bytes()).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn from_hex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 || text.is_empty() {
         return None;
@@ -257,7 +253,7 @@ pub fn guardrail_finding(
     notes: Vec<String>,
     source: Option<String>,
 ) -> Finding {
-    let id: String = Sha256::digest(key.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let id = hex(Sha256::digest(key.as_bytes()).get(..16).unwrap_or_default());
     Finding {
         schema_version: SCHEMA_VERSION,
         id,
@@ -273,7 +269,7 @@ pub fn guardrail_finding(
         event_source: source.unwrap_or_else(|| "events.amazonaws.com".to_owned()),
         event_name: "PutEvents".to_owned(),
         error_code: None,
-        actor: Actor { kind: "Unknown".to_owned(), ..Actor::default() },
+        actor: Actor { kind: "Unknown".into(), ..Actor::default() },
         target: Target { kind: "trailguard".to_owned(), ..Target::default() },
         evidence: Evidence { notes, ..Evidence::default() },
         remediation: Vec::new(),
@@ -329,6 +325,10 @@ mod tests {
         assert_eq!(signing_digest(&signed), signing_digest(&a));
         assert_eq!(signed["authentication"]["mac"], "0102ff");
         assert_eq!(from_hex("0102ff"), Some(vec![1, 2, 255]));
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let expected: String = every_byte.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&every_byte), expected);
+        assert_eq!(from_hex(&expected), Some(every_byte));
         let mut edited = signed.clone();
         edited["rule"] = json!("other");
         assert_ne!(signing_digest(&edited), signing_digest(&a));

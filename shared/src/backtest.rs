@@ -350,7 +350,7 @@ pub fn sessions_key(run_prefix: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuingCall {
     /// The caller.
-    pub actor: Actor,
+    pub actor: Actor<'static>,
     /// The session issued (`agent` not yet decided).
     pub session: Session,
 }

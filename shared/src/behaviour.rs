@@ -152,7 +152,7 @@ pub fn observe(
     let window = i64::from(minutes.max(1)) * 60;
     let start = at - at.rem_euclid(window);
     Some(Count {
-        key: format!("{session}#{}#{start}", kind.as_str()),
+        key: [session, kind.as_str(), itoa::Buffer::new().format(start)].join("#"),
         session: session.to_owned(),
         window_start: start,
         kind,
@@ -195,7 +195,11 @@ impl Counters {
     /// Counts one event; the evidence when this event is the one that crosses the threshold.
     pub fn count(&self, count: &Count) -> Crossing {
         let mut map = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let tally = map.entry(count.key.clone()).or_default();
+        // The key is copied only for a new counter: most events count toward one that exists.
+        if !map.contains_key(&count.key) {
+            map.insert(count.key.clone(), Tally::default());
+        }
+        let tally = map.get_mut(&count.key)?;
         let repeated = match &count.distinct {
             Some(value) => tally.distinct.contains(value),
             None => tally.evidence.iter().any(|e| e.id == count.event.id && !e.id.is_empty()),

@@ -371,10 +371,10 @@ mod tests {
         );
     }
 
-    fn session(role_arn: &str, session: &str) -> Actor {
+    fn session<'a>(role_arn: &'a str, session: &'a str) -> Actor<'a> {
         Actor {
             kind: "AssumedRole".into(),
-            role_name: role_name_of_arn(role_arn).map(str::to_owned),
+            role_name: role_name_of_arn(role_arn).map(Into::into),
             role_arn: Some(role_arn.into()),
             session_name: Some(session.into()),
             ..Actor::default()

@@ -82,20 +82,15 @@ pub struct Resolved {
     pub region: Option<Result<crate::regions::Novelty, String>>,
 }
 
-/// An actor as read from its record, with what its free signals recognise.
-type Read = (Actor, Option<crate::event::AgentMatch>);
-
 /// A record the engine has read and found worth evaluating.
 #[derive(Debug)]
 pub struct Prepared<'r> {
     /// The record.
     pub record: &'r CloudTrailRecord,
-    /// The actor, before agent recognition.
-    pub actor: Actor,
-    rules: Vec<usize>,
-    /// The actor's recognition by the free signals alone (no look-up): what [`Engine::evaluate`] uses unless a
-    /// look-up answered, computed once rather than by both `needs` and `evaluate`.
-    free_agent: Option<crate::event::AgentMatch>,
+    /// The actor, recognised by what needs no look-up: its free signals and, offline, the session registry in
+    /// memory. [`Engine::evaluate`] judges it so unless a look-up answered.
+    pub actor: Actor<'r>,
+    rules: RuleSet,
     params: Option<Value>,
     /// Why `requestParameters` could not be read, when it is there but unreadable.
     params_error: Option<String>,
@@ -116,7 +111,7 @@ pub struct Evaluation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
     /// The actor, with agent recognition done (offline: without role tags).
-    pub actor: Actor,
+    pub actor: Actor<'static>,
     /// Why no rule judged the event at all, when none did.
     pub skipped: Option<String>,
     /// What the event's policy grants, when it grants one (sentences, as `check-policy` prints them).
@@ -131,10 +126,46 @@ pub struct Explanation {
 #[derive(Default)]
 struct TriggerIndex {
     /// By event source (`""` for any source), then by event name.
-    exact: HashMap<String, HashMap<String, Vec<usize>, Fnv>, Fnv>,
+    exact: HashMap<String, HashMap<String, RuleSet, Fnv>, Fnv>,
     prefixes: Vec<(Option<String>, String, usize)>,
-    root: Vec<usize>,
-    agent_reads: Vec<usize>,
+    root: RuleSet,
+    agent_reads: RuleSet,
+}
+
+/// Rules by their position in the engine, as bits (there are twelve, at most 64): a record's triggered rules are
+/// gathered, deduplicated and walked in rule order without allocating.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RuleSet(u64);
+
+impl RuleSet {
+    /// The most rules a set holds.
+    const CAPACITY: usize = 64;
+
+    fn insert(&mut self, rule: usize) {
+        self.0 |= u32::try_from(rule).ok().and_then(|at| 1u64.checked_shl(at)).unwrap_or(0);
+    }
+
+    fn union(self, other: RuleSet) -> RuleSet {
+        RuleSet(self.0 | other.0)
+    }
+
+    fn overlaps(self, other: RuleSet) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The rules, in rule order.
+    fn iter(self) -> impl Iterator<Item = usize> {
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let rule = (bits != 0).then(|| bits.trailing_zeros() as usize)?;
+            bits &= bits - 1;
+            Some(rule)
+        })
+    }
 }
 
 /// FNV-1a for the trigger index: it is looked up for every record a scan reads, with short keys, where the
@@ -166,6 +197,9 @@ pub struct Engine {
     index: TriggerIndex,
     /// Each rule's required text, searchable (by the rule's position).
     required: Vec<Option<RequiredText>>,
+    /// The behaviour and new-region rules, whose counts and memory the engine declares as needs.
+    behaviour: RuleSet,
+    new_region: RuleSet,
 }
 
 impl Engine {
@@ -173,12 +207,19 @@ impl Engine {
     pub fn new(config: Config) -> Engine {
         let rules: Vec<&'static dyn Rule> =
             registry().into_iter().filter(|r| config.rule(r.id()).mode != Some(Mode::Off)).collect();
+        debug_assert!(rules.len() <= RuleSet::CAPACITY, "a rule set holds {} rules", RuleSet::CAPACITY);
         let mut index = TriggerIndex::default();
+        let (mut behaviour, mut new_region) = (RuleSet::default(), RuleSet::default());
         for (i, rule) in rules.iter().enumerate() {
+            match rule.id() {
+                BEHAVIOUR => behaviour.insert(i),
+                NEW_REGION => new_region.insert(i),
+                _ => {}
+            }
             for trigger in rule.triggers(&config) {
                 match trigger {
-                    Trigger::RootActor => index.root.push(i),
-                    Trigger::AgentReads => index.agent_reads.push(i),
+                    Trigger::RootActor => index.root.insert(i),
+                    Trigger::AgentReads => index.agent_reads.insert(i),
                     Trigger::Calls { source, names, .. } => {
                         for name in names {
                             match name {
@@ -188,7 +229,7 @@ impl Engine {
                                     .or_default()
                                     .entry(n)
                                     .or_default()
-                                    .push(i),
+                                    .insert(i),
                                 Name::Prefix(p) => index.prefixes.push((source.clone(), p, i)),
                             }
                         }
@@ -197,7 +238,7 @@ impl Engine {
             }
         }
         let required = rules.iter().map(|r| r.required_text(&config).and_then(|t| RequiredText::new(&t))).collect();
-        Engine { config, rules, index, required }
+        Engine { config, rules, index, required, behaviour, new_region }
     }
 
     /// The configuration in force.
@@ -232,16 +273,12 @@ impl Engine {
         record: &'r CloudTrailRecord,
         registry: Option<&session::Registry>,
     ) -> Option<Prepared<'r>> {
-        let (mut rules, read) = self.triggered(record, registry);
+        let (rules, read) = self.triggered(record, registry);
         if rules.is_empty() {
             return None;
         }
-        // The actor and its free recognition, read once: the identity-keyed trigger may have read them already.
-        let (actor, free_agent) = read.unwrap_or_else(|| {
-            let actor = Actor::from_record(record);
-            let free_agent = self.config.agents.recognise(&actor, None, None);
-            (actor, free_agent)
-        });
+        // The actor and its recognition, read once: the identity-keyed trigger may have read them already.
+        let actor = read.unwrap_or_else(|| self.read_actor(record, registry));
         if actor.aws_service || self.config.is_own_actor(&actor) {
             return None;
         }
@@ -249,12 +286,10 @@ impl Engine {
         if crate::canary::recognise(&self.config, record).is_some() {
             return None;
         }
-        rules.sort_unstable();
-        rules.dedup();
         // IAM events' grants and trust changes are read from the tree; other events need it only for a rule that
         // reads it.
         let wants_params = record.event_source == "iam.amazonaws.com"
-            || rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.reads_params()));
+            || rules.iter().any(|i| self.rules.get(i).is_some_and(|r| r.reads_params()));
         // (A guard in a `match` on `record.params()` would parse the request before the guard is tested.)
         let (params, params_error) = match wants_params.then(|| record.params()) {
             None => (None, None),
@@ -268,30 +303,32 @@ impl Engine {
             ),
             _ => (None, None),
         };
-        Some(Prepared { record, actor, rules, free_agent, params, params_error, grant, trust })
+        Some(Prepared { record, actor, rules, params, params_error, grant, trust })
     }
 
     /// The ids of the rules whose triggers the record matches (before any other check).
     pub fn triggered_rules(&self, record: &CloudTrailRecord) -> Vec<&'static str> {
-        let (mut hits, _) = self.triggered(record, None);
-        hits.sort_unstable();
-        hits.dedup();
-        hits.into_iter().filter_map(|i| self.rules.get(i).map(|r| r.id())).collect()
+        let (hits, _) = self.triggered(record, None);
+        hits.iter().filter_map(|i| self.rules.get(i).map(|r| r.id())).collect()
     }
 
-    /// The rules the record triggers, and the actor with its free recognition when deciding that read them.
-    fn triggered(&self, record: &CloudTrailRecord, registry: Option<&session::Registry>) -> (Vec<usize>, Option<Read>) {
-        let mut hits = Vec::new();
-        self.call_hits(&record.event_source, &record.event_name, |rule| hits.push(rule));
+    /// The rules the record triggers, and the actor ([`Engine::read_actor`]) when deciding that read it.
+    fn triggered<'r>(
+        &self,
+        record: &'r CloudTrailRecord,
+        registry: Option<&session::Registry>,
+    ) -> (RuleSet, Option<Actor<'r>>) {
+        let mut hits = RuleSet::default();
+        self.call_hits(&record.event_source, &record.event_name, |rule| hits.insert(rule));
         if !self.index.root.is_empty() && record.identity().kind.as_deref() == Some("Root") {
-            hits.extend(&self.index.root);
+            hits = hits.union(self.index.root);
         }
-        let missing = self.index.agent_reads.iter().any(|r| !hits.contains(r));
+        let missing = hits.union(self.index.agent_reads) != hits;
         let mut read = None;
         if missing {
             let (agent_reads, actor) = self.agent_reads(record, registry);
             if agent_reads {
-                hits.extend(&self.index.agent_reads);
+                hits = hits.union(self.index.agent_reads);
             }
             read = actor;
         }
@@ -302,8 +339,12 @@ impl Engine {
     /// tests first (read-only, not root), then the signals the record shows, then (offline) the registry in
     /// memory. Never a look-up: a session known only through the registry or role tags is not an agent here in
     /// the detector (its read calls do not arrive there either, see [`crate::patterns`]).
-    /// Also returns the actor and its free recognition once read, so that they are not read twice.
-    fn agent_reads(&self, record: &CloudTrailRecord, registry: Option<&session::Registry>) -> (bool, Option<Read>) {
+    /// Also returns the actor once read, so that it is not read twice.
+    fn agent_reads<'r>(
+        &self,
+        record: &'r CloudTrailRecord,
+        registry: Option<&session::Registry>,
+    ) -> (bool, Option<Actor<'r>>) {
         if !crate::behaviour::reads(record) || record.identity().kind.as_deref() == Some("Root") {
             return (false, None);
         }
@@ -311,13 +352,30 @@ impl Engine {
         if actor.aws_service {
             return (false, None);
         }
-        let free_agent = self.config.agents.recognise(&actor, None, None);
-        let known = || {
-            let key = actor.access_key_id.as_deref()?;
-            registry?.get(key, event_seconds(record))
-        };
-        let agent_reads = free_agent.is_some() || known().is_some();
-        (agent_reads, Some((actor, free_agent)))
+        let actor = self.recognised(actor, record, registry);
+        (actor.agent.is_some(), Some(actor))
+    }
+
+    /// The record's actor, recognised by what needs no look-up: its free signals and, offline, the registry.
+    fn read_actor<'r>(&self, record: &'r CloudTrailRecord, registry: Option<&session::Registry>) -> Actor<'r> {
+        self.recognised(Actor::from_record(record), record, registry)
+    }
+
+    /// `actor` with its agency by the free signals, or else by its session's entry in the offline `registry`.
+    fn recognised<'r>(
+        &self,
+        mut actor: Actor<'r>,
+        record: &CloudTrailRecord,
+        registry: Option<&session::Registry>,
+    ) -> Actor<'r> {
+        actor.agent = self.config.agents.recognise(&actor, None, None);
+        let session = || registry?.get(self.session_key(&actor)?, event_seconds(record));
+        // The free signals found nothing, so the registry's entry is all that recognition with it can add.
+        let agent = actor.agent.is_none().then(session).flatten().and_then(|s| s.agent.clone());
+        if agent.is_some() {
+            actor.agent = agent;
+        }
+        actor
     }
 
     /// Whether some rule is keyed by the actor's identity on read-only calls ([`Trigger::AgentReads`]).
@@ -329,7 +387,7 @@ impl Engine {
     pub(crate) fn call_hits(&self, source: &str, name: &str, mut hit: impl FnMut(usize)) {
         for source in [source, ""] {
             if let Some(rules) = self.index.exact.get(source).and_then(|names| names.get(name)) {
-                rules.iter().for_each(|r| hit(*r));
+                rules.iter().for_each(&mut hit);
             }
         }
         // Most names share no first letter with any prefix: compared first, that spares the full comparisons.
@@ -360,7 +418,7 @@ impl Engine {
                 needs.push(Need::Policy { account, arn: arn.clone(), version: version.clone() });
             }
         }
-        needs.extend(self.actor_needs(prepared.record, &prepared.actor, prepared.free_agent.is_some()));
+        needs.extend(self.actor_needs(prepared.record, &prepared.actor));
         needs
     }
 
@@ -368,8 +426,7 @@ impl Engine {
     /// use of a region. Whether a read-only call counts (`services`) and whether a region is remembered depend on
     /// the actor being an agent, which a look-up may have decided.
     pub fn later_needs(&self, prepared: &Prepared, resolved: &Resolved) -> Vec<Need> {
-        let has = |id: &str| prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == id));
-        let (counts, regions) = (has(BEHAVIOUR), has(NEW_REGION));
+        let (counts, regions) = (prepared.rules.overlaps(self.behaviour), prepared.rules.overlaps(self.new_region));
         if !counts && !regions {
             return Vec::new();
         }
@@ -388,36 +445,40 @@ impl Engine {
     }
 
     /// What agent recognition of `actor` needs looked up: the registry entry of its access key, the role's tags.
-    /// Nothing when the free signals already recognised it (`recognised`).
-    fn actor_needs(&self, record: &CloudTrailRecord, actor: &Actor, recognised: bool) -> Vec<Need> {
+    /// Nothing when it is already recognised.
+    fn actor_needs(&self, record: &CloudTrailRecord, actor: &Actor) -> Vec<Need> {
         let mut needs = Vec::new();
-        if recognised {
+        if actor.agent.is_some() {
             return needs;
         }
-        if let Some(key) = self.session_key(actor, recognised) {
+        if let Some(key) = self.session_key(actor) {
             needs.push(Need::Session { access_key_id: key.to_owned(), at: event_seconds(record) });
         }
         if self.config.agents.needs_role_tags(actor) {
             if let (Some(role_name), Some(account)) = (&actor.role_name, &actor.account) {
-                needs.push(Need::RoleTags { account: account.clone(), role_name: role_name.clone() });
+                needs.push(Need::RoleTags { account: account.to_string(), role_name: role_name.to_string() });
             }
         }
         needs
     }
 
     /// The access key whose registry entry agent recognition of `actor` needs ([`Need::Session`]), if any.
-    fn session_key<'a>(&self, actor: &'a Actor, recognised: bool) -> Option<&'a str> {
-        let needed = !recognised && self.config.agents.needs_session(actor);
+    fn session_key<'a>(&self, actor: &'a Actor) -> Option<&'a str> {
+        let needed = self.config.agents.needs_session(actor);
         actor.access_key_id.as_deref().filter(|_| needed)
     }
 
-    /// The actor's agency: without a look-up's answer, the free signals' (recognised once, when prepared).
-    fn agent_of(&self, prepared: &Prepared, resolved: &Resolved) -> Option<crate::event::AgentMatch> {
+    /// The actor's agency: without a look-up's answer, as prepared (recognised once, without copying it).
+    fn agent_of<'p>(
+        &self,
+        prepared: &'p Prepared,
+        resolved: &Resolved,
+    ) -> std::borrow::Cow<'p, Option<crate::event::AgentMatch>> {
         let looked_up = matches!(resolved.role_tags, Some(Ok(_))) || matches!(resolved.session, Some(Ok(Some(_))));
         if looked_up {
-            self.recognise(&prepared.actor, resolved)
+            std::borrow::Cow::Owned(self.recognise(&prepared.actor, resolved))
         } else {
-            prepared.free_agent.clone()
+            std::borrow::Cow::Borrowed(&prepared.actor.agent)
         }
     }
 
@@ -432,26 +493,27 @@ impl Engine {
     /// created, and what must be looked up to decide whether it is an agent's (the caller's registry entry and
     /// role tags). `None` for any other record, and for AWS's own or trailguard's own calls.
     pub fn issuing(&self, record: &CloudTrailRecord) -> Option<(session::Issued, Vec<Need>)> {
-        let (actor, issued) = self.issuing_offline(record)?;
-        let recognised = self.config.agents.recognise(&actor, None, None).is_some();
-        let mut needs = self.actor_needs(record, &actor, recognised);
+        let (mut actor, issued) = self.issuing_offline(record)?;
+        actor.agent = self.config.agents.recognise(&actor, None, None);
+        let mut needs = self.actor_needs(record, &actor);
         // The caller's own entry, even when free signals already say it is an agent: the lineage needs its key.
         if let Some(key) = actor.access_key_id.as_ref().filter(|k| k.starts_with("ASIA")) {
             if !needs.iter().any(|n| matches!(n, Need::Session { .. })) {
-                needs.push(Need::Session { access_key_id: key.clone(), at: event_seconds(record) });
+                needs.push(Need::Session { access_key_id: key.to_string(), at: event_seconds(record) });
             }
         }
         Some((issued, needs))
     }
 
     /// [`Engine::issuing`] for the offline registry: the caller and the session, nothing to look up.
-    pub fn issuing_offline(&self, record: &CloudTrailRecord) -> Option<(Actor, session::Issued)> {
+    /// The caller is owned: the registry is built once every issuing call of an archive is read.
+    pub fn issuing_offline(&self, record: &CloudTrailRecord) -> Option<(Actor<'static>, session::Issued)> {
         let issued = session::issued(record)?;
         let actor = Actor::from_record(record);
         if actor.aws_service || self.config.is_own_actor(&actor) {
             return None;
         }
-        Some((actor, issued))
+        Some((actor.into_owned(), issued))
     }
 
     /// The offline registry from every issuing call of an archive, in any order: they are taken in the order
@@ -473,7 +535,7 @@ impl Engine {
                 continue;
             }
             let mut session = issued.session.clone();
-            session.parent = caller.as_ref().and(actor.access_key_id.clone());
+            session.parent = caller.as_ref().and(actor.access_key_id.as_deref().map(str::to_owned));
             session.agent = agents.recognise_session(&session, caller.as_ref());
             registry.insert(session);
         }
@@ -513,13 +575,10 @@ impl Engine {
         mut count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
         mut region: impl FnMut(&crate::regions::RegionUse) -> crate::regions::Novelty,
     ) -> Evaluation {
+        // Of [`Engine::needs`], offline answers only the session's, from memory while preparing: policies and role
+        // tags are not looked up.
         let Some(prepared) = self.prepare_registered(record, registry) else { return Evaluation::default() };
-        // Of [`Engine::needs`], offline answers only the session's (from memory): policies and role tags are not
-        // looked up.
         let mut resolved = Resolved::default();
-        if let Some(key) = self.session_key(&prepared.actor, prepared.free_agent.is_some()) {
-            resolved.session = Some(Ok(registry.get(key, event_seconds(record)).cloned()));
-        }
         for need in self.later_needs(&prepared, &resolved) {
             match need {
                 Need::Count(counted) => {
@@ -555,12 +614,12 @@ impl Engine {
     /// Runs the triggered rules. Anything in `resolved` is used; anything missing is reported as unavailable.
     pub fn evaluate(&self, prepared: &Prepared, resolved: &Resolved) -> Evaluation {
         let record = prepared.record;
-        let agent = self.agent_of(prepared, resolved);
-        // Copied only when recognition changes it (an agent): most actors are judged as prepared.
-        let actor = if agent == prepared.actor.agent {
-            std::borrow::Cow::Borrowed(&prepared.actor)
-        } else {
-            std::borrow::Cow::Owned(Actor { agent, ..prepared.actor.clone() })
+        // Copied only when a look-up changed its recognition: most actors are judged as prepared.
+        let actor = match self.agent_of(prepared, resolved) {
+            std::borrow::Cow::Owned(agent) if agent != prepared.actor.agent => {
+                std::borrow::Cow::Owned(Actor { agent, ..prepared.actor.clone() })
+            }
+            _ => std::borrow::Cow::Borrowed(&prepared.actor),
         };
         let mut warnings = Vec::new();
         if let Some(e) = &prepared.params_error {
@@ -617,7 +676,7 @@ impl Engine {
         };
         let account = record.account();
         let mut verdicts = Vec::new();
-        for &i in &prepared.rules {
+        for i in prepared.rules.iter() {
             let Some(rule) = self.rules.get(i) else { continue };
             if self.config.allows(rule.id(), &actor, account) {
                 continue;
@@ -632,9 +691,7 @@ impl Engine {
             verdicts.retain(|(r, _)| r.reports_every_failure());
         }
         // A refused call counts toward `agent-behaviour` once, rather than paging one by one from the general rule.
-        let counted = record.error_code.is_some()
-            && record.refused()
-            && prepared.rules.iter().any(|i| self.rules.get(*i).is_some_and(|r| r.id() == BEHAVIOUR));
+        let counted = record.error_code.is_some() && record.refused() && prepared.rules.overlaps(self.behaviour);
         if counted {
             verdicts.retain(|(r, _)| !r.yields_to_others());
         }
@@ -729,7 +786,7 @@ impl Engine {
                 (id, verdict)
             })
             .collect();
-        Explanation { actor, skipped, grant, verdicts, evaluation }
+        Explanation { actor: actor.into_owned(), skipped, grant, verdicts, evaluation }
     }
 
     /// Prepares and evaluates with nothing looked up: what the offline scanner sees.
@@ -818,7 +875,7 @@ impl Engine {
             event_source: record.event_source.clone(),
             event_name: record.event_name.clone(),
             error_code: record.error_code.clone(),
-            actor: actor.clone(),
+            actor: actor.clone().into_owned(),
             target: verdict.target,
             evidence: Evidence { notes, statements: verdict.statements, document: verdict.document },
             remediable: !remediation.is_empty(),
@@ -836,7 +893,7 @@ fn event_seconds(record: &CloudTrailRecord) -> i64 {
 fn crossing_id(key: &str) -> String {
     let hash =
         Sha256::new().chain_update(BEHAVIOUR.as_bytes()).chain_update([0]).chain_update(key.as_bytes()).finalize();
-    hash.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    crate::finding::hex(hash.get(..16).unwrap_or_default())
 }
 
 /// Same event, rule and target: same id. Without an event id, the event's own fields stand in for it.
@@ -858,5 +915,26 @@ fn finding_id(record: &CloudTrailRecord, rule: &str, target: &crate::finding::Ta
         hash.update(part.as_bytes());
         hash.update([0]);
     }
-    hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    crate::finding::hex(hash.finalize().get(..16).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuleSet;
+
+    #[test]
+    fn a_rule_set_holds_each_rule_once_in_rule_order() {
+        assert!(crate::rules::registry().len() <= RuleSet::CAPACITY, "every rule has a bit");
+        let mut set = RuleSet::default();
+        assert!(set.is_empty());
+        for rule in [11, 0, 5, 11, 63] {
+            set.insert(rule);
+        }
+        assert_eq!(set.iter().collect::<Vec<_>>(), [0, 5, 11, 63]);
+        let mut other = RuleSet::default();
+        other.insert(7);
+        assert!(!set.overlaps(other));
+        assert_eq!(set.union(other).iter().collect::<Vec<_>>(), [0, 5, 7, 11, 63]);
+        assert!(set.union(other).overlaps(other));
+    }
 }

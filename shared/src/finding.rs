@@ -334,7 +334,7 @@ pub struct Finding {
     /// The error code, for an attempt.
     pub error_code: Option<String>,
     /// Who did it.
-    pub actor: Actor,
+    pub actor: Actor<'static>,
     /// What it touched.
     pub target: Target,
     /// Why it is dangerous.
@@ -428,4 +428,13 @@ impl Finding {
         }
         Ok(finding)
     }
+}
+
+/// Lower-case hexadecimal of `bytes` (finding ids, MACs), without a `format!` per byte.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.extend([byte >> 4, byte & 0x0f].into_iter().filter_map(|nibble| char::from_digit(u32::from(nibble), 16)));
+    }
+    text
 }

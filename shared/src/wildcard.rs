@@ -9,15 +9,27 @@
 #[inline]
 pub fn matches(pattern: &str, text: &str, ignore_case: bool) -> bool {
     // Most patterns start with a literal that the text does not start with (agent names, resource names): told
-    // apart where the caller runs, before anything else. Only two ASCII bytes are compared so: a non-ASCII letter
-    // may fold to ASCII.
-    if let (Some(p), Some(t)) = (pattern.as_bytes().first(), text.as_bytes().first()) {
-        let literal = p.is_ascii() && t.is_ascii() && *p != b'*' && *p != b'?';
-        if literal && !(if ignore_case { p.eq_ignore_ascii_case(t) } else { p == t }) {
+    // apart where the caller runs, before anything else.
+    if !literal_start_agrees(pattern.as_bytes(), text.as_bytes(), ignore_case) {
+        return false;
+    }
+    matches_all(pattern, text, ignore_case)
+}
+
+/// Whether the text may start as the pattern's literal start does: `false` only when an ASCII byte of the text
+/// differs from the pattern's, before any wildcard. The comparison stops at the first non-ASCII byte on either
+/// side (a non-ASCII letter may fold to an ASCII one, the Kelvin sign to `k`), so bytes stand for characters.
+#[inline]
+fn literal_start_agrees(pattern: &[u8], text: &[u8], ignore_case: bool) -> bool {
+    for (p, t) in pattern.iter().zip(text) {
+        if *p == b'*' || *p == b'?' || !p.is_ascii() || !t.is_ascii() {
+            return true;
+        }
+        if !(if ignore_case { p.eq_ignore_ascii_case(t) } else { p == t }) {
             return false;
         }
     }
-    matches_all(pattern, text, ignore_case)
+    true
 }
 
 /// [`matches`] past its first look.
@@ -45,14 +57,16 @@ fn matches_all(pattern: &str, text: &str, ignore_case: bool) -> bool {
     glob(&p, &t, &'*', &'?', same)
 }
 
-/// Whether ASCII `text` holds `needle`, ignoring case if asked: only where its first byte is are the windows
-/// compared whole. (Names and ARNs are short: a vector search's setup would cost more than this loop.)
-fn contains_ascii(text: &[u8], needle: &[u8], ignore_case: bool) -> bool {
+/// Whether ASCII `text` holds `needle`, ignoring case if asked: only where its first byte is (found by `memchr`,
+/// in either case) is the rest compared.
+pub(crate) fn contains_ascii(text: &[u8], needle: &[u8], ignore_case: bool) -> bool {
     let same = |a: &u8, b: &u8| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
-    let Some(first) = needle.first() else { return true };
-    text.windows(needle.len()).any(|window| {
-        window.first().is_some_and(|b| same(b, first)) && window.iter().zip(needle).all(|(a, b)| same(a, b))
-    })
+    let Some((first, rest)) = needle.split_first() else { return true };
+    let Some(starts) = text.len().checked_sub(needle.len()).and_then(|last| text.get(..=last)) else { return false };
+    let (lower, upper) =
+        if ignore_case { (first.to_ascii_lowercase(), first.to_ascii_uppercase()) } else { (*first, *first) };
+    memchr::memchr2_iter(lower, upper, starts)
+        .any(|at| text.get(at + 1..).is_some_and(|after| after.iter().zip(rest).all(|(a, b)| same(a, b))))
 }
 
 /// The matcher itself, over any symbols: greedy with backtracking to the last `*`.
@@ -93,7 +107,7 @@ fn glob<T: PartialEq>(p: &[T], t: &[T], star_symbol: &T, any: &T, same: impl Fn(
 
 /// Whether a pattern holds a wildcard at all.
 pub fn has_wildcard(pattern: &str) -> bool {
-    pattern.contains(['*', '?'])
+    pattern.bytes().any(|b| b == b'*' || b == b'?')
 }
 
 #[cfg(test)]

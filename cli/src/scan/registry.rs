@@ -79,7 +79,7 @@ where
 fn registry_with_deferred(
     engine: &Engine,
     files: &[PathBuf],
-    mut calls: Vec<(Actor, Issued)>,
+    mut calls: Vec<(Actor<'static>, Issued)>,
     mut deferred: Vec<(usize, Deferred)>,
 ) -> Registry {
     let mut opened = std::collections::HashMap::new();
@@ -112,7 +112,7 @@ pub type Unread = Vec<(String, String)>;
 type Found = (usize, Result<InBlock, String>);
 
 /// The issuing calls of one piece of work and, for a block of a plain file, its sift and the lines it deferred.
-type InBlock = (Vec<(Actor, Issued)>, Option<(Sifted, Vec<Deferred>)>);
+type InBlock = (Vec<(Actor<'static>, Issued)>, Option<(Sifted, Vec<Deferred>)>);
 
 /// The issuing calls in one piece of work.
 fn issuing(
@@ -165,7 +165,7 @@ fn issuing_block(engine: &Engine, prefilter: Option<&Prefilter>, block: &[u8], a
 
 /// The issuing calls of a whole input: JSON lines, or a log file (or event) of which only the records that may
 /// issue, and were not made by AWS, are parsed.
-fn issuing_whole(engine: &Engine, text: &[u8]) -> Vec<(Actor, Issued)> {
+fn issuing_whole(engine: &Engine, text: &[u8]) -> Vec<(Actor<'static>, Issued)> {
     if !may_issue(text) {
         return Vec::new();
     }
@@ -180,7 +180,7 @@ fn issuing_whole(engine: &Engine, text: &[u8]) -> Vec<(Actor, Issued)> {
 }
 
 /// The issuing calls among a block of JSON lines: only the lines holding a place where one may be written.
-fn issuing_lines(engine: &Engine, block: &[u8]) -> Vec<(Actor, Issued)> {
+fn issuing_lines(engine: &Engine, block: &[u8]) -> Vec<(Actor<'static>, Issued)> {
     let mut calls = Vec::new();
     let mut read_to = 0;
     for at in issuing_candidates(block) {
@@ -199,7 +199,7 @@ fn issuing_lines(engine: &Engine, block: &[u8]) -> Vec<(Actor, Issued)> {
 }
 
 /// The issuing calls in one line that may hold one, unless AWS itself made it (see [`may_issue_as_caller`]).
-fn issuing_line(engine: &Engine, line: &[u8]) -> Vec<(Actor, Issued)> {
+fn issuing_line(engine: &Engine, line: &[u8]) -> Vec<(Actor<'static>, Issued)> {
     if !std::str::from_utf8(line).is_ok_and(|text| !made_by_aws_service(text)) {
         return Vec::new();
     }

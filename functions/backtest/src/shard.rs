@@ -237,7 +237,7 @@ impl Backtest {
                     if count.kind == trailguard_core::behaviour::Kind::Services {
                         return None;
                     }
-                    let actor = Actor::from_record(&record).arn;
+                    let actor = Actor::from_record(&record).arn.map(std::borrow::Cow::into_owned);
                     observations.push(Observation::new(count, actor, record.account().map(str::to_owned)));
                     None
                 });

@@ -94,7 +94,7 @@ impl Delivery {
             ("severity", finding.severity.as_str()),
             ("rule", finding.rule.as_str()),
             ("account", finding.account.as_deref().unwrap_or("unknown")),
-            ("actor_type", finding.actor.kind.as_str()),
+            ("actor_type", &finding.actor.kind),
             ("agent", agent),
         ];
         self.publish(&subject, &finding.to_text(), &attributes).await?;

@@ -9,52 +9,55 @@
 //! `iam:TagRole` on a role can set them: an actor recognised only by one is alerted on, not remediated, unless
 //! the configuration says the tag keys are protected (`remediation.trust_role_tags`).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::record::CloudTrailRecord;
 use crate::session::Session;
 use crate::wildcard;
 
-/// The principal behind a call.
+/// The principal behind a call. Its text is borrowed from the record it was read from (`'r`): reading the actor
+/// of every evaluated record copies nothing; a finding keeps an owned copy ([`Actor::into_owned`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Actor {
+pub struct Actor<'r> {
     /// `userIdentity.type` as written: `Root`, `IAMUser`, `AssumedRole`, `AWSService`, ... or `Unknown`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: Cow<'r, str>,
     /// The principal's ARN (for a session, the `assumed-role` ARN).
-    pub arn: Option<String>,
+    pub arn: Option<Cow<'r, str>>,
     /// The principal's account.
-    pub account: Option<String>,
+    pub account: Option<Cow<'r, str>>,
     /// `userIdentity.principalId`: for a session `<role id>:<session name>`, the value of `aws:userid`.
-    pub principal_id: Option<String>,
+    pub principal_id: Option<Cow<'r, str>>,
     /// For a session, the role that issued it.
-    pub role_arn: Option<String>,
+    pub role_arn: Option<Cow<'r, str>>,
     /// The issuing role's name (the last part of its ARN, without path).
-    pub role_name: Option<String>,
+    pub role_name: Option<Cow<'r, str>>,
     /// The role session name (the part after the last `/` of an assumed-role ARN).
-    pub session_name: Option<String>,
+    pub session_name: Option<Cow<'r, str>>,
     /// `sessionContext.sourceIdentity`.
-    pub source_identity: Option<String>,
+    pub source_identity: Option<Cow<'r, str>>,
     /// The IAM user's name, for users and root sign-ins.
-    pub user_name: Option<String>,
+    pub user_name: Option<Cow<'r, str>>,
     /// The access key that signed the call.
-    pub access_key_id: Option<String>,
+    pub access_key_id: Option<Cow<'r, str>>,
     /// When the session's credentials were issued.
-    pub session_issued: Option<String>,
+    pub session_issued: Option<Cow<'r, str>>,
     /// Whether the session or sign-in used MFA.
     pub mfa: bool,
     /// Whether AWS itself acted (`AWSService` identity or an AWS service event).
     pub aws_service: bool,
     /// The AWS service that called on the principal's behalf.
-    pub invoked_by: Option<String>,
+    pub invoked_by: Option<Cow<'r, str>>,
     /// The caller's address.
-    pub source_ip: Option<String>,
+    pub source_ip: Option<Cow<'r, str>>,
     /// The caller's user agent.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Cow<'r, str>>,
     /// The AWS managed MCP server the call came through (`additionalEventData.CalledViaAWSMCP`, the value IAM's
     /// `aws:CalledViaAWSMCP` condition key compares), when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via_mcp: Option<String>,
+    pub via_mcp: Option<Cow<'r, str>>,
     /// Why the actor is taken for an AI agent, when it is.
     pub agent: Option<AgentMatch>,
 }
@@ -232,45 +235,78 @@ fn app_id(user_agent: &str) -> Option<&str> {
     user_agent.split_whitespace().find_map(|token| token.strip_prefix("app/")).filter(|id| !id.is_empty())
 }
 
-impl Actor {
+impl<'r> Actor<'r> {
     /// Reads the actor from a record. Agent recognition is separate ([`AgentMatchers::recognise`]), since it may
     /// need a look-up.
-    pub fn from_record(record: &CloudTrailRecord) -> Actor {
+    pub fn from_record(record: &'r CloudTrailRecord) -> Actor<'r> {
         let id = record.identity();
         let session = id.session_context.as_ref();
         let issuer = session.and_then(|s| s.session_issuer.as_ref());
-        let kind = id.kind.clone().unwrap_or_else(|| "Unknown".to_owned());
-        let role_arn = issuer
-            .filter(|i| i.kind.as_deref() == Some("Role"))
-            .and_then(|i| i.arn.clone())
-            .or_else(|| id.arn.as_deref().and_then(role_arn_from_session_arn));
-        let session_name = match kind.as_str() {
-            "AssumedRole" => id.arn.as_deref().and_then(|a| a.rsplit_once('/')).map(|(_, s)| s.to_owned()),
+        let kind = id.kind.as_deref().unwrap_or("Unknown");
+        let role_arn = match issuer.filter(|i| i.kind.as_deref() == Some("Role")).and_then(|i| i.arn.as_deref()) {
+            Some(arn) => Some(Cow::Borrowed(arn)),
+            None => id.arn.as_deref().and_then(role_arn_from_session_arn).map(Cow::Owned),
+        };
+        // The name is the role ARN's last part: borrowed from the record, or from a session ARN when the issuer
+        // is not named (the derived ARN ends with it).
+        let role_name = match &role_arn {
+            Some(Cow::Borrowed(arn)) => arn.rsplit('/').next().map(Cow::Borrowed),
+            Some(Cow::Owned(arn)) => arn.rsplit('/').next().map(|name| Cow::Owned(name.to_owned())),
+            None => None,
+        };
+        let session_name = match kind {
+            "AssumedRole" => id.arn.as_deref().and_then(|a| a.rsplit_once('/')).map(|(_, s)| Cow::Borrowed(s)),
             _ => None,
         };
         let mfa_signin = record.event_name == "ConsoleLogin"
             && record.additional_data().and_then(|d| d.get("MFAUsed").and_then(|v| v.as_str().map(str::to_owned)))
                 == Some("Yes".to_owned());
+        let borrowed = |text: &'r Option<String>| text.as_deref().map(Cow::Borrowed);
         Actor {
-            arn: id.arn.clone(),
-            account: id.account_id.clone(),
-            principal_id: id.principal_id.clone(),
-            role_name: role_arn.as_deref().and_then(|a| a.rsplit('/').next()).map(str::to_owned),
+            arn: borrowed(&id.arn),
+            account: borrowed(&id.account_id),
+            principal_id: borrowed(&id.principal_id),
+            role_name,
             role_arn,
             session_name,
-            source_identity: session.and_then(|s| s.source_identity.clone()),
-            user_name: id.user_name.clone(),
-            access_key_id: id.access_key_id.clone(),
-            session_issued: session.and_then(|s| s.attributes.as_ref()).and_then(|a| a.creation_date.clone()),
+            source_identity: session.and_then(|s| borrowed(&s.source_identity)),
+            user_name: borrowed(&id.user_name),
+            access_key_id: borrowed(&id.access_key_id),
+            session_issued: session.and_then(|s| s.attributes.as_ref()).and_then(|a| borrowed(&a.creation_date)),
             mfa: mfa_signin
                 || session.and_then(|s| s.attributes.as_ref()).and_then(|a| a.mfa_authenticated).unwrap_or(false),
             aws_service: kind == "AWSService" || record.is_aws_service_event(),
-            invoked_by: id.invoked_by.clone(),
-            source_ip: record.source_ip_address.clone(),
-            user_agent: record.user_agent.clone(),
-            via_mcp: mcp_server(record),
+            invoked_by: borrowed(&id.invoked_by),
+            source_ip: borrowed(&record.source_ip_address),
+            user_agent: borrowed(&record.user_agent),
+            via_mcp: mcp_server(record).map(Cow::Owned),
             agent: None,
-            kind,
+            kind: Cow::Borrowed(kind),
+        }
+    }
+
+    /// The same actor, owning its text: for what outlives the record (a finding, the offline registry's calls).
+    pub fn into_owned(self) -> Actor<'static> {
+        let owned = |text: Option<Cow<'r, str>>| text.map(|t| Cow::Owned(t.into_owned()));
+        Actor {
+            kind: Cow::Owned(self.kind.into_owned()),
+            arn: owned(self.arn),
+            account: owned(self.account),
+            principal_id: owned(self.principal_id),
+            role_arn: owned(self.role_arn),
+            role_name: owned(self.role_name),
+            session_name: owned(self.session_name),
+            source_identity: owned(self.source_identity),
+            user_name: owned(self.user_name),
+            access_key_id: owned(self.access_key_id),
+            session_issued: owned(self.session_issued),
+            mfa: self.mfa,
+            aws_service: self.aws_service,
+            invoked_by: owned(self.invoked_by),
+            source_ip: owned(self.source_ip),
+            user_agent: owned(self.user_agent),
+            via_mcp: owned(self.via_mcp),
+            agent: self.agent,
         }
     }
 
@@ -285,7 +321,7 @@ impl Actor {
             (Some(role), Some(session), _) => format!("{role}/{session}"),
             (_, _, Some(user)) if self.kind == "IAMUser" => format!("user {user}"),
             _ if self.kind == "Root" => "root user".to_owned(),
-            _ => self.arn.clone().or_else(|| self.invoked_by.clone()).unwrap_or_else(|| self.kind.clone()),
+            _ => self.arn.as_deref().or(self.invoked_by.as_deref()).unwrap_or(&self.kind).to_owned(),
         }
     }
 }
@@ -322,10 +358,10 @@ mod tests {
     use super::*;
     use crate::event::input::parse_record;
 
-    fn actor(identity: &str) -> Actor {
+    fn actor(identity: &str) -> Actor<'static> {
         let record =
             format!(r#"{{"eventSource":"iam.amazonaws.com","eventName":"GetUser","userIdentity":{identity}}}"#);
-        Actor::from_record(&parse_record(&record).unwrap())
+        Actor::from_record(&parse_record(&record).unwrap()).into_owned()
     }
 
     #[test]
@@ -354,6 +390,33 @@ mod tests {
         assert_eq!(AgentMatchers::default().recognise(&a, None, None), None);
         let tags = vec![("trailguard:agent".to_owned(), "True".to_owned())];
         assert_eq!(AgentMatchers::default().recognise(&a, Some(&tags), None).unwrap().signal, "role_tag");
+    }
+
+    #[test]
+    fn an_actor_borrows_its_record_and_a_kept_copy_is_the_same() {
+        // No session issuer: the role is derived from the session ARN, the one text the actor must own.
+        let record = parse_record(
+            r#"{"eventSource":"sts.amazonaws.com","eventName":"AssumeRole","sourceIPAddress":"203.0.113.7",
+                "userAgent":"aws-cli/2.15.0","userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:agent-run-1",
+                "arn":"arn:aws:sts::123456789012:assumed-role/builder/agent-run-1","accountId":"123456789012",
+                "accessKeyId":"ASIAEXAMPLE"}}"#,
+        )
+        .unwrap();
+        let actor = Actor::from_record(&record);
+        for text in [&actor.arn, &actor.account, &actor.principal_id, &actor.session_name, &actor.access_key_id] {
+            assert!(matches!(text, Some(Cow::Borrowed(_))), "{text:?} was copied");
+        }
+        assert!(matches!(actor.kind, Cow::Borrowed("AssumedRole")));
+        assert_eq!(actor.role_arn.as_deref(), Some("arn:aws:iam::123456789012:role/builder"));
+        assert_eq!(actor.role_name.as_deref(), Some("builder"));
+        assert_eq!(actor.session_name.as_deref(), Some("agent-run-1"));
+        assert_eq!(actor.source_ip.as_deref(), Some("203.0.113.7"));
+        let kept = actor.clone().into_owned();
+        assert!(matches!(kept.arn, Some(Cow::Owned(_))));
+        assert_eq!(kept, actor);
+        assert_eq!(serde_json::to_value(&kept).unwrap(), serde_json::to_value(&actor).unwrap());
+        let read_back: Actor<'static> = serde_json::from_value(serde_json::to_value(&actor).unwrap()).unwrap();
+        assert_eq!(read_back, actor);
     }
 
     #[test]

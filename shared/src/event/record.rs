@@ -278,7 +278,7 @@ impl CloudTrailRecord {
     /// `service:EventName`, where the service is the first label of `eventSource` (`iam:AttachRolePolicy`).
     pub fn action(&self) -> String {
         let service = self.event_source.split('.').next().unwrap_or_default();
-        format!("{service}:{}", self.event_name)
+        [service, self.event_name.as_str()].join(":")
     }
 }
 

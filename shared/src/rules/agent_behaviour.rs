@@ -54,7 +54,11 @@ impl Rule for AgentBehaviour {
         let mut verdict = Verdict::new(
             Severity::High,
             title,
-            Target { kind: "session".to_owned(), name: ctx.actor.arn.clone(), ..Target::default() },
+            Target {
+                kind: "session".to_owned(),
+                name: ctx.actor.arn.as_deref().map(str::to_owned),
+                ..Target::default()
+            },
         );
         verdict.notes.extend(ctx.actor.agent.as_ref().map(crate::event::AgentMatch::note));
         verdict.notes.push(match kind {
@@ -73,6 +77,11 @@ impl Rule for AgentBehaviour {
         verdict.remediation = ctx.contain_actor();
         verdict.notes.extend(ctx.containment_notes());
         vec![verdict]
+    }
+
+    /// It reads the count's answer, never the request: an agent's read calls need no tree built.
+    fn reads_params(&self) -> bool {
+        false
     }
 
     /// A crossing is no attempt, even when the last call was refused: the pattern is the danger.

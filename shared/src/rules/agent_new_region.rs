@@ -46,6 +46,11 @@ impl Rule for AgentNewRegion {
         vec![verdict]
     }
 
+    /// It reads the count's answer, never the request: an agent's read calls need no tree built.
+    fn reads_params(&self) -> bool {
+        false
+    }
+
     /// A refused call in a new region is a use of it all the same: the verdict stands as it is.
     fn judges_failures_itself(&self) -> bool {
         true

@@ -217,9 +217,13 @@ impl GuardrailTampering {
         let raw = ctx.record.request_parameters.as_deref()?;
         let named = serde_json::from_str::<NamedParams>(raw.get()).ok()?;
         NAME_KEYS.iter().zip(&named.0).find_map(|(key, value)| {
-            // Only a name parameter's own value is parsed, and only when the request has one. A name is almost
-            // always one string without escapes, read in place; anything else through the tree.
+            // Only a name parameter's own value is parsed, and only when the request has one and it may hold the
+            // required text (an agent's session tag `trailguard:agent` puts it in the request, not in a name). A
+            // name is almost always one string without escapes, read in place; anything else through the tree.
             let raw = value.as_ref()?.get();
+            if ctx.required.is_some_and(|required| !required.may_be_in(raw)) {
+                return None;
+            }
             let tree: Value;
             let values: Vec<&str> = match serde_json::from_str::<&str>(raw) {
                 Ok(name) => vec![name],

@@ -145,12 +145,18 @@ impl Trigger {
 
 /// A rule's [`Rule::required_text`], built once by the engine, for the rule to tell apart cheaply the records that
 /// cannot hold any of it.
-pub struct RequiredText(aho_corasick::AhoCorasick);
+pub struct RequiredText(Search);
+
+/// How the pieces are searched for: one piece (trailguard's names usually share one) where each place its first
+/// byte is, many at a time; several with Aho-Corasick.
+enum Search {
+    One(String),
+    Many(aho_corasick::AhoCorasick),
+}
 
 impl RequiredText {
     /// The search for `pieces`, ignoring ASCII case; `None` without pieces. A piece that holds another is left
-    /// out: a text holding it holds the other. Trailguard's names usually share one piece (`trailguard`), and one
-    /// needle is searched for by its rare bytes, many at a time.
+    /// out: a text holding it holds the other. Trailguard's names usually share one piece (`trailguard`).
     pub(crate) fn new(pieces: &[String]) -> Option<RequiredText> {
         let lower: Vec<String> = pieces.iter().map(|p| p.to_ascii_lowercase()).collect();
         let holds_another = |(i, piece): &(usize, &String)| {
@@ -159,16 +165,26 @@ impl RequiredText {
             })
         };
         let needed: Vec<&String> = lower.iter().enumerate().filter(|p| !holds_another(p)).map(|(_, p)| p).collect();
-        if needed.is_empty() {
-            return None;
+        match needed.as_slice() {
+            [] => None,
+            [one] => Some(RequiredText(Search::One((*one).clone()))),
+            _ => aho_corasick::AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(needed)
+                .ok()
+                .map(|many| RequiredText(Search::Many(many))),
         }
-        aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(needed).ok().map(RequiredText)
     }
 
     /// Whether `text` (raw JSON or a value) may hold a piece: it holds one, or it may spell one otherwise (a `\`
     /// escape, or a non-ASCII letter that folds to an ASCII one, such as the Kelvin sign to `k`).
     pub fn may_be_in(&self, text: &str) -> bool {
-        !text.is_ascii() || text.contains('\\') || self.0.is_match(text)
+        !text.is_ascii()
+            || text.contains('\\')
+            || match &self.0 {
+                Search::One(piece) => crate::wildcard::contains_ascii(text.as_bytes(), piece.as_bytes(), true),
+                Search::Many(pieces) => pieces.is_match(text),
+            }
     }
 }
 
@@ -178,7 +194,7 @@ pub struct Context<'a> {
     /// The record.
     pub record: &'a CloudTrailRecord,
     /// The actor, with agent recognition done.
-    pub actor: &'a Actor,
+    pub actor: &'a Actor<'a>,
     /// `requestParameters`, parsed once; `None` also when no triggered rule [reads them](Rule::reads_params).
     pub params: Option<&'a Value>,
     /// The permissions grant the event makes, with its document and analysis, if it makes one.
@@ -238,9 +254,9 @@ impl Context<'_> {
     /// [`Context::contain_actor`] covers it).
     pub fn containment_notes(&self) -> Vec<String> {
         let actor = self.actor;
-        let account = actor.account.clone().unwrap_or_else(|| self.account());
+        let account = actor.account.as_deref().map_or_else(|| self.account(), str::to_owned);
         let mut notes = Vec::new();
-        match actor.kind.as_str() {
+        match &*actor.kind {
             "Root" => notes.push(
                 "Containment: the root user's credentials, including temporary credentials root obtained, cannot be \
                  restricted by any IAM policy: trailguard cannot revoke them. Change the root password, remove its \
@@ -312,20 +328,20 @@ impl Context<'_> {
     /// cannot act on.
     pub fn contain_actor(&self) -> Vec<Remediation> {
         let actor = self.actor;
-        let account = actor.account.clone().unwrap_or_else(|| self.account());
-        match actor.kind.as_str() {
+        let account = actor.account.as_deref().map_or_else(|| self.account(), str::to_owned);
+        match &*actor.kind {
             "AssumedRole" => {
-                let Some(role_name) = actor.role_name.clone() else { return Vec::new() };
+                let Some(role_name) = actor.role_name.as_deref().map(str::to_owned) else { return Vec::new() };
                 // An Identity Center role cannot be edited: the revocation is skipped at execution, when IAM
                 // shows its reserved path, and the deny goes into the permission set instead. A role merely
                 // named like one is revoked like any other, and the permission-set step then does nothing.
-                let sso = match (&self.config.remediation.sso_admin_role_arn, &actor.principal_id) {
+                let sso = match (&self.config.remediation.sso_admin_role_arn, actor.principal_id.as_deref()) {
                     (Some(_), Some(user_id)) if role_name.starts_with("AWSReservedSSO_") => {
                         Some(Remediation::DenySsoUserInPermissionSet {
                             account: account.clone(),
                             role_name: role_name.clone(),
                             permission_set: permission_set_of(&role_name).to_owned(),
-                            user_id: user_id.clone(),
+                            user_id: user_id.to_owned(),
                         })
                     }
                     _ => None,
@@ -333,32 +349,32 @@ impl Context<'_> {
                 let revoke = Remediation::RevokeSession {
                     account,
                     role_name,
-                    user_id: actor.principal_id.clone(),
-                    source_identity: actor.source_identity.clone(),
+                    user_id: actor.principal_id.as_deref().map(str::to_owned),
+                    source_identity: actor.source_identity.as_deref().map(str::to_owned),
                     rotating: self.rotating_credentials(),
                 };
                 std::iter::once(revoke).chain(sso).collect()
             }
-            "IAMUser" => match (&actor.user_name, &actor.access_key_id) {
+            "IAMUser" => match (actor.user_name.as_deref(), actor.access_key_id.as_deref()) {
                 // Only long-term keys (AKIA...) can be deactivated; ASIA... keys are sessions of the console or of
                 // `aws login`, whose credentials the same deny on the user covers if they carry an issue time.
                 (Some(user_name), Some(key)) if key.starts_with("AKIA") => vec![
                     Remediation::DeactivateAccessKey {
                         account: account.clone(),
-                        user_name: user_name.clone(),
-                        access_key_id: key.clone(),
+                        user_name: user_name.to_owned(),
+                        access_key_id: key.to_owned(),
                     },
                     // Deactivating the key leaves the credentials already derived from it working.
-                    Remediation::RevokeUserSessions { account, user_name: user_name.clone(), user_id: None },
+                    Remediation::RevokeUserSessions { account, user_name: user_name.to_owned(), user_id: None },
                 ],
                 (Some(user_name), Some(key)) if key.starts_with("ASIA") => {
-                    vec![Remediation::RevokeUserSessions { account, user_name: user_name.clone(), user_id: None }]
+                    vec![Remediation::RevokeUserSessions { account, user_name: user_name.to_owned(), user_id: None }]
                 }
                 _ => Vec::new(),
             },
-            "FederatedUser" => match (self.federation_issuer(), &actor.principal_id) {
+            "FederatedUser" => match (self.federation_issuer(), actor.principal_id.as_deref()) {
                 (Some(user_name), Some(user_id)) => {
-                    vec![Remediation::RevokeUserSessions { account, user_name, user_id: Some(user_id.clone()) }]
+                    vec![Remediation::RevokeUserSessions { account, user_name, user_id: Some(user_id.to_owned()) }]
                 }
                 _ => Vec::new(),
             },
@@ -427,17 +443,32 @@ pub fn permission_set_of(role: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::RequiredText;
+    use super::{RequiredText, Search};
 
     #[test]
     fn required_text_searches_only_the_pieces_no_other_piece_implies() {
         let pieces = ["trailguard", "StackSet-trailguard", "TRAILGUARD-member", "trailguard", "orders-key"];
         let required = RequiredText::new(&pieces.map(str::to_owned)).unwrap();
-        assert_eq!(required.0.patterns_len(), 2, "`trailguard` once, and `orders-key`");
+        assert!(
+            matches!(&required.0, Search::Many(many) if many.patterns_len() == 2),
+            "`trailguard` once, and `orders-key`"
+        );
         for text in [r#"{"stackName":"StackSet-TrailGuard-x"}"#, "trailguard-member", "x/ORDERS-KEY"] {
             assert!(required.may_be_in(text), "{text}");
         }
         assert!(!required.may_be_in(r#"{"roleName":"orders-api"}"#));
         assert!(RequiredText::new(&[]).is_none());
+        // One piece left: searched for without an automaton, alike.
+        let one = RequiredText::new(&["StackSet-trailguard", "trailguard"].map(str::to_owned)).unwrap();
+        assert!(matches!(&one.0, Search::One(piece) if piece == "trailguard"));
+        for (text, held) in [
+            (r#"{"roleArn":"arn:aws:iam::123456789012:role/TrailGuard-remediate"}"#, true),
+            ("trailguard", true),
+            ("xtrailguar", false),
+            ("trailguar-d trail guard", false),
+            (r#"{"roleArn":"arn:aws:iam::123456789012:role/builder"}"#, false),
+        ] {
+            assert_eq!(one.may_be_in(text), held, "{text}");
+        }
     }
 }
