@@ -374,8 +374,10 @@ async fn rows(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<Value>
 
 /// The verdicts that span objects: a session tagged as an agent in one shard's `AssumeRole`, chained in a second
 /// shard and acting in a third, is recognised there as `scan` recognises it on disk (through the registry the
-/// first job's issuing calls build); a burst of refused calls split over two shards is one crossing when its
-/// counts are added up as the shipped Athena query does, as `scan` finds one `agent-behaviour` finding.
+/// first job's issuing calls build); a burst of refused calls and a session-tagged agent's survey of services,
+/// each split over two shards, are one crossing each when their counts are added up as the shipped Athena query
+/// does, as `scan` finds one `agent-behaviour` finding each; an agent's first use of a region after its learning
+/// days, its history split over two shards, is the region the shipped query finds, as `scan` pages for it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_tagged_in_one_shard_and_acting_in_another_is_judged_as_scan_judges_it() {
     let dir = std::env::temp_dir().join(format!("trailguard-backtest-span-{}", std::process::id()));
@@ -383,13 +385,22 @@ async fn a_session_tagged_in_one_shard_and_acting_in_another_is_judged_as_scan_j
     let local = dir.join("archive");
     let chain = split_fixture("agent-sessions/transitive-tags-chain.json", &local, &[1, 1, 1]);
     split_fixture("agent-behaviour/denied-burst-over.json", &local, &[6, 6]);
+    split_fixture("agent-behaviour/enumeration-session-tagged-over.json", &local, &[5, 5]);
+    split_fixture("agent-new-region/first-use-after-learning.json", &local, &[3, 3]);
     let (code, on_disk, err) = trailguard(&[], &["scan", "--format", "jsonl", local.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let local_findings: Vec<Value> = on_disk.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let behaviour: Vec<&Value> = local_findings.iter().filter(|f| f["rule"] == "agent-behaviour").collect();
-    assert_eq!(behaviour.len(), 1, "{on_disk}");
-    let expected: BTreeSet<String> =
-        local_findings.iter().filter(|f| f["rule"] != "agent-behaviour").map(Value::to_string).collect();
+    assert_eq!(behaviour.len(), 2, "{on_disk}");
+    let new_regions: BTreeSet<&str> = local_findings
+        .iter()
+        .filter(|f| f["rule"] == "agent-new-region")
+        .map(|f| f["target"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(new_regions.len(), 1, "{on_disk}");
+    // Across shards, behaviour and regions are Athena's to judge: the fan-out writes observations for them.
+    let across = |f: &&Value| f["rule"] == "agent-behaviour" || f["rule"] == "agent-new-region";
+    let expected: BTreeSet<String> = local_findings.iter().filter(|f| !across(f)).map(Value::to_string).collect();
     assert!(expected.iter().any(|f| f.contains(r#""rule":"agent-sensitive-call""#) && f.contains("ASIACHILD")));
     // The near miss: the acting shard alone holds nothing that says agent.
     let (_, alone, _) = trailguard(&[], &["scan", "--format", "jsonl", chain[2].to_str().unwrap()]);
@@ -409,7 +420,7 @@ async fn a_session_tagged_in_one_shard_and_acting_in_another_is_judged_as_scan_j
     assert_eq!(code, 0, "{err}");
     let manifest = String::from_utf8(get(&s3, "work", "q/manifest.csv").await).unwrap();
     let shards: Vec<String> = manifest.lines().map(|l| l.split_once(',').unwrap().1.to_owned()).collect();
-    assert_eq!(shards.len(), 5, "{manifest}");
+    assert_eq!(shards.len(), 9, "{manifest}");
     let arguments = |pass: &str| json!({"archiveBucket": "archive", "resultsBucket": "work", "resultsPrefix": "results/", "pass": pass});
     let events = |job: &str, pass: &str| -> Vec<Value> {
         shards.iter().enumerate().map(|(i, k)| task_event(job, i, "work", k, &arguments(pass))).collect()
@@ -431,7 +442,7 @@ async fn a_session_tagged_in_one_shard_and_acting_in_another_is_judged_as_scan_j
     // Nor is the join, while a shard's issuing calls are missing.
     let (code, _, err) = trailguard(&moto.env(), &["backtest-sessions", "s3://work/q/"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("5 of 5 shard(s) have no issuing calls written"), "{err}");
+    assert!(err.contains("9 of 9 shard(s) have no issuing calls written"), "{err}");
 
     for result in results(events("job-sessions", "sessions")) {
         assert_eq!(result["resultCode"], "Succeeded", "{result}");
@@ -443,13 +454,17 @@ async fn a_session_tagged_in_one_shard_and_acting_in_another_is_judged_as_scan_j
     }
 
     let found: BTreeSet<String> = rows(&s3, "work", "results/findings/").await.iter().map(Value::to_string).collect();
-    assert_eq!(found, expected, "the fan-out's findings are scan's (agent-behaviour apart)");
+    assert_eq!(found, expected, "the fan-out's findings are scan's (behaviour and regions apart)");
 
-    // What the shipped query computes: distinct events per session, kind and window, over the threshold.
+    // What the shipped behaviour query computes: per session, kind and window, the distinct events (`denied`,
+    // `deletions`) or services (`services`), over the threshold.
     let observations = rows(&s3, "work", "results/observations/").await;
-    glue_table_reads_a_written_row("ObservationsTable:", &observations[0]);
+    for kind in ["denied", "services", "region"] {
+        let row = observations.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind} row"));
+        glue_table_reads_a_written_row("ObservationsTable:", row);
+    }
     let mut windows: std::collections::BTreeMap<(String, String, i64), (u64, BTreeSet<String>)> = Default::default();
-    for o in &observations {
+    for o in observations.iter().filter(|o| o["kind"] != "region") {
         let window = (
             o["session"].as_str().unwrap().to_owned(),
             o["kind"].as_str().unwrap().to_owned(),
@@ -457,14 +472,48 @@ async fn a_session_tagged_in_one_shard_and_acting_in_another_is_judged_as_scan_j
         );
         let entry = windows.entry(window).or_default();
         entry.0 = o["threshold"].as_u64().unwrap();
-        entry.1.insert(o["event_id"].as_str().unwrap().to_owned());
+        entry.1.insert(o["value"].as_str().or(o["event_id"].as_str()).unwrap().to_owned());
     }
-    let crossings: Vec<_> = windows.iter().filter(|(_, (threshold, ids))| ids.len() as u64 > *threshold).collect();
-    assert_eq!(crossings.len(), 1, "{windows:?}");
-    let ((session, kind, _), (_, ids)) = crossings[0];
-    assert_eq!(kind, "denied");
-    assert_eq!(Some(session.as_str()), behaviour[0]["actor"]["access_key_id"].as_str());
-    let evidence = behaviour[0].to_string();
-    assert!(ids.iter().all(|id| evidence.contains(id.as_str())), "{ids:?} in {evidence}");
+    let crossings: Vec<_> =
+        windows.iter().filter(|(_, (threshold, counted))| counted.len() as u64 > *threshold).collect();
+    assert_eq!(crossings.len(), 2, "{windows:?}");
+    for ((session, kind, _), (_, counted)) in crossings {
+        let word = if kind == "services" { "services" } else { "refused" };
+        let finding = behaviour.iter().find(|f| f["title"].as_str().unwrap().contains(word)).unwrap();
+        assert_eq!(Some(session.as_str()), finding["actor"]["access_key_id"].as_str(), "{kind}");
+        // Denied: the events counted; services: the services read. `scan` names the first threshold+1 it met.
+        let evidence = finding.to_string();
+        let named = counted.iter().filter(|c| evidence.contains(c.split('.').next().unwrap())).count();
+        assert!(named > crossings_threshold(finding), "{kind}: {counted:?} in {evidence}");
+    }
+
+    // What the shipped new-region query computes: each identity's first use of each region, paged when it is not
+    // the identity's first region and comes at least its learning days after the identity was first seen.
+    let mut uses: std::collections::BTreeMap<(String, String), (String, u64)> = Default::default();
+    for o in observations.iter().filter(|o| o["kind"] == "region") {
+        let key = (o["session"].as_str().unwrap().to_owned(), o["value"].as_str().unwrap().to_owned());
+        let time = o["time"].as_str().unwrap().to_owned();
+        let first = uses.entry(key).or_insert_with(|| (time.clone(), o["threshold"].as_u64().unwrap()));
+        first.0 = first.0.clone().min(time);
+    }
+    let seconds = |t: &str| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap();
+    let paged: BTreeSet<&str> = uses
+        .iter()
+        .filter(|((identity, region), (first_use, learning_days))| {
+            let mine: Vec<_> = uses.iter().filter(|((i, _), _)| i == identity).collect();
+            let (first_region, first_seen) =
+                mine.iter().map(|((_, r), (t, _))| (r.as_str(), seconds(t))).min_by_key(|(r, t)| (*t, *r)).unwrap();
+            first_region != region && seconds(first_use) >= first_seen + time::Duration::days(*learning_days as i64)
+        })
+        .map(|((_, region), _)| region.as_str())
+        .collect();
+    assert_eq!(paged, new_regions, "{uses:?}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The threshold a behaviour finding crossed, from its title ("more than N ...").
+fn crossings_threshold(finding: &Value) -> usize {
+    let title = finding["title"].as_str().unwrap();
+    let after = title.split("more than ").nth(1).unwrap();
+    after.split(' ').next().unwrap().parse().unwrap()
 }

@@ -355,19 +355,24 @@ pub struct IssuingCall {
     pub session: Session,
 }
 
-/// One behaviour count a shard took (a refused call, a deletion), as a row of the `observations` table. Athena
-/// counts the distinct events per `(session, kind, window_start)` against `threshold`: the windows `scan` would
-/// have reported.
+/// One behaviour count a shard took (a refused call, a deletion, an agent's read of a service), or an agent
+/// identity's use of a region, as a row of the `observations` table. Athena counts, per `(session, kind,
+/// window_start)`, the distinct events (`denied`, `deletions`) or services (`services`) against `threshold`: the
+/// windows `scan` would have reported. For `region` rows it finds each identity's first use of each region after
+/// its first `threshold` days (`agent-new-region`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
-    /// The session counted (its access key, or principal id or ARN when it has none).
+    /// The session counted (its access key, or principal id or ARN when it has none); for `region`, the agent
+    /// identity remembered (its role ARN, else source identity, else user ARN).
     pub session: String,
-    /// `denied` or `deletions`.
+    /// `denied`, `deletions`, `services` or `region`.
     pub kind: String,
-    /// The window's start, epoch seconds.
+    /// The window's start, epoch seconds (`0` for `region`).
     pub window_start: i64,
-    /// More than this many in one window is a crossing.
+    /// More than this many in one window is a crossing; for `region`, the learning days.
     pub threshold: u32,
+    /// What a distinct count adds (`services`: the event source), or the region used (`region`).
+    pub value: Option<String>,
     /// The event counted.
     pub event_id: String,
     /// `service:Call`.
@@ -389,9 +394,33 @@ impl Observation {
             kind: count.kind.as_str().to_owned(),
             window_start: count.window_start,
             threshold: count.limit.saturating_sub(1),
+            value: count.distinct.clone(),
             event_id: count.event.id.clone(),
             call: count.event.call.clone(),
             time: count.event.time.clone(),
+            actor_arn,
+            account,
+        }
+    }
+
+    /// The row for one agent identity's use of a region, in an event of `account` made at `time` (`eventTime`).
+    pub fn region(
+        used: &crate::regions::RegionUse,
+        call: String,
+        time: String,
+        actor_arn: Option<String>,
+        account: Option<String>,
+    ) -> Observation {
+        let learning_days = used.learning / 86_400;
+        Observation {
+            session: used.identity.clone(),
+            kind: "region".to_owned(),
+            window_start: 0,
+            threshold: u32::try_from(learning_days).unwrap_or(u32::MAX),
+            value: Some(used.region.clone()),
+            event_id: used.event_id.clone(),
+            call,
+            time,
             actor_arn,
             account,
         }

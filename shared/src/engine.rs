@@ -553,21 +553,10 @@ impl Engine {
         self.evaluate_answering(record, registry, |count| counters.count(count), |used| counters.regions.see(used))
     }
 
-    /// [`Engine::evaluate_registered`] with the behaviour count answered by `count`: the backtest's shards
-    /// record each count for Athena instead of keeping counters (a window may span shards) and answer "no
-    /// crossing".
-    pub fn evaluate_counted(
-        &self,
-        record: &CloudTrailRecord,
-        registry: &session::Registry,
-        count: impl FnMut(&crate::behaviour::Count) -> crate::behaviour::Crossing,
-    ) -> Evaluation {
-        // The backtest's shards see a slice of time each: regions are not remembered there (not built).
-        self.evaluate_answering(record, registry, count, |_| None)
-    }
-
     /// [`Engine::evaluate_registered`] with the behaviour count (at most one per event) answered by `count` and
-    /// the use of a region (at most one) by `region`: `scan` takes both in input order, apart from the evaluation.
+    /// the use of a region (at most one) by `region`: `scan` takes both in input order, apart from the evaluation;
+    /// the backtest's shards record both for Athena (a window or an identity's history may span shards) and answer
+    /// "no crossing", "not new".
     pub fn evaluate_answering(
         &self,
         record: &CloudTrailRecord,

@@ -8,7 +8,7 @@
 //! after the output of the shard's other logs is written: the completion report then lists exactly what was
 //! not backtested.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read as _, Write as _};
 use std::sync::{Arc, Mutex};
 
@@ -213,9 +213,13 @@ impl Backtest {
         registry: &Registry,
         counts: &mut Counts,
     ) -> Result<String, Failure> {
-        let prefilter = Prefilter::new(&self.engine);
+        // With the registry's keys: a read call of a session known only by the registry (session tags, a tagged
+        // caller) is an agent's, counted toward `services` and regions, and must not be passed over unparsed.
+        let prefilter = Prefilter::new(&self.engine).with_registry(registry);
         let mut findings: Vec<Finding> = Vec::new();
         let mut observations: Vec<Observation> = Vec::new();
+        // Each identity's first use of each region in this shard: Athena takes the first of all shards'.
+        let mut first_uses: HashMap<(String, String), (i64, Observation)> = HashMap::new();
         self.each_log(&arguments.archive_bucket, keys, counts, |key, bytes, counts| {
             let reading = match read_records_with(&bytes, Some(&prefilter)) {
                 Ok(reading) => reading,
@@ -231,20 +235,37 @@ impl Backtest {
                     counts.outside_window += 1;
                     continue;
                 }
-                // A window's calls may sit in several shards: record the count for Athena, cross nothing here.
-                let evaluation = self.engine.evaluate_counted(&record, registry, |count| {
-                    // Athena counts distinct events; a distinct-services count is not recorded (not built there).
-                    if count.kind == trailguard_core::behaviour::Kind::Services {
-                        return None;
+                // A window's calls, or an identity's history, may sit in several shards: record the count and the
+                // region use for Athena, cross nothing and page for no region here.
+                let actor = || Actor::from_record(&record).arn.map(std::borrow::Cow::into_owned);
+                let account = || record.account().map(str::to_owned);
+                let mut used = None;
+                let evaluation = self.engine.evaluate_answering(
+                    &record,
+                    registry,
+                    |count| {
+                        observations.push(Observation::new(count, actor(), account()));
+                        None
+                    },
+                    |region| {
+                        used = Some(region.clone());
+                        None
+                    },
+                );
+                if let Some(used) = used {
+                    let time = record.event_time.clone().unwrap_or_default();
+                    let row = Observation::region(&used, record.action(), time, actor(), account());
+                    let first = first_uses.entry((used.identity.clone(), used.region.clone()));
+                    let first = first.or_insert_with(|| (used.at, row.clone()));
+                    if used.at < first.0 {
+                        *first = (used.at, row);
                     }
-                    let actor = Actor::from_record(&record).arn.map(std::borrow::Cow::into_owned);
-                    observations.push(Observation::new(count, actor, record.account().map(str::to_owned)));
-                    None
-                });
+                }
                 findings.extend(evaluation.findings);
             }
         })
         .await;
+        observations.extend(first_uses.into_values().map(|(_, row)| row));
         let (found, observed) = (findings.len(), observations.len());
         let mut parts = self.write(arguments, Table::Findings, job, shard, findings).await?;
         parts += self.write(arguments, Table::Observations, job, shard, observations).await?;
