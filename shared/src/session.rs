@@ -493,6 +493,16 @@ mod tests {
     use super::*;
     use crate::event::input::parse_record;
 
+    #[test]
+    fn each_registry_hashes_access_keys_with_its_own_seed() {
+        // Access keys crafted to collide in one registry's table do not collide in another's: the seed is random
+        // per registry, not fixed (a fixed hasher gives one value here).
+        use std::hash::BuildHasher;
+        let hashes: std::collections::BTreeSet<u64> =
+            (0..8).map(|_| Registry::new().sessions.hasher().hash_one("ASIAEXAMPLE0000001")).collect();
+        assert!(hashes.len() > 1, "{hashes:?}");
+    }
+
     fn record(name: &str, params: &str, response: &str) -> CloudTrailRecord {
         parse_record(&format!(
             r#"{{"eventSource":"sts.amazonaws.com","eventName":"{name}","eventTime":"2026-11-29T10:00:00Z",

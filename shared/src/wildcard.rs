@@ -135,6 +135,12 @@ mod tests {
             // The Kelvin sign folds to `k`: a first letter that differs in bytes may still match.
             ("k*", "\u{212A}elvin", true, true),
             ("K*", "kelvin", false, false),
+            // The literal start is compared where `matches` is called, up to its first wildcard or non-ASCII byte.
+            ("ai-agent*", "arn:aws:iam::123456789012:role/x", true, false),
+            ("ai-agent*", "AI-AGENT-7", true, true),
+            ("ak*", "a\u{212A}-run", true, true),
+            ("ab?d*", "abXd", false, true),
+            ("ab?d*", "aBXd", false, false),
         ] {
             assert_eq!(matches(pattern, text, ignore_case), expected, "{pattern} ~ {text}");
         }
@@ -160,6 +166,29 @@ mod tests {
             proptest::prop_assert_eq!(
                 matches(&pattern, &text, true),
                 reference(&chars(&pattern), &chars(&text)),
+                "{} ~ {}", pattern, text
+            );
+        }
+    }
+
+    proptest::proptest! {
+        /// The same, keeping case: each character must be the same character.
+        #[test]
+        fn wildcards_match_case_sensitively_as_their_definition(
+            pattern in "[abK*?-]{0,8}", text in "[aAbBkK\u{212A}-]{0,12}"
+        ) {
+            fn exact(p: &[char], t: &[char]) -> bool {
+                match (p.split_first(), t.split_first()) {
+                    (None, _) => t.is_empty(),
+                    (Some(('*', rest)), _) => exact(rest, t) || t.split_first().is_some_and(|(_, t)| exact(p, t)),
+                    (Some((c, rest)), Some((d, t))) => (*c == '?' || c == d) && exact(rest, t),
+                    (Some(_), None) => false,
+                }
+            }
+            let chars = |s: &str| s.chars().collect::<Vec<_>>();
+            proptest::prop_assert_eq!(
+                matches(&pattern, &text, false),
+                exact(&chars(&pattern), &chars(&text)),
                 "{} ~ {}", pattern, text
             );
         }
