@@ -369,11 +369,10 @@ impl Engine {
         registry: Option<&session::Registry>,
     ) -> Actor<'r> {
         actor.agent = self.config.agents.recognise(&actor, None, None);
-        let session = || registry?.get(self.session_key(&actor)?, event_seconds(record));
-        // The free signals found nothing, so the registry's entry is all that recognition with it can add.
-        let agent = actor.agent.is_none().then(session).flatten().and_then(|s| s.agent.clone());
-        if agent.is_some() {
-            actor.agent = agent;
+        if actor.agent.is_none() {
+            // The free signals found nothing, so the registry's entry is all that recognition with it can add.
+            let session = registry.and_then(|r| r.get(self.session_key(&actor)?, event_seconds(record)));
+            actor.agent = session.and_then(|s| s.agent.clone());
         }
         actor
     }

@@ -22,7 +22,7 @@ use trailguard_core::backtest::{
     partitions, result_key, run_prefix, sessions_key, sessions_part_key, shard_keys, Arguments, IssuingCall,
     Observation, Partitioned, Pass, ResultCode, ShardLog, Table, TaskEvent, TaskReply, TaskResult, SCHEMA,
 };
-use trailguard_core::event::{read_records_with, Actor, CloudTrailRecord, RecordResult};
+use trailguard_core::event::{read_records_with, CloudTrailRecord, RecordResult};
 use trailguard_core::prefilter::Prefilter;
 use trailguard_core::session::{may_issue, Issued, Registry};
 use trailguard_core::{Engine, Finding};
@@ -237,14 +237,14 @@ impl Backtest {
                 }
                 // A window's calls, or an identity's history, may sit in several shards: record the count and the
                 // region use for Athena, cross nothing and page for no region here.
-                let actor = || Actor::from_record(&record).arn.map(std::borrow::Cow::into_owned);
+                let actor_arn = || record.identity().arn.clone();
                 let account = || record.account().map(str::to_owned);
                 let mut used = None;
                 let evaluation = self.engine.evaluate_answering(
                     &record,
                     registry,
                     |count| {
-                        observations.push(Observation::new(count, actor(), account()));
+                        observations.push(Observation::new(count, actor_arn(), account()));
                         None
                     },
                     |region| {
@@ -253,12 +253,11 @@ impl Backtest {
                     },
                 );
                 if let Some(used) = used {
-                    let time = record.event_time.clone().unwrap_or_default();
-                    let row = Observation::region(&used, record.action(), time, actor(), account());
-                    let first = first_uses.entry((used.identity.clone(), used.region.clone()));
-                    let first = first.or_insert_with(|| (used.at, row.clone()));
-                    if used.at < first.0 {
-                        *first = (used.at, row);
+                    let key = (used.identity.clone(), used.region.clone());
+                    if first_uses.get(&key).is_none_or(|(first, _)| used.at < *first) {
+                        let time = record.event_time.clone().unwrap_or_default();
+                        let row = Observation::region(&used, record.action(), time, actor_arn(), account());
+                        first_uses.insert(key, (used.at, row));
                     }
                 }
                 findings.extend(evaluation.findings);
